@@ -1,0 +1,160 @@
+"""In-domain (ID) and out-of-domain (OOD) regions of the latent space (PAPER.md sections 1, 4).
+
+Latents are split into continuous z: [n, K, m] in the normalised cube [0, 1] and categorical
+factors c: [n, K, c] (values 0 .. num_categories - 1). A `SplitSpec` says which slot
+combinations are ID; `sample(spec, domain, n, rng, ...)` draws from one of the two regions.
+
+Schemes:
+  diagonal: ID = slots near-equal. With the slot-wise mean z̄ = mean_k z_k, the distance to the
+    diagonal {z_1 = ... = z_K} is d(z) = ‖z − z̄‖ (Frobenius over K × m); ID is d ≤ δ, OOD is
+    d > δ. Categorical factors are drawn uniformly in both.
+  held_out_combinations: the combination (c_1, ..., c_K) of one categorical factor over the
+    slots decides: `held_out` combinations are OOD, the rest ID. Continuous latents uniform.
+  iid: no split (ID and OOD are the same distribution), for sanity checks.
+Samplers are deterministic given the numpy Generator they are passed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import numpy as np
+
+SCHEMES = ("diagonal", "held_out_combinations", "iid")
+DOMAINS = ("id", "ood")
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSpec:
+  """Which slot combinations are in-domain.
+
+  Attributes:
+    scheme: one of `SCHEMES`.
+    delta: radius δ of the diagonal band, in (0, 1) (scheme "diagonal").
+    held_out: combinations (c_1, ..., c_K) of factor `factor` that are OOD only (scheme
+      "held_out_combinations"). Empty means the default: combinations with
+      Σ_k c_k ≡ 1 (mod num_categories), which keeps every value of every slot ID.
+    factor: index of the categorical factor whose combinations are held out.
+  """
+  scheme: str = "diagonal"
+  delta: float = 0.125
+  held_out: tuple[tuple[int, ...], ...] = ()
+  factor: int = 0
+
+  def __post_init__(self):
+    if self.scheme not in SCHEMES:
+      raise ValueError(f"Unknown split scheme {self.scheme!r}: choose one of {SCHEMES}.")
+    if not 0.0 < self.delta < 1.0:
+      raise ValueError(f"delta={self.delta!r}: the diagonal band radius must be in (0, 1).")
+
+
+def distance_to_diagonal(z: np.ndarray) -> np.ndarray:
+  """d(z) = ‖z − mean_k z_k‖ over slots and dims: [n, K, m] -> [n]."""
+  return np.linalg.norm(z - z.mean(axis=1, keepdims=True), axis=(1, 2))
+
+
+def held_out_combinations(spec: SplitSpec, num_slots: int,
+                          num_categories: tuple[int, ...]) -> set[tuple[int, ...]]:
+  """The OOD combinations of `spec.factor`, validated so that OOD only recombines ID values."""
+  if not num_categories:
+    raise ValueError("Scheme 'held_out_combinations' needs a categorical factor; this "
+                     "dataset has none. Use scheme 'diagonal' or 'iid'.")
+  if not 0 <= spec.factor < len(num_categories):
+    raise ValueError(f"factor={spec.factor}: this dataset has {len(num_categories)} "
+                     "categorical factor(s).")
+  if num_slots < 2:
+    raise ValueError("Scheme 'held_out_combinations' needs num_slots >= 2: with one slot "
+                     "there are no combinations to hold out.")
+  s = num_categories[spec.factor]
+  every = set(itertools.product(range(s), repeat=num_slots))
+  if spec.held_out:
+    held = {tuple(int(v) for v in c) for c in spec.held_out}
+    bad = [c for c in held if c not in every]
+    if bad:
+      raise ValueError(f"held_out combinations {bad} are not {num_slots}-tuples of values "
+                       f"in [0, {s}).")
+  else:
+    held = {c for c in every if sum(c) % s == 1 % s}
+  seen_id = every - held
+  if not seen_id:
+    raise ValueError("held_out holds out every combination: nothing would be in-domain.")
+  for k in range(num_slots):
+    missing = {c[k] for c in held} - {c[k] for c in seen_id}
+    if missing:
+      raise ValueError(f"held_out leaves value(s) {sorted(missing)} of slot {k} only OOD: OOD "
+                       "must recombine values seen in-domain. Hold out fewer combinations.")
+  return held
+
+
+def _uniform_in_ball(rng, n, dim):
+  g = rng.standard_normal((n, dim))
+  g /= np.linalg.norm(g, axis=1, keepdims=True)
+  return g * rng.uniform(size=(n, 1)) ** (1.0 / dim)
+
+
+def _sample_diagonal_band(rng, n, num_slots, dim, delta):
+  """Uniform samples of {z in [0,1]^{K×m}: d(z) <= δ}: centre on the diagonal + orthogonal noise."""
+  out = np.empty((0, num_slots, dim))
+  while len(out) < n:
+    m = 2 * (n - len(out)) + 16
+    centre = rng.uniform(size=(m, 1, dim))
+    noise = rng.standard_normal((m, num_slots, dim))
+    noise -= noise.mean(axis=1, keepdims=True)  # orthogonal to the diagonal
+    radius = delta * rng.uniform(size=(m, 1, 1)) ** (1.0 / ((num_slots - 1) * dim))
+    noise *= radius / np.maximum(np.linalg.norm(noise, axis=(1, 2), keepdims=True), 1e-12)
+    z = centre + noise
+    out = np.concatenate([out, z[np.all((z >= 0) & (z <= 1), axis=(1, 2))]])
+  return out[:n]
+
+
+def _sample_continuous(spec, domain, rng, n, num_slots, dim):
+  if spec.scheme != "diagonal":
+    return rng.uniform(size=(n, num_slots, dim))
+  if num_slots == 1:
+    raise ValueError("Scheme 'diagonal' needs num_slots >= 2: with one slot every scene is "
+                     "on the diagonal and OOD is empty.")
+  if domain == "id":
+    return _sample_diagonal_band(rng, n, num_slots, dim, spec.delta)
+  out = np.empty((0, num_slots, dim))
+  while len(out) < n:
+    z = rng.uniform(size=(2 * (n - len(out)) + 16, num_slots, dim))
+    out = np.concatenate([out, z[distance_to_diagonal(z) > spec.delta]])
+  return out[:n]
+
+
+def _sample_factors(spec, domain, rng, n, num_slots, num_categories):
+  factors = np.stack([rng.integers(0, s, size=(n, num_slots)) for s in num_categories],
+                     axis=-1) if num_categories else np.zeros((n, num_slots, 0), np.int64)
+  if spec.scheme == "held_out_combinations":
+    held = held_out_combinations(spec, num_slots, num_categories)
+    s = num_categories[spec.factor]
+    pool = sorted(held if domain == "ood" else
+                  set(itertools.product(range(s), repeat=num_slots)) - held)
+    factors[:, :, spec.factor] = np.asarray(pool)[rng.integers(0, len(pool), size=n)]
+  return factors
+
+
+def sample(spec: SplitSpec, domain: str, n: int, rng: np.random.Generator, *, num_slots: int,
+           latent_dim: int, num_categories: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+  """Draws n latents from the ID or OOD region.
+
+  Returns:
+    z: [n, K, m] float32 in [0, 1]; factors: [n, K, len(num_categories)] int32.
+  """
+  if domain not in DOMAINS:
+    raise ValueError(f"Unknown domain {domain!r}: choose one of {DOMAINS}.")
+  if n < 0:
+    raise ValueError(f"n={n}: cannot draw a negative number of samples.")
+  z = _sample_continuous(spec, domain, rng, n, num_slots, latent_dim)
+  factors = _sample_factors(spec, domain, rng, n, num_slots, num_categories)
+  return z.astype(np.float32), factors.astype(np.int32)
+
+
+def in_domain(spec: SplitSpec, z: np.ndarray, factors: np.ndarray,
+              num_categories: tuple[int, ...] = ()) -> np.ndarray:
+  """Membership of the ID region: z: [n, K, m], factors: [n, K, c] -> bool [n]."""
+  if spec.scheme == "diagonal":
+    return distance_to_diagonal(z) <= spec.delta
+  if spec.scheme == "held_out_combinations":
+    held = held_out_combinations(spec, z.shape[1], num_categories)
+    return np.array([tuple(c) not in held for c in factors[:, :, spec.factor].tolist()], bool)
+  return np.ones(len(z), bool)

@@ -1,0 +1,68 @@
+"""Figures (matplotlib, headless): sample grids and pictures of the ID/OOD latent split."""
+from __future__ import annotations
+
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+
+
+def image_grid(images: np.ndarray, path: str, title: str = "", columns: int = 8) -> str:
+  """Saves images [N, H, W, C] (uint8 or float in [0, 1]) as a grid PNG; returns the path."""
+  images = np.asarray(images)
+  if images.ndim != 4 or len(images) == 0:
+    raise ValueError(f"image_grid needs images [N, H, W, C] with N >= 1, got {images.shape}.")
+  if images.dtype == np.uint8:
+    images = images.astype(np.float32) / 255.0
+  n, h, w, c = images.shape
+  cols = min(columns, n)
+  rows = math.ceil(n / cols)
+  pad = 1
+  canvas = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
+  for i, im in enumerate(images):
+    r, q = divmod(i, cols)
+    canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = im
+  scale = max(1.0, 256 / max(canvas.shape[:2]))
+  fig = plt.figure(figsize=(canvas.shape[1] * scale / 100, canvas.shape[0] * scale / 100 + 0.4),
+                   dpi=100)
+  ax = fig.add_axes((0, 0, 1, canvas.shape[0] * scale / 100 / fig.get_figheight()))
+  ax.imshow(np.clip(canvas.squeeze(-1) if c == 1 else canvas, 0, 1), interpolation="nearest",
+            cmap="gray" if c == 1 else None)
+  ax.set_axis_off()
+  if title:
+    fig.suptitle(title, fontsize=9, y=0.995)
+  _save(fig, path)
+  return path
+
+
+def latent_split(id_latents: np.ndarray, ood_latents: np.ndarray, path: str,
+                 names: tuple[str, ...] = (), max_points: int = 2000) -> str:
+  """Scatter of slot 0 vs slot 1 for each latent dimension, ID vs OOD: [N, K, m] each."""
+  if id_latents.shape[1] < 2:
+    raise ValueError("latent_split needs at least 2 slots to plot slot 0 against slot 1.")
+  m = id_latents.shape[2]
+  names = names or tuple(f"z[{d}]" for d in range(m))
+  fig, axes = plt.subplots(1, m, figsize=(2.6 * m, 2.8), squeeze=False)
+  for d, ax in enumerate(axes[0]):
+    for lat, label, colour in ((ood_latents, "OOD", "tab:orange"), (id_latents, "ID", "tab:blue")):
+      ax.scatter(lat[:max_points, 0, d], lat[:max_points, 1, d], s=2, alpha=0.5, c=colour,
+                 label=label, rasterized=True)
+    ax.set_xlabel(f"slot 0 {names[d]}")
+    ax.set_ylabel(f"slot 1 {names[d]}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+  axes[0][0].legend(loc="upper left", fontsize=7, markerscale=4)
+  fig.tight_layout()
+  _save(fig, path)
+  return path
+
+
+def _save(fig, path: str) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  plt.close(fig)

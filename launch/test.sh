@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs compgen with its test extra (skipped when current), then runs the whole test suite.
+# Extra arguments go to pytest, e.g. `bash launch/test.sh -k sprites -x`.
+# Fails on any test failure, and when no test was collected (pytest exit code 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+bash launch/install.sh test
+set +e
+"$PYTHON" -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "launch/test.sh: pytest collected no tests; treating that as a failure." >&2
+  exit 1
+fi
+exit "$rc"
