@@ -33,9 +33,81 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
   })
 
 
+def model_config(slot_dim: int) -> ml_collections.ConfigDict:
+  """Defaults of `config.model`: which decoder/encoder, and each one's own settings."""
+  return ml_collections.ConfigDict({
+      "decoder": "alpha",            # "additive" | "alpha" | "transformer" | "unconstrained"
+      "encoder": "cnn",              # "cnn" | "transformer"
+      "slot_dim": slot_dim,          # m̂, latent dims per slot
+      "variational": False,          # VAE (β-KL, reparametrised sampling) instead of AE
+      "decoders": {
+          "additive": {"hidden": (64, 64, 64), "num_frequencies": 6},
+          "alpha": {"hidden": (64, 64, 64), "num_frequencies": 6},
+          "transformer": {"width": 64, "num_layers": 2, "num_heads": 4, "num_frequencies": 6},
+          "unconstrained": {"hidden": (64, 64, 64), "num_frequencies": 6},
+      },
+      "encoders": {
+          "cnn": {"channels": (32, 64, 64, 64), "hidden": 256},
+          "transformer": {"width": 64, "depth": 2, "num_heads": 4, "patch_size": 4},
+      },
+  })
+
+
+def training_config() -> ml_collections.ConfigDict:
+  """Defaults of `config.loss`, `config.optim`, `config.train` and `config.mesh`."""
+  return ml_collections.ConfigDict({
+      "loss": {"beta": 0.05,                       # KL weight (variational models)
+               "interaction_weight": 0.05,         # α of the attention-overlap penalty
+               "interaction_warmup_steps": 1000},  # α ramps linearly from 0
+      "optim": {"name": "adam",                    # "adam" | "adamw"
+                "learning_rate": 5e-4, "warmup_steps": 200,
+                "decay": "cosine",                 # "cosine" | "constant"
+                "end_learning_rate_fraction": 0.1, "weight_decay": 1e-4, "grad_clip_norm": 1.0},
+      "train": {"batch_size": 64, "num_steps": 5_000, "log_every": 50, "eval_every": 1_000,
+                "checkpoint_every": 1_000, "keep_checkpoints": 3, "eval_examples": 1000},
+      "mesh": {"data": -1},                        # devices on the data axis; -1 = all
+  })
+
+
 def base_config(dataset: str) -> ml_collections.ConfigDict:
-  """The config every `configs/*.py` starts from: a root seed and the data section."""
-  return ml_collections.ConfigDict({"seed": 0, "data": data_config(dataset)})
+  """The config every `configs/*.py` starts from: seed, data, model and training sections."""
+  config = ml_collections.ConfigDict({"seed": 0, "data": data_config(dataset)})
+  config.model = model_config(slot_dim=8 if dataset == "sprites" else 2)
+  config.update(training_config())
+  return config
+
+
+MODEL_VARIANTS = ("additive", "alpha", "transformer", "unconstrained", "vae",
+                  "transformer_encoder")
+
+
+def apply_model_variants(config: ml_collections.ConfigDict, variants: set[str]) -> None:
+  """Decoder / encoder / VAE variants shared by every config file."""
+  for name in ("additive", "alpha", "transformer", "unconstrained"):
+    if name in variants:
+      config.model.decoder = name
+  if "transformer_encoder" in variants:
+    config.model.encoder = "transformer"
+  if "vae" in variants:
+    config.model.variational = True
+
+
+def apply_smoke(config: ml_collections.ConfigDict) -> None:
+  """Tiny shapes and a few steps: every config's `:smoke` variant, run by the tests."""
+  data = config.data
+  data.num_train, data.num_test_id, data.num_test_ood = 256, 128, 128
+  data.tfds_config = data.tfds_config.replace("_small", "_tiny")
+  m = config.model
+  for name in ("additive", "alpha", "unconstrained"):
+    m.decoders[name].hidden = (32, 32)
+    m.decoders[name].num_frequencies = 3
+  m.decoders.transformer.update(width=32, num_layers=2, num_heads=2, num_frequencies=3)
+  m.encoders.cnn.update(channels=(16, 16), hidden=64)
+  m.encoders.transformer.update(width=32, depth=1, num_heads=2)
+  config.loss.interaction_warmup_steps = 2
+  config.optim.warmup_steps = 1
+  config.train.update(batch_size=16, num_steps=4, log_every=2, eval_every=2,
+                      checkpoint_every=2, eval_examples=64)
 
 
 def parse_variants(arg: str | None, allowed: tuple[str, ...]) -> set[str]:

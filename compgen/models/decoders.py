@@ -1,0 +1,160 @@
+"""Slot decoders f̂: z [B, K, m] -> output [B, H, W, C] (images) or [B, d_x] (vectors).
+
+Every decoder returns a dict with "output" and decoder-specific extras:
+  additive       (F_int, n = 0) f̂(z) = b + Σ_k φ(z_k, k): each slot decoded alone (shared
+                 weights with a slot index), outputs summed. "slots": [B, K, ...] per-slot terms.
+  alpha          per-slot RGB and mask logits, masks softmax-normalised over the slots (and a
+                 learned background): x̂ = Σ_k m_k ⊙ rgb_k. Images only. "masks": [B, K+1, H, W].
+  transformer    the paper's cross-attention decoder: pixel queries from Fourier features of the
+                 coordinates (learned queries per output dimension for vectors), slots as
+                 keys/values, `num_layers` cross-attention blocks, an output MLP.
+                 "attention": [B, layers, heads, P, K] for the interaction penalty.
+  unconstrained  negative control outside F_int: all slots concatenated and decoded jointly.
+For images the per-pixel networks are spatial-broadcast MLPs on Fourier features of the pixel
+coordinates.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from compgen.models import layers
+
+
+def _pixel_features(shape, num_frequencies):
+  height, width, _ = shape
+  return layers.fourier_features(layers.pixel_coordinates(height, width), num_frequencies)
+
+
+class _SlotPixelMLP(nn.Module):
+  """Spatial broadcast: per (slot, pixel) MLP of [slot input, pixel features] -> [B, S, P, out].
+
+  The first layer is split into a slot part and a pixel part that are added (the same as a
+  Dense on their concatenation, without materialising it).
+  """
+  hidden: Sequence[int]
+  out: int
+  pixel_features: jax.Array
+
+  @nn.compact
+  def __call__(self, slot_inputs):  # [B, S, d]
+    h = (nn.Dense(self.hidden[0], name="slot_in")(slot_inputs)[:, :, None, :]
+         + nn.Dense(self.hidden[0], use_bias=False, name="pixel_in")(self.pixel_features))
+    h = nn.gelu(h)
+    return layers.MLP(tuple(self.hidden[1:]) + (self.out,))(h)
+
+
+def _with_slot_index(z):
+  """[B, K, m] -> [B, K, m + K]: each slot tagged with its one-hot index."""
+  b, k, _ = z.shape
+  return jnp.concatenate([z, jnp.broadcast_to(jnp.eye(k, dtype=z.dtype), (b, k, k))], axis=-1)
+
+
+class AdditiveDecoder(nn.Module):
+  """f̂(z) = b + Σ_k φ(z_k, k): additive over slots (F_int with n = 0)."""
+  output_shape: tuple[int, ...]
+  hidden: Sequence[int] = (64, 64, 64)
+  num_frequencies: int = 6
+
+  @nn.compact
+  def __call__(self, z):
+    inputs = _with_slot_index(z)
+    bias = self.param("bias", nn.initializers.zeros, self.output_shape)
+    if len(self.output_shape) == 1:
+      slots = layers.MLP(tuple(self.hidden) + self.output_shape)(inputs)  # [B, K, d_x]
+    else:
+      feats = _pixel_features(self.output_shape, self.num_frequencies)
+      slots = _SlotPixelMLP(self.hidden, self.output_shape[-1], feats)(inputs)
+      slots = slots.reshape(slots.shape[:2] + self.output_shape)  # [B, K, H, W, C]
+    return {"output": bias + slots.sum(axis=1), "slots": slots}
+
+
+class AlphaDecoder(nn.Module):
+  """x̂ = Σ_k m_k ⊙ rgb_k with masks m = softmax over slots (+ a learned background)."""
+  output_shape: tuple[int, ...]
+  hidden: Sequence[int] = (64, 64, 64)
+  num_frequencies: int = 6
+
+  @nn.compact
+  def __call__(self, z):
+    if len(self.output_shape) != 3:
+      raise ValueError("The alpha-compositing decoder draws images; for vectors use "
+                       "'additive', 'transformer' or 'unconstrained'.")
+    h, w, c = self.output_shape
+    feats = _pixel_features(self.output_shape, self.num_frequencies)
+    out = _SlotPixelMLP(self.hidden, c + 1, feats)(_with_slot_index(z))  # [B, K, P, C+1]
+    rgb = nn.sigmoid(out[..., :c])
+    bg_rgb = nn.sigmoid(self.param("background_rgb", nn.initializers.zeros, (c,)))
+    bg_logit = self.param("background_logit", nn.initializers.zeros, ())
+    logits = jnp.concatenate(
+        [out[..., c], jnp.broadcast_to(bg_logit, out.shape[:1] + (1,) + out.shape[2:3])], axis=1)
+    masks = jax.nn.softmax(logits, axis=1)  # [B, K+1, P]
+    colours = jnp.concatenate([rgb, jnp.broadcast_to(bg_rgb, rgb[:, :1].shape)], axis=1)
+    image = jnp.einsum("bkp,bkpc->bpc", masks, colours).reshape((-1, h, w, c))
+    return {"output": image, "masks": masks.reshape(masks.shape[:2] + (h, w)),
+            "slots": colours[:, :-1].reshape(rgb.shape[:2] + (h, w, c))}
+
+
+class TransformerDecoder(nn.Module):
+  """Cross-attention decoder: output queries attend to the slots (Brady et al. 2025)."""
+  output_shape: tuple[int, ...]
+  width: int = 64
+  num_layers: int = 2
+  num_heads: int = 4
+  num_frequencies: int = 6
+
+  @nn.compact
+  def __call__(self, z):
+    if len(self.output_shape) == 1:
+      queries = self.param("queries", nn.initializers.normal(1.0),
+                           (self.output_shape[0], self.width))
+      out_dim = 1
+    else:
+      queries = layers.MLP((self.width, self.width))(
+          _pixel_features(self.output_shape, self.num_frequencies))
+      out_dim = self.output_shape[-1]
+    kv = layers.MLP((self.width, self.width))(z)  # [B, K, d]
+    q = queries
+    maps = []
+    for i in range(self.num_layers):
+      update, attention = layers.CrossAttention(self.num_heads, name=f"cross_attention_{i}")(
+          nn.LayerNorm(name=f"norm_q_{i}")(q), nn.LayerNorm(name=f"norm_kv_{i}")(kv))
+      q = q + update  # [B, P, d] once the batch enters
+      q = q + layers.MLP((2 * self.width, self.width), name=f"mlp_{i}")(
+          nn.LayerNorm(name=f"norm_mlp_{i}")(q))
+      maps.append(attention)
+    out = layers.MLP((self.width, out_dim), name="readout")(nn.LayerNorm()(q))  # [B, P, C]
+    return {"output": out.reshape((-1,) + self.output_shape),
+            "attention": jnp.stack(maps, axis=1)}  # [B, L, heads, P, K]
+
+
+class UnconstrainedDecoder(nn.Module):
+  """Negative control: f̂(z) = g(concat_k z_k), every slot free to interact with every other."""
+  output_shape: tuple[int, ...]
+  hidden: Sequence[int] = (64, 64, 64)
+  num_frequencies: int = 6
+
+  @nn.compact
+  def __call__(self, z):
+    flat = z.reshape(z.shape[0], 1, -1)
+    if len(self.output_shape) == 1:
+      out = layers.MLP(tuple(self.hidden) + self.output_shape)(flat[:, 0])
+    else:
+      feats = _pixel_features(self.output_shape, self.num_frequencies)
+      out = _SlotPixelMLP(self.hidden, self.output_shape[-1], feats)(flat)[:, 0]
+    return {"output": out.reshape((-1,) + self.output_shape)}
+
+
+def interaction_penalty(attention: jax.Array) -> jax.Array:
+  """Σ_{i<j} a_i a_j per output position, a = attention averaged over layers and heads.
+
+  attention: [B, L, heads, P, K] (softmax over K) -> scalar, averaged over pixels and batch.
+  0 when every pixel attends to one slot; (K-1)/(2K) when all attend uniformly.
+  Uses Σ_{i<j} a_i a_j = ((Σ a)² − Σ a²) / 2.
+  """
+  a = attention.mean(axis=(1, 2))  # [B, P, K]
+  pairwise = 0.5 * (a.sum(-1) ** 2 - (a**2).sum(-1))
+  return pairwise.mean()

@@ -1,0 +1,94 @@
+"""Slot encoders ĝ: image [B, H, W, C] or vector [B, d_x] -> slots [B, K, m].
+
+Each returns {"mean": [B, K, m]} and, when `variational`, {"logvar": [B, K, m]} too.
+  cnn          strided convolutions (images) or an MLP (vectors), then a slot head that maps
+               the pooled features to K slots of m dims.
+  transformer  patch (or per-dimension) tokens with learned positions, self-attention
+               blocks, then K learned slot queries that cross-attend to the tokens.
+Slot k always comes from head/query k, so slots have a fixed order.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from compgen.models import layers
+
+
+def _slot_head(features, num_slots, slot_dim, variational, name="slot_head"):
+  """[B, d] -> slots: a Dense to K * m (or K * 2m for mean and log-variance)."""
+  per_slot = slot_dim * (2 if variational else 1)
+  out = nn.Dense(num_slots * per_slot, name=name)(features)
+  return _split(out.reshape(out.shape[0], num_slots, per_slot), slot_dim, variational)
+
+
+def _split(out, slot_dim, variational):
+  if variational:
+    return {"mean": out[..., :slot_dim], "logvar": out[..., slot_dim:]}
+  return {"mean": out}
+
+
+class CNNEncoder(nn.Module):
+  """Conv stack (stride 2 each) -> flatten -> MLP -> slot head."""
+  num_slots: int
+  slot_dim: int
+  variational: bool = False
+  channels: Sequence[int] = (32, 64, 64, 64)
+  hidden: int = 256
+
+  @nn.compact
+  def __call__(self, x):
+    if x.ndim == 4:
+      for ch in self.channels:
+        x = nn.gelu(nn.Conv(ch, (4, 4), strides=(2, 2), padding="SAME")(x))
+      x = x.reshape(x.shape[0], -1)
+    x = layers.MLP((self.hidden, self.hidden))(x)
+    return _slot_head(nn.gelu(x), self.num_slots, self.slot_dim, self.variational)
+
+
+class _Block(nn.Module):
+  num_heads: int
+
+  @nn.compact
+  def __call__(self, x):
+    x = x + nn.MultiHeadDotProductAttention(num_heads=self.num_heads)(nn.LayerNorm()(x))
+    return x + layers.MLP((2 * x.shape[-1], x.shape[-1]))(nn.LayerNorm()(x))
+
+
+class TransformerEncoder(nn.Module):
+  """Tokens + learned positions -> self-attention -> K learned slot queries cross-attend."""
+  num_slots: int
+  slot_dim: int
+  variational: bool = False
+  width: int = 64
+  depth: int = 2
+  num_heads: int = 4
+  patch_size: int = 4
+
+  @nn.compact
+  def __call__(self, x):
+    if x.ndim == 4:
+      if x.shape[1] % self.patch_size or x.shape[2] % self.patch_size:
+        raise ValueError(f"Image size {x.shape[1:3]} is not divisible by patch_size="
+                         f"{self.patch_size}; choose a patch size that divides it.")
+      tokens = nn.Conv(self.width, (self.patch_size,) * 2, strides=(self.patch_size,) * 2,
+                       padding="VALID")(x)
+      tokens = tokens.reshape(tokens.shape[0], -1, self.width)
+    else:
+      tokens = nn.Dense(self.width)(x[..., None])  # one token per input dimension
+    positions = self.param("positions", nn.initializers.normal(0.02), tokens.shape[1:])
+    tokens = tokens + positions
+    for _ in range(self.depth):
+      tokens = _Block(self.num_heads)(tokens)
+    tokens = nn.LayerNorm()(tokens)
+    queries = self.param("slot_queries", nn.initializers.normal(1.0),
+                         (self.num_slots, self.width))
+    queries = jnp.broadcast_to(queries, (x.shape[0],) + queries.shape)
+    slots = queries + nn.MultiHeadDotProductAttention(num_heads=self.num_heads)(
+        queries, tokens)
+    slots = slots + layers.MLP((2 * self.width, self.width))(nn.LayerNorm()(slots))
+    per_slot = self.slot_dim * (2 if self.variational else 1)
+    return _split(nn.Dense(per_slot, name="slot_head")(nn.LayerNorm()(slots)), self.slot_dim,
+                  self.variational)

@@ -1,0 +1,75 @@
+"""Checkpoints with orbax: `{workdir}/checkpoints/<step>/{state, data}`, resumed automatically.
+
+`state` is the train state pytree, `data` the batch iterator's position, so a resumed run sees
+exactly the batches an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+# Config sections that must match to restore a workdir (others, e.g. train.num_steps, may change).
+_COMPATIBLE_SECTIONS = ("data", "model")
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint or workdir that cannot be used; the message says why and what to do."""
+
+
+def check_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Refuses a workdir whose saved config.json differs in data or model; else writes it."""
+  path = os.path.join(workdir, "config.json")
+  current = json.loads(config.to_json_best_effort())
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    diffs = [f"{section}: {_diff(saved.get(section), current.get(section))}"
+             for section in _COMPATIBLE_SECTIONS
+             if saved.get(section) != current.get(section)]
+    if diffs:
+      raise CheckpointError(
+          f"{workdir} holds a run of a different config ({'; '.join(diffs)}). Use a new "
+          "--workdir, or delete this one to start over.")
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(path, "w") as f:
+      json.dump(current, f, indent=2)
+
+
+def _diff(saved, current, prefix=""):
+  if isinstance(saved, dict) and isinstance(current, dict):
+    parts = [_diff(saved.get(k), current.get(k), f"{prefix}{k}.")
+             for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    return ", ".join(parts)
+  return f"{prefix.rstrip('.')} was {saved!r}, now {current!r}"
+
+
+class Checkpointer:
+  """Saves (keeping the newest `keep`) and restores of the latest step."""
+
+  def __init__(self, workdir: str, keep: int):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state, data_state: dict) -> None:
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=True)
+
+  def restore(self, step: int, abstract_state):
+    """Restores (state, data_state) at `step` onto the shardings of `abstract_state`."""
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+    return restored["state"], restored["data"]
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()

@@ -1,0 +1,249 @@
+"""In-domain training (Eq. 4.2): `train_and_evaluate(config, workdir)`.
+
+One jitted train step over an explicit `TrainState` (donated), batches sharded over the mesh's
+data axis, optax optimiser from the config, orbax checkpoints with automatic resume,
+metrics as JSON lines in `{workdir}/metrics.jsonl`, reconstructions in `{workdir}/reconstructions.png`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+
+from compgen import models
+from compgen import parallel
+from compgen import plots
+from compgen.data import pipeline
+from compgen.evaluation import readout
+from compgen.training import checkpoints
+from compgen.training import objectives
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
+  """Adam/AdamW with linear warm-up, cosine (or constant) decay, global-norm clipping."""
+  peak = optim.learning_rate
+  warmup = min(optim.warmup_steps, max(num_steps - 1, 0))
+  if optim.decay == "cosine":
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, peak, warmup_steps=warmup, decay_steps=max(num_steps, warmup + 1),
+        end_value=peak * optim.end_learning_rate_fraction)
+  elif optim.decay == "constant":
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
+        [max(warmup, 1)])
+  else:
+    raise ValueError(f"Unknown optim.decay={optim.decay!r}: choose 'cosine' or 'constant'.")
+  if optim.name == "adam":
+    opt = optax.adam(schedule)
+  elif optim.name == "adamw":
+    opt = optax.adamw(schedule, weight_decay=optim.weight_decay)
+  else:
+    raise ValueError(f"Unknown optim.name={optim.name!r}: choose 'adam' or 'adamw'.")
+  if optim.grad_clip_norm:
+    opt = optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm), opt)
+  return opt
+
+
+def build_model(config: ml_collections.ConfigDict, example: dict) -> objectives.Autoencoder:
+  """The encoder/decoder pair for data whose examples look like `example` (one batch)."""
+  x = objectives.model_input(example)
+  num_slots = example["latents"].shape[1]
+  return objectives.Autoencoder(models.make_encoder(config.model, num_slots),
+                                models.make_decoder(config.model, x.shape[1:]))
+
+
+def make_train_step(model, config, optimizer):
+  """(state, batch, rng) -> (state, metrics): one optax update of Eq. 4.2."""
+  def train_step(state: TrainState, batch: dict, rng: jax.Array):
+    grad_fn = jax.value_and_grad(
+        lambda p: objectives.loss_fn(model, config.loss, p, batch, rng, state.step), has_aux=True)
+    (_, terms), grads = grad_fn(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    terms["grad_norm"] = optax.global_norm(grads)
+    return TrainState(state.step + 1, params, opt_state), terms
+  return train_step
+
+
+def make_infer(model):
+  """(params, x) -> (z = mean of ĝ(x) [B, K, m], per-example MSE of f̂(z) [B], f̂(z))."""
+  def infer(params, x):
+    z = model.encode(params, x)["mean"]
+    out = model.decode(params, z)["output"]
+    return z, ((out - x) ** 2).reshape(x.shape[0], -1).mean(-1), out
+  return infer
+
+
+class MetricWriter:
+  """One JSON object per line in `{workdir}/metrics.jsonl`, written by process 0 only."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+
+  def write(self, step: int, metrics: dict) -> None:
+    if jax.process_index() != 0:
+      return
+    row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+
+
+def _first(source, n):
+  return pipeline.to_model_inputs(source[np.arange(min(n, len(source)))])
+
+
+def evaluate(infer_fn, params, arrays: dict[str, dict], mesh, batch_size: int) -> dict:
+  """Encodes/decodes each split's arrays in sharded batches: {split: (z, mse, recon)}."""
+  out = {}
+  n_dev = mesh.shape[parallel.DATA_AXIS]
+  for split, batch in arrays.items():
+    x = objectives.model_input(batch)
+    zs, errs, recons = [], [], []
+    for start in range(0, len(x), batch_size):
+      chunk, n = parallel.pad_to_multiple({"x": x[start:start + batch_size]}, n_dev)
+      z, err, recon = infer_fn(params, parallel.put_batch(chunk, mesh)["x"])
+      zs.append(np.asarray(z)[:n])
+      errs.append(np.asarray(err)[:n])
+      recons.append(np.asarray(recon)[:n])
+    out[split] = (np.concatenate(zs), np.concatenate(errs), np.concatenate(recons))
+  return out
+
+
+def _eval_metrics(results: dict, arrays: dict) -> dict:
+  metrics = {f"{split}/recon_mse": float(err.mean()) for split, (_, err, _) in results.items()}
+  fit = results["train"][0], arrays["train"]["latents"]
+  for split in ("test_id", "test_ood"):
+    scores = readout.matched_r2(*fit, results[split][0], arrays[split]["latents"])
+    metrics[f"{split}/matched_r2"] = scores["mean"]
+  return metrics
+
+
+def _save_reconstructions(results, arrays, path, dataset: str, n: int = 8) -> str | None:
+  if "image" not in arrays["test_id"]:
+    return None
+  rows = []
+  for split in ("test_id", "test_ood"):
+    rows += [arrays[split]["image"][:n], np.clip(results[split][2][:n], 0, 1)]
+  return plots.image_grid(np.concatenate(rows), path, columns=n,
+                          title=f"{dataset}: rows = ID input, ID reconstruction, OOD input, "
+                                "OOD reconstruction")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       stop_at_step: int | None = None) -> TrainState:
+  """Trains the configured autoencoder on ID data, resuming from `workdir` if it holds a run.
+
+  `stop_at_step` ends this call early, with a checkpoint, at that step (the learning-rate
+  schedule still follows `train.num_steps`); calling again continues the same run.
+  """
+  checkpoints.check_workdir_config(workdir, config)
+  mesh = parallel.make_mesh(config.mesh)
+  tc = config.train
+  parallel.check_batch_size(tc.batch_size, mesh)
+  train_source = pipeline.load_split(config.data, "train")
+  train_iter = pipeline.BatchIterator(
+      train_source, tc.batch_size, seed=config.seed, process_index=jax.process_index(),
+      process_count=jax.process_count())
+  eval_arrays = {split: _first(pipeline.load_split(config.data, split) if split != "train"
+                               else train_source, tc.eval_examples)
+                 for split in ("train", "test_id", "test_ood")}
+
+  model = build_model(config, eval_arrays["train"])
+  optimizer = make_optimizer(config.optim, tc.num_steps)
+  root = jax.random.PRNGKey(config.seed)
+  example = objectives.model_input(eval_arrays["train"])[:1]
+
+  def init_state():
+    params = model.init(jax.random.fold_in(root, 0), example)
+    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+
+  repl = parallel.replicated(mesh)
+  state_shape = jax.eval_shape(init_state)
+  state_sharding = jax.tree.map(lambda _: repl, state_shape)
+  batch_sharding = parallel.data_sharded(mesh)
+  train_step = jax.jit(make_train_step(model, config, optimizer),
+                       in_shardings=(state_sharding, batch_sharding, repl),
+                       out_shardings=(state_sharding, repl), donate_argnums=0)
+  infer = jax.jit(make_infer(model))
+
+  ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                            state_shape, state_sharding)
+    state, data_state = ckpt.restore(latest, abstract)
+    train_iter.restore(data_state)
+    print(f"Resumed from {ckpt.directory}/{latest} (step {int(state.step)}).")
+  else:
+    state = jax.jit(init_state, out_shardings=state_sharding)()
+  writer = MetricWriter(workdir)
+  step_key = jax.random.fold_in(root, 1)
+
+  step = int(state.step)
+  stop = tc.num_steps if stop_at_step is None else min(stop_at_step, tc.num_steps)
+  window_start, window_steps = time.perf_counter(), 0
+  with tqdm.tqdm(total=tc.num_steps, initial=step, desc="train", unit="step",
+                 disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
+    while step < stop:
+      batch = parallel.put_batch(next(train_iter), mesh)
+      state, terms = train_step(state, batch, jax.random.fold_in(step_key, step))
+      step += 1
+      window_steps += 1
+      bar.update(1)
+      will_save = step % tc.checkpoint_every == 0 or step in (tc.num_steps, stop)
+      if step % tc.log_every == 0 or will_save:
+        terms = jax.device_get(terms)
+        if not all(np.isfinite(v) for v in terms.values()):
+          raise FloatingPointError(
+              f"Non-finite loss at step {step}: {terms}. Lower optim.learning_rate or check "
+              "the data; no checkpoint was written for this step.")
+      if step % tc.log_every == 0 or step == stop:
+        elapsed = time.perf_counter() - window_start
+        terms["examples_per_s"] = window_steps * tc.batch_size / elapsed
+        writer.write(step, terms)
+        bar.set_postfix(loss=f"{terms['loss']:.4g}", mse=f"{terms['mse']:.4g}")
+        window_start, window_steps = time.perf_counter(), 0
+      if step % tc.eval_every == 0 and step < tc.num_steps:
+        results = evaluate(infer, state.params, eval_arrays, mesh, tc.batch_size)
+        writer.write(step, _eval_metrics(results, eval_arrays))
+      if will_save:
+        ckpt.save(step, state, train_iter.state)
+  ckpt.close()
+
+  if step < tc.num_steps:
+    print(f"Stopped at step {step} of {tc.num_steps}; run again to continue.")
+    return state
+  results = evaluate(infer, state.params, eval_arrays, mesh, tc.batch_size)
+  final = _eval_metrics(results, eval_arrays)
+  writer.write(step, final)
+  if jax.process_index() == 0:
+    _save_reconstructions(results, eval_arrays, os.path.join(workdir, "reconstructions.png"),
+                          config.data.dataset)
+    print(format_summary(final))
+  return state
+
+
+def format_summary(metrics: dict) -> str:
+  """A short table: reconstruction MSE and matched R² per split."""
+  lines = ["split      recon MSE   matched R²", "---------  ----------  ----------"]
+  for split in ("train", "test_id", "test_ood"):
+    r2 = metrics.get(f"{split}/matched_r2")
+    lines.append(f"{split:<9}  {metrics[f'{split}/recon_mse']:<10.5f}  "
+                 f"{'-' if r2 is None else f'{r2:.3f}'}")
+  return "\n".join(lines)

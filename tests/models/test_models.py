@@ -1,0 +1,107 @@
+"""Decoders and encoders: pinned shapes and parameter counts, F_int structure, penalty."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from compgen import config_lib, models
+
+IMAGE, VECTOR = (16, 16, 3), (12,)
+
+DECODER_PARAMS = {("additive", IMAGE): 11651, ("additive", VECTOR): 9816,
+                  ("alpha", IMAGE): 10952,
+                  ("transformer", IMAGE): 82307, ("transformer", VECTOR): 77057,
+                  ("unconstrained", IMAGE): 11267, ("unconstrained", VECTOR): 10188}
+ENCODER_PARAMS = {("cnn", False, IMAGE): 252144, ("cnn", False, VECTOR): 73232,
+                  ("cnn", True, IMAGE): 256256, ("cnn", True, VECTOR): 77344,
+                  ("transformer", False, IMAGE): 105352, ("transformer", False, VECTOR): 102088,
+                  ("transformer", True, IMAGE): 105872, ("transformer", True, VECTOR): 102608}
+
+
+def _decoder(name, shape):
+  cfg = config_lib.model_config(slot_dim=8)
+  cfg.decoder = name
+  dec = models.make_decoder(cfg, shape)
+  return dec, dec.init(jax.random.PRNGKey(0), jnp.zeros((1, 2, 8)))
+
+
+def _count(params):
+  return sum(x.size for x in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("name, shape", sorted(DECODER_PARAMS))
+def test_decoder_output_shapes_and_parameter_counts_are_pinned(name, shape):
+  dec, params = _decoder(name, shape)
+  out = dec.apply(params, jnp.zeros((3, 2, 8)))
+  chex.assert_shape(out["output"], (3,) + shape)
+  assert _count(params) == DECODER_PARAMS[name, shape]
+  if name == "transformer":
+    chex.assert_shape(out["attention"], (3, 2, 4, int(np.prod(shape[:-1])) if len(shape) == 3
+                                         else shape[0], 2))
+    np.testing.assert_allclose(np.asarray(out["attention"].sum(-1)), 1.0, atol=1e-5)
+  if name == "alpha":
+    chex.assert_shape(out["masks"], (3, 3, 16, 16))  # K slots + background
+    np.testing.assert_allclose(np.asarray(out["masks"].sum(1)), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, variational, shape", sorted(ENCODER_PARAMS))
+def test_encoder_output_shapes_and_parameter_counts_are_pinned(name, variational, shape):
+  cfg = config_lib.model_config(slot_dim=8)
+  cfg.encoder, cfg.variational = name, variational
+  enc = models.make_encoder(cfg, num_slots=2)
+  params = enc.init(jax.random.PRNGKey(0), jnp.zeros((1,) + shape))
+  out = enc.apply(params, jnp.zeros((3,) + shape))
+  chex.assert_shape(out["mean"], (3, 2, 8))
+  assert ("logvar" in out) == variational
+  assert _count(params) == ENCODER_PARAMS[name, variational, shape]
+
+
+def _mixed_difference(name, shape):
+  """f(a, b) + f(a', b') − f(a, b') − f(a', b): zero for every additive f."""
+  dec, params = _decoder(name, shape)
+  rng = np.random.default_rng(0)
+  a, a2, b, b2 = (jnp.asarray(rng.normal(size=(1, 1, 8)), jnp.float32) for _ in range(4))
+  f = lambda s0, s1: dec.apply(params, jnp.concatenate([s0, s1], axis=1))["output"]
+  return float(jnp.abs(f(a, b) + f(a2, b2) - f(a, b2) - f(a2, b)).max())
+
+
+@pytest.mark.parametrize("shape", [IMAGE, VECTOR])
+def test_additive_decoder_has_no_cross_slot_interaction(shape):
+  assert _mixed_difference("additive", shape) < 1e-5
+
+
+@pytest.mark.parametrize("name, shape", [("unconstrained", IMAGE), ("unconstrained", VECTOR),
+                                         ("alpha", IMAGE), ("transformer", VECTOR)])
+def test_other_decoders_let_slots_interact(name, shape):
+  assert _mixed_difference(name, shape) > 1e-4
+
+
+def test_interaction_penalty_known_answers():
+  disjoint = jax.nn.one_hot(jnp.array([[0, 1, 1, 0]]), 2)[:, None, None]  # [B=1, L, H, P=4, K=2]
+  assert float(models.interaction_penalty(disjoint)) == 0.0
+  uniform2 = jnp.full((2, 2, 3, 5, 2), 0.5)
+  np.testing.assert_allclose(float(models.interaction_penalty(uniform2)), 0.25)
+  uniform3 = jnp.full((1, 1, 1, 4, 3), 1 / 3)
+  np.testing.assert_allclose(float(models.interaction_penalty(uniform3)), 1 / 3, rtol=1e-6)
+  # Averaged over layers first: two layers attending to different slots overlap after averaging.
+  split = jnp.stack([jax.nn.one_hot(jnp.zeros((4,), int), 2),
+                     jax.nn.one_hot(jnp.ones((4,), int), 2)])[None, :, None]
+  np.testing.assert_allclose(float(models.interaction_penalty(split)), 0.25)
+
+
+def test_unknown_names_and_impossible_shapes_are_refused():
+  cfg = config_lib.model_config(slot_dim=8)
+  cfg.decoder = "diffusion"
+  with pytest.raises(ValueError, match="Unknown decoder 'diffusion'.*additive"):
+    models.make_decoder(cfg, IMAGE)
+  cfg.encoder = "resnet"
+  with pytest.raises(ValueError, match="Unknown encoder 'resnet'.*cnn"):
+    models.make_encoder(cfg, 2)
+  cfg.decoder = "alpha"
+  with pytest.raises(ValueError, match="draws images"):
+    _decoder("alpha", VECTOR)
+  cfg.encoder = "transformer"
+  enc = models.make_encoder(cfg, 2)
+  with pytest.raises(ValueError, match="patch_size"):
+    enc.init(jax.random.PRNGKey(0), jnp.zeros((1, 18, 18, 3)))

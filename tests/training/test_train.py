@@ -1,0 +1,117 @@
+"""ID training: every config's smoke run, exact resume, workdir checks, optimiser errors."""
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+from ml_collections import config_flags
+
+from compgen.training import checkpoints, train_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def get_config(name, arg):
+  path = os.path.join(ROOT, "configs", f"{name}.py")
+  return config_flags.config_flags._LoadConfigModule(name, path).get_config(arg)  # pylint: disable=protected-access
+
+
+def _metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+SMOKE_RUNS = [("sprites", "smoke"), ("sprites", "additive,smoke"),
+              ("sprites", "transformer,smoke"), ("sprites", "unconstrained,smoke"),
+              ("sprites", "transformer_encoder,vae,smoke"), ("synthetic", "smoke"),
+              ("synthetic", "transformer,smoke"), ("synthetic", "unconstrained,vae,smoke")]
+
+
+@pytest.mark.parametrize("name, arg", SMOKE_RUNS)
+def test_smoke_variant_trains_logs_checkpoints_and_evaluates(tmp_path, name, arg):
+  config = get_config(name, arg)
+  state = train_lib.train_and_evaluate(config, str(tmp_path))
+  assert int(state.step) == 4
+  rows = _metrics(tmp_path)
+  train_rows = [r for r in rows if "loss" in r]
+  assert [r["step"] for r in train_rows] == [2, 4]
+  assert all(np.isfinite(r["loss"]) and r["examples_per_s"] > 0 for r in train_rows)
+  final = rows[-1]
+  for split in ("train", "test_id", "test_ood"):
+    assert np.isfinite(final[f"{split}/recon_mse"])
+  assert {"test_id/matched_r2", "test_ood/matched_r2"} <= set(final)
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
+  assert json.loads((tmp_path / "config.json").read_text())["model"]["decoder"] == config.model.decoder
+  assert (tmp_path / "reconstructions.png").exists() == (name == "sprites")
+  if "vae" in arg:
+    assert all("kl" in r for r in train_rows)
+  if "transformer" in arg and "encoder" not in arg:
+    # α warms up linearly over 2 steps: half at the step from state.step = 1, full after.
+    assert [r["interaction_weight"] for r in train_rows] == pytest.approx([0.025, 0.05])
+    assert all(0.0 <= r["interaction"] <= 0.25 for r in train_rows)
+
+
+def _params(state):
+  return jax.tree.leaves(jax.device_get(state.params))
+
+
+def test_stop_and_resume_reaches_the_same_parameters_exactly(tmp_path):
+  config = get_config("sprites", "vae,smoke")  # VAE: the sampling noise must resume too
+  config.train.num_steps = 6
+  straight = train_lib.train_and_evaluate(config, str(tmp_path / "straight"))
+  first = train_lib.train_and_evaluate(config, str(tmp_path / "resumed"), stop_at_step=3)
+  assert int(first.step) == 3
+  assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["2", "3"]
+  resumed = train_lib.train_and_evaluate(config, str(tmp_path / "resumed"))
+  assert int(resumed.step) == 6
+  for a, b in zip(_params(straight), _params(resumed)):
+    np.testing.assert_array_equal(a, b)
+  rows = {r["step"]: r for r in _metrics(tmp_path / "straight") if "loss" in r}
+  rows_resumed = {r["step"]: r for r in _metrics(tmp_path / "resumed") if "loss" in r}
+  assert rows[6]["loss"] == rows_resumed[6]["loss"]
+
+
+def test_finished_run_is_not_retrained(tmp_path):
+  config = get_config("synthetic", "smoke")
+  train_lib.train_and_evaluate(config, str(tmp_path))
+  n_rows = len(_metrics(tmp_path))
+  state = train_lib.train_and_evaluate(config, str(tmp_path))
+  assert int(state.step) == 4
+  assert len([r for r in _metrics(tmp_path)[n_rows:] if "loss" in r]) == 0
+
+
+def test_workdir_of_another_config_is_refused(tmp_path):
+  config = get_config("synthetic", "smoke")
+  train_lib.train_and_evaluate(config, str(tmp_path))
+  other = get_config("synthetic", "transformer,smoke")
+  with pytest.raises(checkpoints.CheckpointError, match="model: decoder was 'additive', now 'transformer'"):
+    train_lib.train_and_evaluate(other, str(tmp_path))
+  longer = get_config("synthetic", "smoke")
+  longer.train.num_steps = 6  # training longer is the same run
+  assert int(train_lib.train_and_evaluate(longer, str(tmp_path)).step) == 6
+
+
+def test_training_reduces_the_loss(tmp_path):
+  config = get_config("synthetic", "smoke")
+  config.train.update(num_steps=150, log_every=10, eval_every=1000, checkpoint_every=1000)
+  config.optim.learning_rate = 3e-3
+  train_lib.train_and_evaluate(config, str(tmp_path))
+  losses = [r["mse"] for r in _metrics(tmp_path) if "loss" in r]
+  assert losses[-1] < 0.3 * losses[0]
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("name", "sgdr", "Unknown optim.name"), ("decay", "step", "Unknown optim.decay")])
+def test_bad_optimiser_settings_are_refused(key, value, match):
+  config = get_config("synthetic", "smoke")
+  config.optim[key] = value
+  with pytest.raises(ValueError, match=match):
+    train_lib.make_optimizer(config.optim, 10)
+
+
+def test_batch_size_must_fit_the_devices(tmp_path):
+  config = get_config("synthetic", "smoke")
+  config.train.batch_size = 12  # the tests run with 8 virtual devices
+  with pytest.raises(ValueError, match="not divisible by the 8 devices"):
+    train_lib.train_and_evaluate(config, str(tmp_path))
