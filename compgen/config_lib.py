@@ -69,11 +69,34 @@ def training_config() -> ml_collections.ConfigDict:
   })
 
 
+def inversion_config() -> ml_collections.ConfigDict:
+  """Defaults of `config.search` (Eq. 4.3) and `config.replay` (Eq. 4.4)."""
+  return ml_collections.ConfigDict({
+      "search": {"init": "encoder",          # "encoder" | "replay_encoder" | "prior" | "zeros"
+                 "restarts": 1,              # extra restarts start from prior samples
+                 "num_steps": 200, "learning_rate": 0.03, "tol": 1e-4,
+                 "regularizer": "none",      # "none" | "latent_l2" | "prior"
+                 "reg_weight": 0.0, "prior": "gaussian",
+                 "batch_size": 256, "splits": ("test_id", "test_ood"),
+                 "num_examples": -1},        # images per split; -1 = all
+      "replay": {"prior": "empirical",       # "empirical" | "gaussian" | "kde"
+                 "prior_examples": 5000,     # ID latents the prior is fitted on
+                 "init": "id_encoder",       # "id_encoder" | "scratch"
+                 "loss": "mse",              # "mse" | "permutation_invariant"
+                 "batch_size": 64, "num_steps": 2000, "log_every": 50,
+                 "eval_every": 500, "checkpoint_every": 500,
+                 "optim": {"name": "adam", "learning_rate": 3e-4, "warmup_steps": 100,
+                           "decay": "cosine", "end_learning_rate_fraction": 0.1,
+                           "weight_decay": 1e-4, "grad_clip_norm": 1.0}},
+  })
+
+
 def base_config(dataset: str) -> ml_collections.ConfigDict:
   """The config every `configs/*.py` starts from: seed, data, model and training sections."""
   config = ml_collections.ConfigDict({"seed": 0, "data": data_config(dataset)})
   config.model = model_config(slot_dim=8 if dataset == "sprites" else 2)
   config.update(training_config())
+  config.update(inversion_config())
   return config
 
 
@@ -108,6 +131,10 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   config.optim.warmup_steps = 1
   config.train.update(batch_size=16, num_steps=4, log_every=2, eval_every=2,
                       checkpoint_every=2, eval_examples=64)
+  config.search.update(num_steps=5, batch_size=32)
+  config.replay.update(batch_size=16, num_steps=4, log_every=2, eval_every=2,
+                       checkpoint_every=2, prior_examples=64)
+  config.replay.optim.warmup_steps = 1
 
 
 def parse_variants(arg: str | None, allowed: tuple[str, ...]) -> set[str]:

@@ -20,8 +20,10 @@ class CheckpointError(RuntimeError):
   """A checkpoint or workdir that cannot be used; the message says why and what to do."""
 
 
-def check_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Refuses a workdir whose saved config.json differs in data or model; else writes it."""
+def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
+                         write: bool = True) -> None:
+  """Refuses a workdir whose saved config.json differs in data or model; else (if `write`)
+  saves the config there."""
   path = os.path.join(workdir, "config.json")
   current = json.loads(config.to_json_best_effort())
   if os.path.exists(path):
@@ -34,6 +36,8 @@ def check_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> Non
       raise CheckpointError(
           f"{workdir} holds a run of a different config ({'; '.join(diffs)}). Use a new "
           "--workdir, or delete this one to start over.")
+  if not write:
+    return
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
     with open(path, "w") as f:
@@ -51,11 +55,11 @@ def _diff(saved, current, prefix=""):
 class Checkpointer:
   """Saves (keeping the newest `keep`) and restores of the latest step."""
 
-  def __init__(self, workdir: str, keep: int):
+  def __init__(self, workdir: str, keep: int, create: bool = True):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self.manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=create))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()

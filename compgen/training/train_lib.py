@@ -104,7 +104,7 @@ class MetricWriter:
       f.write(json.dumps(row) + "\n")
 
 
-def _first(source, n):
+def first_examples(source, n):
   return pipeline.to_model_inputs(source[np.arange(min(n, len(source)))])
 
 
@@ -145,6 +145,47 @@ def _save_reconstructions(results, arrays, path, dataset: str, n: int = 8) -> st
                                 "OOD reconstruction")
 
 
+def state_initializer(config, model, optimizer, example_batch: dict):
+  """() -> the initial TrainState (params from `fold_in(PRNGKey(config.seed), 0)`)."""
+  example = objectives.model_input(example_batch)[:1]
+
+  def init_state():
+    params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0), example)
+    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+  return init_state
+
+
+def abstract_state(shape_tree, sharding_tree):
+  return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                      shape_tree, sharding_tree)
+
+
+def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
+  """The trained autoencoder of `workdir`: (model, params replicated on `mesh`, step).
+
+  Raises CheckpointError when the workdir holds no checkpoint or a different config.
+  """
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  checkpoints.check_workdir_config(workdir, config, write=False)
+  mesh = mesh or parallel.make_mesh(config.mesh)
+  ckpt = checkpoints.Checkpointer(workdir, config.train.keep_checkpoints, create=False)
+  latest = ckpt.latest_step()
+  if latest is None:
+    raise checkpoints.CheckpointError(
+        f"No trained model in {ckpt_dir}: train one first with `python -m compgen.train "
+        f"--config=... --workdir={workdir}`.")
+  example = first_examples(pipeline.load_split(config.data, "test_id"), 1)
+  model = build_model(config, example)
+  init_state = state_initializer(config, model, make_optimizer(config.optim,
+                                                               config.train.num_steps), example)
+  state_shape = jax.eval_shape(init_state)
+  repl = parallel.replicated(mesh)
+  state, _ = ckpt.restore(latest, abstract_state(state_shape, jax.tree.map(lambda _: repl,
+                                                                      state_shape)))
+  ckpt.close()
+  return model, state.params, latest
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        stop_at_step: int | None = None) -> TrainState:
   """Trains the configured autoencoder on ID data, resuming from `workdir` if it holds a run.
@@ -160,19 +201,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train_iter = pipeline.BatchIterator(
       train_source, tc.batch_size, seed=config.seed, process_index=jax.process_index(),
       process_count=jax.process_count())
-  eval_arrays = {split: _first(pipeline.load_split(config.data, split) if split != "train"
+  eval_arrays = {split: first_examples(pipeline.load_split(config.data, split) if split != "train"
                                else train_source, tc.eval_examples)
                  for split in ("train", "test_id", "test_ood")}
 
   model = build_model(config, eval_arrays["train"])
   optimizer = make_optimizer(config.optim, tc.num_steps)
   root = jax.random.PRNGKey(config.seed)
-  example = objectives.model_input(eval_arrays["train"])[:1]
-
-  def init_state():
-    params = model.init(jax.random.fold_in(root, 0), example)
-    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
-
+  init_state = state_initializer(config, model, optimizer, eval_arrays["train"])
   repl = parallel.replicated(mesh)
   state_shape = jax.eval_shape(init_state)
   state_sharding = jax.tree.map(lambda _: repl, state_shape)
@@ -185,9 +221,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
   latest = ckpt.latest_step()
   if latest is not None:
-    abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                            state_shape, state_sharding)
-    state, data_state = ckpt.restore(latest, abstract)
+    state, data_state = ckpt.restore(latest, abstract_state(state_shape, state_sharding))
     train_iter.restore(data_state)
     print(f"Resumed from {ckpt.directory}/{latest} (step {int(state.step)}).")
   else:

@@ -1,0 +1,184 @@
+"""Generative replay (Eq. 4.4): min_ĝ E_{ẑ ~ Π_k p_k} ‖ẑ − ĝ(f̂(ẑ))‖².
+
+Slot latents are drawn from a factorised prior fitted on ID latents, decoded by the frozen
+decoder on the device and used to train an encoder — all inside one jitted optax step.
+`replay_and_evaluate(config, workdir)` runs it on a trained workdir (`compgen.train`), writing
+`{workdir}/replay/` (checkpoints, metrics.jsonl, summary.json).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+
+from compgen import parallel
+from compgen.data import pipeline
+from compgen.evaluation import readout
+from compgen.inversion import priors
+from compgen.training import checkpoints, objectives, train_lib
+
+LOSSES = ("mse", "permutation_invariant")
+
+
+def latent_loss(pred: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Array:
+  """Mean squared latent error [B, K, m] x2 -> scalar; "permutation_invariant" takes, per
+  example, the best slot permutation (exact Hungarian matching for K <= 6)."""
+  if kind == "mse":
+    return jnp.mean((pred - target) ** 2)
+  if kind != "permutation_invariant":
+    raise ValueError(f"Unknown replay loss {kind!r}: choose one of {LOSSES}.")
+  k = pred.shape[1]
+  if k > 6:
+    raise ValueError(f"permutation_invariant enumerates all {k}! slot orders; use K <= 6.")
+  perms = jnp.asarray(list(itertools.permutations(range(k))))  # [P, K]
+  errors = jnp.mean((pred[:, perms] - target[:, None]) ** 2, axis=(2, 3))  # [B, P]
+  return jnp.mean(jnp.min(errors, axis=1))
+
+
+def replay_sampler(decode_fn, batch_size: int, mesh=None):
+  """(rng, decoder_params, prior) -> (x̂ = f̂(ẑ), ẑ) with ẑ ~ prior: [B, ...], [B, K, m]."""
+  def sample(rng, decoder_params, prior):
+    z = prior.sample(rng, batch_size)
+    if mesh is not None:
+      z = jax.lax.with_sharding_constraint(z, parallel.data_sharded(mesh))
+    return jax.lax.stop_gradient(decode_fn(decoder_params, z)), z
+  return sample
+
+
+def dataset_sampler(batch_size: int):
+  """(rng, x_all, z_all) -> a random batch of pre-decoded pairs (the non-generative baseline:
+  an encoder trained supervised on in-domain data)."""
+  def sample(rng, x_all, z_all):
+    idx = jax.random.randint(rng, (batch_size,), 0, x_all.shape[0])
+    return x_all[idx], z_all[idx]
+  return sample
+
+
+def make_encoder_step(encode_fn, sampler, optimizer, loss: str = "mse"):
+  """(state, rng, *sampler_args) -> (state, metrics): one optax step of min ‖z − ĝ(x)‖² on
+  pairs (x, z) = sampler(rng, *sampler_args); state.params are the encoder's."""
+  def step(state: train_lib.TrainState, rng, *sampler_args):
+    x, z = sampler(rng, *sampler_args)
+    value, grads = jax.value_and_grad(lambda p: latent_loss(encode_fn(p, x), z, loss))(
+        state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    return (train_lib.TrainState(state.step + 1, optax.apply_updates(state.params, updates),
+                                 opt_state), {"latent_mse": value})
+  return step
+
+
+def _encode_all(model, params, x, mesh, batch_size):
+  infer = jax.jit(train_lib.make_infer(model))
+  results = train_lib.evaluate(infer, params, {"s": {"x": x}}, mesh, batch_size)
+  return results["s"]
+
+
+def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        stop_at_step: int | None = None) -> dict:
+  """Trains a replay encoder on the trained model of `workdir`; returns the summary dict."""
+  rc = config.replay
+  if rc.loss not in LOSSES:
+    raise ValueError(f"Unknown replay.loss={rc.loss!r}: choose one of {LOSSES}.")
+  if rc.init not in ("id_encoder", "scratch"):
+    raise ValueError(f"Unknown replay.init={rc.init!r}: choose 'id_encoder' or 'scratch'.")
+  mesh = parallel.make_mesh(config.mesh)
+  parallel.check_batch_size(rc.batch_size, mesh)
+  model, params, _ = train_lib.restore_trained(config, workdir, mesh)
+  out_dir = os.path.join(workdir, "replay")
+  os.makedirs(out_dir, exist_ok=True)
+
+  n_eval = config.train.eval_examples
+  arrays = {s: train_lib.first_examples(pipeline.load_split(config.data, s), n)
+            for s, n in (("train", max(rc.prior_examples, n_eval)), ("test_id", n_eval),
+                         ("test_ood", n_eval))}
+  id_latents, _, _ = _encode_all(model, params, objectives.model_input(arrays["train"]), mesh,
+                                 config.train.batch_size)
+  prior = priors.fit_prior(rc.prior, id_latents[:rc.prior_examples], seed=config.seed)
+
+  optimizer = train_lib.make_optimizer(rc.optim, rc.num_steps)
+  root = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+
+  def init_state():
+    if rc.init == "id_encoder":
+      enc = params["encoder"]
+    else:
+      x0 = objectives.model_input(arrays["train"])[:1]
+      enc = model.encoder.init(jax.random.fold_in(root, 0), x0)["params"]
+    return train_lib.TrainState(jnp.zeros((), jnp.int32), enc, optimizer.init(enc))
+
+  repl = parallel.replicated(mesh)
+  state_shape = jax.eval_shape(init_state)
+  state_sharding = jax.tree.map(lambda _: repl, state_shape)
+  encode = lambda enc_params, x: model.encode({"encoder": enc_params}, x)["mean"]
+  decode = lambda dec_params, z: model.decode({"decoder": dec_params}, z)["output"]
+  step_fn = jax.jit(make_encoder_step(encode, replay_sampler(decode, rc.batch_size, mesh),
+                                      optimizer, rc.loss),
+                    out_shardings=(state_sharding, repl), donate_argnums=0)
+  ckpt = checkpoints.Checkpointer(out_dir, config.train.keep_checkpoints)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state, _ = ckpt.restore(latest, train_lib.abstract_state(state_shape, state_sharding))
+  else:
+    state = jax.jit(init_state, out_shardings=state_sharding)()
+  prior = jax.device_put(prior, repl)
+  decoder_params = params["decoder"]
+  writer = train_lib.MetricWriter(out_dir)
+  step_key = jax.random.fold_in(root, 1)
+  step = int(state.step)
+  stop = rc.num_steps if stop_at_step is None else min(stop_at_step, rc.num_steps)
+  start, window = time.perf_counter(), 0
+  with tqdm.tqdm(total=rc.num_steps, initial=step, desc="replay", unit="step",
+                 disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
+    while step < stop:
+      state, metrics = step_fn(state, jax.random.fold_in(step_key, step), decoder_params, prior)
+      step += 1
+      window += 1
+      bar.update(1)
+      will_save = step % rc.checkpoint_every == 0 or step in (rc.num_steps, stop)
+      if step % rc.log_every == 0 or will_save:
+        metrics = jax.device_get(metrics)
+        if not np.isfinite(metrics["latent_mse"]):
+          raise FloatingPointError(f"Non-finite replay loss at step {step}; lower "
+                                   "replay.optim.learning_rate. No checkpoint was written.")
+        metrics["examples_per_s"] = window * rc.batch_size / (time.perf_counter() - start)
+        writer.write(step, metrics)
+        bar.set_postfix(latent_mse=f"{metrics['latent_mse']:.4g}")
+        start, window = time.perf_counter(), 0
+      if will_save:
+        ckpt.save(step, state, {"step": step})
+  ckpt.close()
+  if step < rc.num_steps:
+    return {"stopped_at": step}
+  summary = compare_encoders(model, params, state.params, arrays, mesh, config.train.batch_size)
+  summary.update(prior=rc.prior, init=rc.init, loss=rc.loss, steps=rc.num_steps)
+  writer.write(step, {f"{enc}/{k}": v for enc, d in summary["encoders"].items()
+                      for k, v in d.items()})
+  if jax.process_index() == 0:
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
+  return summary
+
+
+def compare_encoders(model, params, replay_encoder_params, arrays, mesh, batch_size) -> dict:
+  """Reconstruction MSE (decode ∘ encode) and matched R² per split, ID vs replay encoder."""
+  out = {}
+  for name, enc in (("id_encoder", params["encoder"]), ("replay_encoder", replay_encoder_params)):
+    p = {"encoder": enc, "decoder": params["decoder"]}
+    res = {s: _encode_all(model, p, objectives.model_input(a), mesh, batch_size)
+           for s, a in arrays.items()}
+    row = {}
+    for split in ("test_id", "test_ood"):
+      row[f"{split}/recon_mse"] = float(res[split][1].mean())
+      row[f"{split}/matched_r2"] = readout.matched_r2(
+          res["train"][0], arrays["train"]["latents"], res[split][0],
+          arrays[split]["latents"])["mean"]
+    out[name] = row
+  return {"encoders": out}

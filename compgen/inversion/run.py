@@ -1,0 +1,144 @@
+"""The search job: invert a trained decoder on test_id and test_ood, save latents and errors.
+
+`search_and_save(config, workdir)` restores the model trained in `workdir`, initialises z from
+the encoder (or the replay encoder, a prior, zeros; plus restarts from prior samples), runs
+`Searcher` in sharded batches and writes `{workdir}/search/{split}.npz` with
+  z, z0 [N, K, m]; mse, mse0 [N] (after / before search); converged, converged_step [N];
+  latents (true) [N, K, m]
+and `{workdir}/search/summary.json`. Splits already written are skipped unless `overwrite`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+
+from compgen import parallel
+from compgen.data import pipeline
+from compgen.evaluation import readout
+from compgen.inversion import priors
+from compgen.inversion import search as search_lib
+from compgen.training import checkpoints, objectives, train_lib
+
+INITS = ("encoder", "replay_encoder", "prior", "zeros")
+REGULARIZERS = ("none", "latent_l2", "prior")
+
+
+def _replay_encoder(config, workdir, params, mesh):
+  """Params with the encoder of the replay run in `workdir` (for search.init=replay_encoder)."""
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "replay"), 1, create=False)
+  step = ckpt.latest_step()
+  if step is None:
+    raise checkpoints.CheckpointError(
+        f"search.init='replay_encoder' needs a replay run in {workdir}/replay: run `python -m "
+        f"compgen.replay --config=... --workdir={workdir}` first.")
+  optimizer = train_lib.make_optimizer(config.replay.optim, config.replay.num_steps)
+  shape = jax.eval_shape(lambda: train_lib.TrainState(
+      jnp.zeros((), jnp.int32), params["encoder"], optimizer.init(params["encoder"])))
+  repl = parallel.replicated(mesh)
+  state, _ = ckpt.restore(step, train_lib.abstract_state(shape, jax.tree.map(lambda _: repl,
+                                                                             shape)))
+  ckpt.close()
+  return {"encoder": state.params, "decoder": params["decoder"]}
+
+
+def make_searcher(config, model, prior, mesh) -> search_lib.Searcher:
+  sc = config.search
+  if sc.regularizer not in REGULARIZERS:
+    raise ValueError(f"Unknown search.regularizer={sc.regularizer!r}: choose one of "
+                     f"{REGULARIZERS}.")
+  regularizer = {"none": None, "latent_l2": search_lib.latent_l2,
+                 "prior": priors.negative_log_prob(prior) if sc.regularizer == "prior"
+                 else None}[sc.regularizer]
+  decode = lambda p, z: model.decode(p, z)["output"]
+  return search_lib.Searcher(decode, optimizer=optax.adam(sc.learning_rate),
+                             num_steps=sc.num_steps, tol=sc.tol, regularizer=regularizer,
+                             reg_weight=sc.reg_weight, mesh=mesh)
+
+
+def search_and_save(config: ml_collections.ConfigDict, workdir: str,
+                    overwrite: bool = False) -> dict:
+  """Runs the search job (module doc); returns the summary {split: metrics}."""
+  sc = config.search
+  if sc.init not in INITS:
+    raise ValueError(f"Unknown search.init={sc.init!r}: choose one of {INITS}.")
+  mesh = parallel.make_mesh(config.mesh)
+  model, params, _ = train_lib.restore_trained(config, workdir, mesh)
+  init_params = (_replay_encoder(config, workdir, params, mesh)
+                 if sc.init == "replay_encoder" else params)
+  out_dir = os.path.join(workdir, "search")
+  os.makedirs(out_dir, exist_ok=True)
+  infer = jax.jit(train_lib.make_infer(model))
+  n_dev = mesh.shape[parallel.DATA_AXIS]
+
+  fit = train_lib.first_examples(pipeline.load_split(config.data, "train"),
+                                 config.train.eval_examples)
+  id_latents = train_lib.evaluate(infer, params, {"train": fit}, mesh,
+                                  config.train.batch_size)["train"][0]
+  prior = priors.fit_prior(sc.prior, id_latents, seed=config.seed)
+  searcher = make_searcher(config, model, prior, mesh)
+  rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
+  init_key, restart_key = jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
+  summary_path = os.path.join(out_dir, "summary.json")
+  summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+  for split in sc.splits:
+    path = os.path.join(out_dir, f"{split}.npz")
+    if os.path.exists(path) and not overwrite:
+      print(f"{path} exists; skipping {split} (pass --overwrite to redo it).")
+      continue
+    source = pipeline.load_split(config.data, split)
+    total = len(source) if sc.num_examples < 0 else min(sc.num_examples, len(source))
+    results = {k: [] for k in ("z", "z0", "mse", "mse0", "converged", "converged_step")}
+    start = time.perf_counter()
+    for lo in tqdm.trange(0, total, sc.batch_size, desc=f"search {split}",
+                          disable=jax.process_index() != 0):
+      batch = pipeline.to_model_inputs(source[np.arange(lo, min(lo + sc.batch_size, total))])
+      batch, n = parallel.pad_to_multiple(batch, n_dev)
+      x = objectives.model_input(batch)
+      z_enc, mse0, _ = infer(init_params, parallel.put_batch({"x": x}, mesh)["x"])
+      z0 = {"encoder": z_enc, "replay_encoder": z_enc, "zeros": jnp.zeros_like(z_enc),
+            "prior": prior.sample(jax.random.fold_in(init_key, lo), len(x))}[sc.init]
+      if sc.restarts > 1:
+        extra = prior.sample(jax.random.fold_in(restart_key, lo), len(x) * (sc.restarts - 1))
+        z0 = jnp.concatenate([z0[:, None], extra.reshape((len(x), sc.restarts - 1)
+                                                         + extra.shape[1:])], axis=1)
+      res = searcher(params, x, z0)
+      z0_first = z0 if z0.ndim == 3 else z0[:, 0]
+      for key, value in (("z", res.z), ("z0", z0_first), ("mse", res.mse), ("mse0", mse0),
+                         ("converged", res.converged), ("converged_step", res.converged_step)):
+        results[key].append(np.asarray(jax.device_get(value))[:n])
+    seconds = time.perf_counter() - start
+    arrays = {k: np.concatenate(v) for k, v in results.items()}
+    arrays["latents"] = source[np.arange(total)]["latents"]
+    if jax.process_index() == 0:
+      np.savez(path, **arrays)
+    summary[split] = {
+        "num_images": int(len(arrays["z"])), "seconds": seconds,
+        "image_steps_per_s": len(arrays["z"]) * sc.restarts * sc.num_steps / seconds,
+        "mse_init": float(arrays["mse0"].mean()), "mse_search": float(arrays["mse"].mean()),
+        "converged": float(arrays["converged"].mean()),
+        "matched_r2_init": readout.matched_r2(id_latents, fit["latents"], arrays["z0"],
+                                              arrays["latents"])["mean"],
+        "matched_r2_search": readout.matched_r2(id_latents, fit["latents"], arrays["z"],
+                                                arrays["latents"])["mean"]}
+  if jax.process_index() == 0:
+    with open(summary_path, "w") as f:
+      json.dump(summary, f, indent=2)
+  return summary
+
+
+def format_summary(summary: dict) -> str:
+  lines = ["split     MSE init   MSE search  converged  R² init  R² search",
+           "--------  ---------  ----------  ---------  -------  ---------"]
+  for split, s in summary.items():
+    lines.append(f"{split:<8}  {s['mse_init']:<9.5f}  {s['mse_search']:<10.5f}  "
+                 f"{s['converged']:<9.1%}  {s['matched_r2_init']:<7.3f}  "
+                 f"{s['matched_r2_search']:.3f}")
+  return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""The search and replay jobs on a trained smoke workdir, in-process and from the CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from compgen.inversion import replay, run
+from compgen.training import checkpoints, train_lib
+from tests.training.test_train import ROOT, get_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("trained"))
+  config = get_config("sprites", "smoke")
+  train_lib.train_and_evaluate(config, workdir)
+  return config, workdir
+
+
+def test_search_job_writes_latents_and_never_ends_worse_than_its_start(trained):
+  config, workdir = trained
+  summary = run.search_and_save(config, workdir)
+  for split in ("test_id", "test_ood"):
+    with np.load(os.path.join(workdir, "search", f"{split}.npz")) as f:
+      n = config.data["num_" + split]
+      assert f["z"].shape == f["z0"].shape == f["latents"].shape[:2] + (8,)
+      assert f["z"].shape[0] == n and f["mse"].shape == (n,)
+      assert (f["mse"] <= f["mse0"] + 1e-6).all()
+    assert summary[split]["image_steps_per_s"] > 0
+  assert "test_ood" in run.format_summary(summary)
+  written = os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz"))
+  run.search_and_save(config, workdir)  # finished splits are not redone ...
+  assert os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz")) == written
+  config.search.splits = ("test_ood",)
+  run.search_and_save(config, workdir, overwrite=True)  # ... unless asked
+  assert os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz")) > written
+
+
+def test_replay_job_then_search_from_the_replay_encoder(trained):
+  config, workdir = trained
+  config = config.copy_and_resolve_references()
+  config.search.init = "replay_encoder"
+  with pytest.raises(checkpoints.CheckpointError, match="needs a replay run"):
+    run.search_and_save(config, workdir)
+  summary = replay.replay_and_evaluate(config, workdir)
+  assert set(summary["encoders"]) == {"id_encoder", "replay_encoder"}
+  assert json.load(open(os.path.join(workdir, "replay", "summary.json"))) == summary
+  assert sorted(os.listdir(os.path.join(workdir, "replay", "checkpoints"))) == ["2", "4"]
+  config.search.splits = ("test_ood",)
+  config.search.restarts = 2
+  result = run.search_and_save(config, workdir, overwrite=True)
+  assert np.isfinite(result["test_ood"]["mse_search"])
+
+
+def test_jobs_refuse_a_workdir_without_a_trained_model(tmp_path):
+  config = get_config("sprites", "smoke")
+  with pytest.raises(checkpoints.CheckpointError, match="No trained model"):
+    run.search_and_save(config, str(tmp_path))
+  with pytest.raises(checkpoints.CheckpointError, match="No trained model"):
+    replay.replay_and_evaluate(config, str(tmp_path))
+
+
+def test_train_search_replay_from_the_command_line(tmp_path):
+  for job in ("train", "search", "replay"):
+    proc = subprocess.run([sys.executable, "-m", f"compgen.{job}",
+                           "--config=configs/synthetic.py:smoke", f"--workdir={tmp_path}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, (job, proc.stderr[-3000:])
+  assert "matched R²" in proc.stdout or "replay_encoder" in proc.stdout
+  assert (tmp_path / "search" / "test_ood.npz").exists()
+  assert (tmp_path / "replay" / "summary.json").exists()
