@@ -26,7 +26,7 @@ def image_grid(images: np.ndarray, path: str, title: str = "", columns: int = 8)
   for i, im in enumerate(images):
     r, q = divmod(i, cols)
     canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = im
-  scale = max(1.0, 256 / max(canvas.shape[:2]))
+  scale = max(1.0, 640 / canvas.shape[1])  # small images are shown enlarged
   fig = plt.figure(figsize=(canvas.shape[1] * scale / 100, canvas.shape[0] * scale / 100 + 0.4),
                    dpi=100)
   ax = fig.add_axes((0, 0, 1, canvas.shape[0] * scale / 100 / fig.get_figheight()))

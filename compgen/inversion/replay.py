@@ -10,20 +10,17 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import time
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
-import tqdm
 
 from compgen import parallel
 from compgen.data import pipeline
 from compgen.evaluation import readout
 from compgen.inversion import priors
-from compgen.training import checkpoints, objectives, train_lib
+from compgen.training import checkpoints, loop, objectives, train_lib
 
 LOSSES = ("mse", "permutation_invariant")
 
@@ -132,29 +129,13 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   decoder_params = params["decoder"]
   writer = train_lib.MetricWriter(out_dir)
   step_key = jax.random.fold_in(root, 1)
-  step = int(state.step)
   stop = rc.num_steps if stop_at_step is None else min(stop_at_step, rc.num_steps)
-  start, window = time.perf_counter(), 0
-  with tqdm.tqdm(total=rc.num_steps, initial=step, desc="replay", unit="step",
-                 disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
-    while step < stop:
-      state, metrics = step_fn(state, jax.random.fold_in(step_key, step), decoder_params, prior)
-      step += 1
-      window += 1
-      bar.update(1)
-      will_save = step % rc.checkpoint_every == 0 or step in (rc.num_steps, stop)
-      if step % rc.log_every == 0 or will_save:
-        metrics = jax.device_get(metrics)
-        if not np.isfinite(metrics["latent_mse"]):
-          raise FloatingPointError(f"Non-finite replay loss at step {step}; lower "
-                                   "replay.optim.learning_rate. No checkpoint was written.")
-        metrics["examples_per_s"] = window * rc.batch_size / (time.perf_counter() - start)
-        writer.write(step, metrics)
-        bar.set_postfix(latent_mse=f"{metrics['latent_mse']:.4g}")
-        start, window = time.perf_counter(), 0
-      if will_save:
-        ckpt.save(step, state, {"step": step})
-  ckpt.close()
+  state, step = loop.run_loop(
+      lambda state, step: step_fn(state, jax.random.fold_in(step_key, step), decoder_params,
+                                  prior),
+      state, stop=stop, num_steps=rc.num_steps, batch_size=rc.batch_size,
+      log_every=rc.log_every, checkpoint_every=rc.checkpoint_every, checkpointer=ckpt,
+      writer=writer, desc="replay")
   if step < rc.num_steps:
     return {"stopped_at": step}
   summary = compare_encoders(model, params, state.params, arrays, mesh, config.train.batch_size)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 import flax
@@ -17,7 +16,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tqdm
 
 from compgen import models
 from compgen import parallel
@@ -25,6 +23,7 @@ from compgen import plots
 from compgen.data import pipeline
 from compgen.evaluation import readout
 from compgen.training import checkpoints
+from compgen.training import loop
 from compgen.training import objectives
 
 
@@ -229,37 +228,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer = MetricWriter(workdir)
   step_key = jax.random.fold_in(root, 1)
 
-  step = int(state.step)
   stop = tc.num_steps if stop_at_step is None else min(stop_at_step, tc.num_steps)
-  window_start, window_steps = time.perf_counter(), 0
-  with tqdm.tqdm(total=tc.num_steps, initial=step, desc="train", unit="step",
-                 disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
-    while step < stop:
-      batch = parallel.put_batch(next(train_iter), mesh)
-      state, terms = train_step(state, batch, jax.random.fold_in(step_key, step))
-      step += 1
-      window_steps += 1
-      bar.update(1)
-      will_save = step % tc.checkpoint_every == 0 or step in (tc.num_steps, stop)
-      if step % tc.log_every == 0 or will_save:
-        terms = jax.device_get(terms)
-        if not all(np.isfinite(v) for v in terms.values()):
-          raise FloatingPointError(
-              f"Non-finite loss at step {step}: {terms}. Lower optim.learning_rate or check "
-              "the data; no checkpoint was written for this step.")
-      if step % tc.log_every == 0 or step == stop:
-        elapsed = time.perf_counter() - window_start
-        terms["examples_per_s"] = window_steps * tc.batch_size / elapsed
-        writer.write(step, terms)
-        bar.set_postfix(loss=f"{terms['loss']:.4g}", mse=f"{terms['mse']:.4g}")
-        window_start, window_steps = time.perf_counter(), 0
-      if step % tc.eval_every == 0 and step < tc.num_steps:
-        results = evaluate(infer, state.params, eval_arrays, mesh, tc.batch_size)
-        writer.write(step, _eval_metrics(results, eval_arrays))
-      if will_save:
-        ckpt.save(step, state, train_iter.state)
-  ckpt.close()
 
+  def step_fn(state, step):
+    batch = parallel.put_batch(next(train_iter), mesh)
+    return train_step(state, batch, jax.random.fold_in(step_key, step))
+
+  def on_eval(step, state):
+    writer.write(step, _eval_metrics(evaluate(infer, state.params, eval_arrays, mesh,
+                                              tc.batch_size), eval_arrays))
+
+  state, step = loop.run_loop(
+      step_fn, state, stop=stop, num_steps=tc.num_steps, batch_size=tc.batch_size,
+      log_every=tc.log_every, checkpoint_every=tc.checkpoint_every, checkpointer=ckpt,
+      writer=writer, desc="train", data_state=lambda: train_iter.state,
+      eval_every=tc.eval_every, on_eval=on_eval)
   if step < tc.num_steps:
     print(f"Stopped at step {step} of {tc.num_steps}; run again to continue.")
     return state
