@@ -1,18 +1,26 @@
 r"""Sprites: K=2 soft-edged objects (x, y, scale, hue, shape), diagonal ID/OOD split.
 
 Commands:
-  python -m compgen.data  --config=configs/sprites.py --workdir=/tmp/compgen/sprites_data
-  python -m compgen.train --config=configs/sprites.py:alpha --workdir=/tmp/compgen/sprites_alpha
+  python -m compgen.data   --config=configs/sprites.py --workdir=/tmp/cg/sprites_data
+  python -m compgen.train  --config=configs/sprites.py:alpha,fast32 --workdir=/tmp/cg/alpha
+  python -m compgen.search --config=configs/sprites.py:alpha,fast32 --workdir=/tmp/cg/alpha
+  python -m compgen.replay --config=configs/sprites.py:alpha,fast32 --workdir=/tmp/cg/alpha
 
 Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
   data:    held_out (held-out shape combinations), iid (no split), tfds (read the TFDS
            builder `compgen_sprites/<scheme>_small`, built on first use)
   decoder: alpha (default), additive, transformer (with the interaction penalty), unconstrained
   encoder: transformer_encoder (default: cnn);  vae: β-VAE instead of an autoencoder
-  size:    smoke (16x16 images, 256/128/128 examples, 4 steps: the tests), fast32 (32x32)
+  size:    fast32 (32x32 images, 2500 steps: the CPU run below), smoke (16x16, 256/128/128
+           examples, 4 steps: the tests)
 
-Measured on the 2-core CPU (jax 0.10.2), seed 0 — see the README's "Measured" table for
-the training runs; rendering the default data (64x64, 10k/1k/1k) takes about 3 s.
+Measured on the 2-core CPU development machine (jax 0.10.2), seed 0, batch 64:
+  :alpha,fast32     2500 steps, 20.7 min wall (the CPU partly shared with other jobs);
+                    reconstruction MSE test_id 0.00266, test_ood 0.0160; matched R² test_id 0.80
+  :additive,fast32  2500 steps, 25.4 min wall (CPU shared); MSE test_id 0.00275, test_ood 0.0127
+  train-step throughput (examples/s) at 32x32 / 64x64: alpha 200 / 43, additive 205 / 42,
+  transformer 90 / 18, unconstrained 345 / 69.
+Rendering the default data (64x64, 10k/1k/1k) takes about 3 s after compilation.
 """
 from compgen import config_lib
 
@@ -32,6 +40,7 @@ def get_config(arg=None):
   config_lib.apply_model_variants(config, variants)
   if "fast32" in variants:
     data.sprites.resolution = 32
+    config.train.update(num_steps=2500, eval_every=500)
   if "smoke" in variants:
     data.sprites.resolution = 16
     config_lib.apply_smoke(config)

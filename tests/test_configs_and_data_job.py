@@ -60,7 +60,7 @@ def test_data_job_writes_grids_and_statistics(tmp_path):
   assert "test_ood" in proc.stdout and "images/s" in proc.stdout
   for name in ("id_samples.png", "ood_samples.png", "latent_split.png"):
     assert (tmp_path / name).stat().st_size > 1000, name
-  assert json.loads((tmp_path / "config.json").read_text())["data"]["sprites"]["resolution"] == 32
+  assert json.loads((tmp_path / "config.json").read_text())["data"]["sprites"]["resolution"] == 16
   stats = json.loads((tmp_path / "stats.json").read_text())
   assert stats["splits"]["test_ood"]["diagonal_distance"]["min"] > 0.125
   assert stats["render_throughput"]["images_per_s"] > 0
