@@ -4,23 +4,11 @@ r"""Trains an encoder by generative replay through the trained decoder of a work
 """
 import json
 
-from absl import app
-from absl import flags
-from absl import logging
-from ml_collections import config_flags
-
+from compgen import cli
 from compgen.inversion import replay
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:variant]).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "The workdir of a `compgen.train` run.")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  print(json.dumps(replay.replay_and_evaluate(_CONFIG.value, _WORKDIR.value), indent=2))
-
+_CONFIG, _WORKDIR = cli.define_flags("The workdir of a `compgen.train` run.")
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(lambda: print(json.dumps(replay.replay_and_evaluate(_CONFIG.value, _WORKDIR.value),
+                                   indent=2)))

@@ -2,19 +2,13 @@ r"""Renders a dataset's ID and OOD sample grids and prints its statistics.
 
   python -m compgen.data --config=configs/sprites.py:smoke --workdir=/tmp/compgen/data
 """
-from absl import app
-from absl import flags
-from ml_collections import config_flags
-
+from compgen import cli
 from compgen.data import report
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:variant]).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where figures and stats.json are written.")
-flags.mark_flags_as_required(["config", "workdir"])
+_CONFIG, _WORKDIR = cli.define_flags("Where figures and stats.json are written.")
 
 
-def main(argv):
-  del argv
+def main():
   stats = report.write_report(_CONFIG.value, _WORKDIR.value)
   print(report.format_table(stats))
   if "render_throughput" in stats:
@@ -28,4 +22,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

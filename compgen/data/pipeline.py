@@ -123,9 +123,7 @@ def load_split(data: ml_collections.ConfigDict, split: str):
 
 def builder_config_names(dataset: str) -> list[str]:
   from compgen.data import tfds_builders  # pylint: disable=g-import-not-at-top
-  builder = {"sprites": tfds_builders.CompgenSprites,
-             "synthetic": tfds_builders.CompgenSynthetic}[dataset]
-  return [c.name for c in builder.BUILDER_CONFIGS]
+  return [c.name for c in tfds_builders.BUILDERS[dataset].BUILDER_CONFIGS]
 
 
 def validate(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:

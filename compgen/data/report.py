@@ -75,9 +75,7 @@ def _spec_of(data: ml_collections.ConfigDict) -> scenes.DatasetSpec | None:
     return None
   if data.source == "tfds":
     from compgen.data import tfds_builders  # pylint: disable=g-import-not-at-top
-    builder = {"sprites": tfds_builders.CompgenSprites,
-               "synthetic": tfds_builders.CompgenSynthetic}[data.dataset]
-    return {c.name: c.spec for c in builder.BUILDER_CONFIGS}[data.tfds_config]
+    return tfds_builders.builder_spec(data.dataset, data.tfds_config)
   return pipeline.dataset_spec(data)
 
 

@@ -111,3 +111,15 @@ class CompgenSprites(_CompgenBuilder):
 class CompgenSynthetic(_CompgenBuilder):
   """Synthetic F_int vectors (and an MLP negative control) with ID/OOD splits."""
   BUILDER_CONFIGS = list(_synthetic_configs())
+
+
+BUILDERS = {"sprites": CompgenSprites, "synthetic": CompgenSynthetic}
+
+
+def builder_spec(dataset: str, config_name: str) -> scenes.DatasetSpec:
+  """The `DatasetSpec` of builder config `config_name` of `compgen_{dataset}`."""
+  specs = {c.name: c.spec for c in BUILDERS[dataset].BUILDER_CONFIGS}
+  if config_name not in specs:
+    raise ValueError(f"Unknown TFDS config {config_name!r} for compgen_{dataset}: choose one "
+                     f"of {sorted(specs)}.")
+  return specs[config_name]

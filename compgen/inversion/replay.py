@@ -72,10 +72,9 @@ def make_encoder_step(encode_fn, sampler, optimizer, loss: str = "mse"):
   return step
 
 
-def _encode_all(model, params, x, mesh, batch_size):
-  infer = jax.jit(train_lib.make_infer(model))
-  results = train_lib.evaluate(infer, params, {"s": {"x": x}}, mesh, batch_size)
-  return results["s"]
+def _encode_all(infer, params, x, mesh, batch_size):
+  """`train_lib.evaluate` on one array: (z, per-example MSE, reconstruction)."""
+  return train_lib.evaluate(infer, params, {"s": {"x": x}}, mesh, batch_size)["s"]
 
 
 def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -96,7 +95,8 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   arrays = {s: train_lib.first_examples(pipeline.load_split(config.data, s), n)
             for s, n in (("train", max(rc.prior_examples, n_eval)), ("test_id", n_eval),
                          ("test_ood", n_eval))}
-  id_latents, _, _ = _encode_all(model, params, objectives.model_input(arrays["train"]), mesh,
+  infer = jax.jit(train_lib.make_infer(model))
+  id_latents, _, _ = _encode_all(infer, params, objectives.model_input(arrays["train"]), mesh,
                                  config.train.batch_size)
   prior = priors.fit_prior(rc.prior, id_latents[:rc.prior_examples], seed=config.seed)
 
@@ -138,7 +138,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       writer=writer, desc="replay")
   if step < rc.num_steps:
     return {"stopped_at": step}
-  summary = compare_encoders(model, params, state.params, arrays, mesh, config.train.batch_size)
+  summary = compare_encoders(infer, params, state.params, arrays, mesh, config.train.batch_size)
   summary.update(prior=rc.prior, init=rc.init, loss=rc.loss, steps=rc.num_steps)
   writer.write(step, {f"{enc}/{k}": v for enc, d in summary["encoders"].items()
                       for k, v in d.items()})
@@ -148,12 +148,12 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return summary
 
 
-def compare_encoders(model, params, replay_encoder_params, arrays, mesh, batch_size) -> dict:
+def compare_encoders(infer, params, replay_encoder_params, arrays, mesh, batch_size) -> dict:
   """Reconstruction MSE (decode ∘ encode) and matched R² per split, ID vs replay encoder."""
   out = {}
   for name, enc in (("id_encoder", params["encoder"]), ("replay_encoder", replay_encoder_params)):
     p = {"encoder": enc, "decoder": params["decoder"]}
-    res = {s: _encode_all(model, p, objectives.model_input(a), mesh, batch_size)
+    res = {s: _encode_all(infer, p, objectives.model_input(a), mesh, batch_size)
            for s, a in arrays.items()}
     row = {}
     for split in ("test_id", "test_ood"):

@@ -87,7 +87,10 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
   init_key, restart_key = jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
   summary_path = os.path.join(out_dir, "summary.json")
-  summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+  summary = {}
+  if os.path.exists(summary_path):
+    with open(summary_path) as f:
+      summary = json.load(f)
   for split in sc.splits:
     path = os.path.join(out_dir, f"{split}.npz")
     if os.path.exists(path) and not overwrite:

@@ -108,34 +108,39 @@ class Searcher:
         steps=jnp.zeros((n,), jnp.int32), converged_step=jnp.full((n,), -1, jnp.int32),
         finite=jnp.ones((n,), bool))
 
+  def _record(self, state: SearchState, loss, mse, ok):
+    """Bookkeeping for the current iterate's objective: best iterate, convergence, finiteness.
+
+    Returns (state, ok) where ok [N] says the image is still finite after this iterate.
+    """
+    ok = ok & jnp.isfinite(loss) & state.finite
+    better = ok & (loss < state.best_loss)
+    done_now = ok & (mse <= self.tol) & (state.converged_step < 0)
+    return state.replace(
+        best_z=jnp.where(better[:, None, None], state.z, state.best_z),
+        best_loss=jnp.where(better, loss, state.best_loss),
+        best_mse=jnp.where(better, mse, state.best_mse),
+        converged_step=jnp.where(done_now, state.steps, state.converged_step),
+        finite=ok), ok
+
   def _step(self, params, x, state: SearchState):
     grad_fn = jax.vmap(jax.value_and_grad(self._objective, argnums=1, has_aux=True),
                        in_axes=(None, 0, 0))
     (loss, mse), grads = grad_fn(params, state.z, x)
-    ok = jnp.isfinite(loss) & jnp.all(jnp.isfinite(grads), axis=(1, 2)) & state.finite
-    better = ok & (loss < state.best_loss)
+    state, ok = self._record(state, loss, mse, jnp.all(jnp.isfinite(grads), axis=(1, 2)))
     updates, opt_state = jax.vmap(self.optimizer.update)(grads, state.opt_state, state.z)
     z = optax.apply_updates(state.z, updates)
     keep = lambda new, old: jnp.where(ok.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-    done_now = ok & (mse <= self.tol) & (state.converged_step < 0)
-    new_state = SearchState(
-        z=keep(z, state.z), opt_state=jax.tree.map(keep, opt_state, state.opt_state),
-        best_z=jnp.where(better[:, None, None], state.z, state.best_z),
-        best_loss=jnp.where(better, loss, state.best_loss),
-        best_mse=jnp.where(better, mse, state.best_mse),
-        steps=state.steps + 1,
-        converged_step=jnp.where(done_now, state.steps, state.converged_step),
-        finite=ok)
-    return new_state, loss
+    return state.replace(z=keep(z, state.z),
+                         opt_state=jax.tree.map(keep, opt_state, state.opt_state),
+                         steps=state.steps + 1), loss
 
   def _run_impl(self, params, x, state, num_steps):
-    """num_steps scan steps, then one evaluation so the last iterate can win too."""
+    """num_steps scan steps, then the objective of the last iterate, so that it can win too."""
     state, trace = jax.lax.scan(lambda s, _: self._step(params, x, s), state, None,
                                 length=num_steps)
-    final, _ = self._step(params, x, state)
-    state = state.replace(best_z=final.best_z, best_loss=final.best_loss,
-                          best_mse=final.best_mse, converged_step=final.converged_step,
-                          finite=final.finite)
+    loss, mse = jax.vmap(self._objective, in_axes=(None, 0, 0))(params, state.z, x)
+    state, _ = self._record(state, loss, mse, jnp.ones_like(state.finite))
     return state, trace.T  # [N, T]
 
   def _search_impl(self, params, x, z0):
