@@ -91,12 +91,27 @@ def inversion_config() -> ml_collections.ConfigDict:
   })
 
 
+def experiment_config() -> ml_collections.ConfigDict:
+  """Defaults of `config.experiment` (`compgen.evaluation.experiment`)."""
+  return ml_collections.ConfigDict({"experiment": {
+      "seeds": 1,                    # models trained per decoder, seeds 0..seeds-1
+      "control": "unconstrained",    # decoder of the negative control; "" for none
+      "fit_examples": 1000,          # ID training images the readouts are fitted on
+      "eval_examples": 1000,         # test_id / test_ood images scored
+      "readout_fit": "own",          # "own" (each method's ID latents) | "encoder" (ĝ's)
+      "readout": "mlp",              # "linear" | "mlp"
+      "matching": "global",          # "global" | "per_example"
+      "readout_steps": 1000,         # full-batch Adam steps per readout
+      "interaction_examples": 16}})  # latents the decoder interaction statistics use
+
+
 def base_config(dataset: str) -> ml_collections.ConfigDict:
   """The config every `configs/*.py` starts from: seed, data, model and training sections."""
   config = ml_collections.ConfigDict({"seed": 0, "data": data_config(dataset)})
   config.model = model_config(slot_dim=8 if dataset == "sprites" else 2)
   config.update(training_config())
   config.update(inversion_config())
+  config.update(experiment_config())
   return config
 
 
@@ -135,6 +150,8 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   config.replay.update(batch_size=16, num_steps=4, log_every=2, eval_every=2,
                        checkpoint_every=2, prior_examples=64)
   config.replay.optim.warmup_steps = 1
+  config.experiment.update(fit_examples=64, eval_examples=32, readout_steps=50,
+                           interaction_examples=2)
 
 
 def parse_variants(arg: str | None, allowed: tuple[str, ...]) -> set[str]:

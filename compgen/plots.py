@@ -1,4 +1,5 @@
-"""Figures (matplotlib, headless): sample grids and pictures of the ID/OOD latent split."""
+"""Figures (matplotlib, headless): sample grids, the ID/OOD latent split, experiment results
+(bar chart of identifiability, reconstructions per method, search loss curves)."""
 from __future__ import annotations
 
 import math
@@ -57,6 +58,71 @@ def latent_split(id_latents: np.ndarray, ood_latents: np.ndarray, path: str,
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
   axes[0][0].legend(loc="upper left", fontsize=7, markerscale=4)
+  fig.tight_layout()
+  _save(fig, path)
+  return path
+
+
+def results_bars(scores: dict[str, dict[str, tuple[float, float]]], path: str,
+                 ylabel: str = "identifiability") -> str:
+  """Grouped bars: {method: {"id": (mean, std), "ood": (mean, std)}} -> PNG."""
+  if not scores:
+    raise ValueError("results_bars needs at least one method.")
+  methods = list(scores)
+  splits = sorted({s for v in scores.values() for s in v})
+  width = 0.8 / len(splits)
+  fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(methods) + 1), 3.4))
+  for i, split in enumerate(splits):
+    means = [scores[m].get(split, (np.nan, 0))[0] for m in methods]
+    stds = [scores[m].get(split, (np.nan, 0))[1] for m in methods]
+    ax.bar(np.arange(len(methods)) + (i - (len(splits) - 1) / 2) * width, means, width,
+           yerr=stds, capsize=2, label=split.upper())
+  ax.set_xticks(np.arange(len(methods)))
+  ax.set_xticklabels(methods, rotation=30, ha="right", fontsize=8)
+  ax.set_ylabel(ylabel)
+  ax.axhline(0, color="k", lw=0.5)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  _save(fig, path)
+  return path
+
+
+def labelled_rows(rows: dict[str, np.ndarray], path: str) -> str:
+  """One row of images [n, H, W, C] per label (e.g. inputs, then each method's
+  reconstructions), the label written to the left -> PNG."""
+  if not rows:
+    raise ValueError("labelled_rows needs at least one row of images.")
+  n = max(len(v) for v in rows.values())
+  fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.6, 1.1 * len(rows)),
+                           squeeze=False)
+  for r, (label, images) in enumerate(rows.items()):
+    images = np.asarray(images)
+    images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
+    for c in range(n):
+      ax = axes[r][c]
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if c < len(images):
+        im = np.clip(images[c], 0, 1)
+        ax.imshow(im.squeeze(-1) if im.shape[-1] == 1 else im, interpolation="nearest",
+                  cmap="gray" if im.shape[-1] == 1 else None)
+    axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+  fig.tight_layout()
+  _save(fig, path)
+  return path
+
+
+def loss_curves(curves: dict[str, np.ndarray], path: str, ylabel: str = "search loss") -> str:
+  """Curves {label: values [T]} against step on a log scale -> PNG."""
+  if not curves:
+    raise ValueError("loss_curves needs at least one curve.")
+  fig, ax = plt.subplots(figsize=(5.5, 3.4))
+  for label, values in curves.items():
+    ax.plot(np.arange(len(values)), values, label=label)
+  ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel(ylabel)
+  ax.legend(fontsize=6)
   fig.tight_layout()
   _save(fig, path)
   return path

@@ -42,6 +42,8 @@ def get_config(arg=None):
   if "fast32" in variants:
     data.sprites.resolution = 32
     config.train.update(num_steps=2500, eval_every=500)
+    config.search.num_steps = 100
+    config.experiment.update(fit_examples=500, eval_examples=250)
   if "smoke" in variants:
     data.sprites.resolution = 16
     config_lib.apply_smoke(config)

@@ -31,7 +31,7 @@ INITS = ("encoder", "replay_encoder", "prior", "zeros")
 REGULARIZERS = ("none", "latent_l2", "prior")
 
 
-def _replay_encoder(config, workdir, params, mesh):
+def replay_encoder_params(config, workdir, params, mesh):
   """Params with the encoder of the replay run in `workdir` (for search.init=replay_encoder)."""
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "replay"), 1, create=False)
   step = ckpt.latest_step()
@@ -63,6 +63,23 @@ def make_searcher(config, model, prior, mesh) -> search_lib.Searcher:
                              reg_weight=sc.reg_weight, mesh=mesh)
 
 
+def add_restarts(z0: jax.Array, prior, restarts: int, rng: jax.Array) -> jax.Array:
+  """z0 [B, K, m] -> [B, R, K, m]: the given start plus R − 1 starts sampled from `prior`."""
+  extra = prior.sample(rng, len(z0) * (restarts - 1))
+  return jnp.concatenate([z0[:, None], extra.reshape((len(z0), restarts - 1) + z0.shape[1:])],
+                         axis=1)
+
+
+def search_batch(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh) -> dict:
+  """One batch of any size through `searcher`, padded to the mesh's device count: returns
+  {z, mse, trace, converged, converged_step} as numpy arrays for the B real images."""
+  batch, n = parallel.pad_to_multiple({"x": np.asarray(x), "z0": np.asarray(z0)},
+                                      mesh.shape[parallel.DATA_AXIS])
+  res = searcher(params, batch["x"], batch["z0"])
+  return {k: np.asarray(jax.device_get(getattr(res, k)))[:n]
+          for k in ("z", "mse", "trace", "converged", "converged_step")}
+
+
 def search_and_save(config: ml_collections.ConfigDict, workdir: str,
                     overwrite: bool = False) -> dict:
   """Runs the search job (module doc); returns the summary {split: metrics}."""
@@ -71,7 +88,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     raise ValueError(f"Unknown search.init={sc.init!r}: choose one of {INITS}.")
   mesh = parallel.make_mesh(config.mesh)
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
-  init_params = (_replay_encoder(config, workdir, params, mesh)
+  init_params = (replay_encoder_params(config, workdir, params, mesh)
                  if sc.init == "replay_encoder" else params)
   out_dir = os.path.join(workdir, "search")
   os.makedirs(out_dir, exist_ok=True)
@@ -108,15 +125,12 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
       z_enc, mse0, _ = infer(init_params, parallel.put_batch({"x": x}, mesh)["x"])
       z0 = {"encoder": z_enc, "replay_encoder": z_enc, "zeros": jnp.zeros_like(z_enc),
             "prior": prior.sample(jax.random.fold_in(init_key, lo), len(x))}[sc.init]
-      if sc.restarts > 1:
-        extra = prior.sample(jax.random.fold_in(restart_key, lo), len(x) * (sc.restarts - 1))
-        z0 = jnp.concatenate([z0[:, None], extra.reshape((len(x), sc.restarts - 1)
-                                                         + extra.shape[1:])], axis=1)
-      res = searcher(params, x, z0)
-      z0_first = z0 if z0.ndim == 3 else z0[:, 0]
-      for key, value in (("z", res.z), ("z0", z0_first), ("mse", res.mse), ("mse0", mse0),
-                         ("converged", res.converged), ("converged_step", res.converged_step)):
-        results[key].append(np.asarray(jax.device_get(value))[:n])
+      starts = (add_restarts(z0, prior, sc.restarts, jax.random.fold_in(restart_key, lo))
+                if sc.restarts > 1 else z0)
+      res = search_batch(searcher, params, x[:n], np.asarray(starts)[:n], mesh)
+      res["z0"], res["mse0"] = np.asarray(z0)[:n], np.asarray(mse0)[:n]
+      for key in results:
+        results[key].append(res[key])
     seconds = time.perf_counter() - start
     arrays = {k: np.concatenate(v) for k, v in results.items()}
     arrays["latents"] = source[np.arange(total)]["latents"]

@@ -1,0 +1,258 @@
+"""The generative-vs-non-generative experiment: `run_experiment(config, workdir)`.
+
+For each seed s < `experiment.seeds` and each model — the configured decoder and, unless it is
+already one, the `experiment.control` decoder (the unconstrained negative control) — in the
+workdir `{workdir}/seed{s}/{decoder}` it runs (reusing whatever is already there):
+
+  ID training (Eq. 4.2, `compgen.train`) → replay (Eq. 4.4, `compgen.replay`) → perception of
+  ID and OOD test images by four methods:
+    encoder         ĝ(x), the non-generative baseline (one forward pass)
+    search          Eq. 4.3 from ĝ(x)
+    replay_encoder  ĝ_replay(x)
+    replay_search   Eq. 4.3 from ĝ_replay(x)
+  cached in `{model workdir}/experiment/latents.npz`.
+
+Each method's latents are scored with `identifiability` (readouts fitted on ID latents only:
+the encoder's on `experiment.fit_examples` training images when `experiment.readout_fit` is
+"encoder", or each method's own when "own", which also searches those images) and by
+reconstruction. Writes `{workdir}/results.json`, `results.md` (mean ± std over seeds) and
+figures: `identifiability.png`, `reconstructions_ood.png`, `search_loss.png`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from compgen import parallel
+from compgen import plots
+from compgen.data import pipeline
+from compgen.data import sprites as sprites_lib
+from compgen.evaluation import identifiability as ident_lib
+from compgen.evaluation import interaction as interaction_lib
+from compgen.inversion import priors
+from compgen.inversion import replay as replay_lib
+from compgen.inversion import run as search_run
+from compgen.training import objectives, train_lib
+
+METHODS = ("encoder", "search", "replay_encoder", "replay_search")
+SPLITS = {"fit": "train", "id": "test_id", "ood": "test_ood"}  # experiment name -> data split
+READOUT_FITS = ("encoder", "own")
+NUM_PICTURES = 8
+
+
+def model_configs(config: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:
+  """{decoder name: config} for the configured decoder and the control (if different)."""
+  out = {config.model.decoder: config}
+  control = config.experiment.control
+  if control and control != config.model.decoder:
+    c = ml_collections.ConfigDict(config.to_dict())
+    c.model.decoder = control
+    out[control] = c
+  return out
+
+
+def factor_names(config: ml_collections.ConfigDict, arrays: dict) -> tuple[list[str], tuple]:
+  """Names of the continuous then categorical factors, and classes per categorical factor."""
+  if config.data.dataset == "sprites":
+    return (list(sprites_lib.LATENT_NAMES) + list(sprites_lib.FACTOR_NAMES),
+            pipeline.dataset_spec(config.data).num_categories)
+  m = arrays["fit"]["latents"].shape[2]
+  fac = arrays["fit"].get("factors")
+  n_c = 0 if fac is None else fac.shape[2]
+  return [f"z{i}" for i in range(m)] + [f"factor{i}" for i in range(n_c)], None
+
+
+def load_arrays(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.ndarray]]:
+  ec = config.experiment
+  sizes = {"fit": ec.fit_examples, "id": ec.eval_examples, "ood": ec.eval_examples}
+  return {name: train_lib.first_examples(pipeline.load_split(config.data, split), sizes[name])
+          for name, split in SPLITS.items()}
+
+
+def _in_batches(fn, arrays: tuple, batch_size: int, desc: str) -> dict[str, np.ndarray]:
+  """Applies fn(*chunk) -> dict of [b, ...] arrays over chunks of the leading axis."""
+  n = len(arrays[0])
+  parts = [fn(*(a[lo:lo + batch_size] for a in arrays))
+           for lo in tqdm.trange(0, n, batch_size, desc=desc, leave=False,
+                                 disable=jax.process_index() != 0)]
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = False) -> dict:
+  """Every method's latents for the trained + replayed model of `workdir` (cached):
+  {f"{method}/{split}/{field}"} with fields z [N, K, m], mse [N]; search methods also
+  trace_mean [T] (mean search loss per step) and converged [N]."""
+  path = os.path.join(workdir, "experiment", "latents.npz")
+  if os.path.exists(path) and not overwrite:
+    with np.load(path) as f:
+      return dict(f)
+  model, params, _ = train_lib.restore_trained(config, workdir, mesh)
+  replay_params = search_run.replay_encoder_params(config, workdir, params, mesh)
+  infer = jax.jit(train_lib.make_infer(model))
+  sc = config.search
+  out = {}
+  for name, p in (("encoder", params), ("replay_encoder", replay_params)):
+    for split, batch in arrays.items():
+      z, mse, _ = train_lib.evaluate(infer, p, {split: batch}, mesh, sc.batch_size)[split]
+      out[f"{name}/{split}/z"], out[f"{name}/{split}/mse"] = z, mse
+  prior = priors.fit_prior(sc.prior, out["encoder/fit/z"], seed=config.seed)
+  searcher = search_run.make_searcher(config, model, prior, mesh)
+  searched = ("fit", "id", "ood") if config.experiment.readout_fit == "own" else ("id", "ood")
+  for method, start in (("search", "encoder"), ("replay_search", "replay_encoder")):
+    for split in searched:
+      x = objectives.model_input(arrays[split])
+      res = _in_batches(lambda xb, zb: search_run.search_batch(searcher, params, xb, zb, mesh),
+                        (x, out[f"{start}/{split}/z"]), sc.batch_size, f"{method} {split}")
+      out.update({f"{method}/{split}/z": res["z"], f"{method}/{split}/mse": res["mse"],
+                  f"{method}/{split}/trace_mean": res["trace"].mean(0),
+                  f"{method}/{split}/converged": res["converged"]})
+  for method in METHODS:
+    out[f"{method}/ood/pictures"] = np.asarray(model.decode(
+        params, out[f"{method}/ood/z"][:NUM_PICTURES])["output"])
+  out["interaction"] = np.asarray(list(interaction_lib.interaction_statistics(
+      lambda z: model.decode(params, z)["output"],
+      out["encoder/id/z"][:config.experiment.interaction_examples]).values()))
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.savez(path, **out)
+  return out
+
+
+def score_methods(config, latents: dict, arrays: dict, names, num_categories, seed) -> dict:
+  """{method: {split: {"identifiability", "per_factor", "recon_mse", "recon_r2", ...}}}."""
+  ec = config.experiment
+  truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
+  sst = {s: float(((objectives.model_input(arrays[s]) -
+                    objectives.model_input(arrays[s]).mean(0)) ** 2).sum()) for s in ("id", "ood")}
+  out = {}
+  for method in METHODS:
+    fit_method = method if ec.readout_fit == "own" else "encoder"
+    scores = ident_lib.identifiability(
+        (latents[f"{fit_method}/fit/z"], *truth("fit")),
+        {s: (latents[f"{method}/{s}/z"], *truth(s)) for s in ("id", "ood")},
+        readout=ec.readout, matching=ec.matching, num_categories=num_categories,
+        factor_names=names, steps=ec.readout_steps, seed=seed)
+    out[method] = {}
+    for s in ("id", "ood"):
+      mse = latents[f"{method}/{s}/mse"]
+      dims = np.prod(objectives.model_input(arrays[s]).shape[1:])
+      out[method][s] = {
+          "identifiability": scores[s]["score"], "per_factor": scores[s]["per_factor"],
+          "recon_mse": float(mse.mean()),
+          "recon_r2": float(1.0 - mse.sum() * dims / sst[s])}
+      if f"{method}/{s}/converged" in latents:
+        out[method][s]["search_converged"] = float(latents[f"{method}/{s}/converged"].mean())
+  return out
+
+
+def _aggregate(runs: list[dict]) -> dict:
+  """[{"seed", "model", "method", "split", metrics...}] -> {row: {split: {metric: (mean, std)}}}."""
+  table = {}
+  for r in runs:
+    cell = table.setdefault(f"{r['model']}: {r['method']}", {}).setdefault(r["split"], {})
+    values = {"identifiability": r["identifiability"], "recon_mse": r["recon_mse"],
+              "recon_r2": r["recon_r2"], **{f"factor/{k}": v for k, v in r["per_factor"].items()}}
+    for k, v in values.items():
+      cell.setdefault(k, []).append(v)
+  return {row: {s: {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+                    for k, v in cell.items()} for s, cell in splits.items()}
+          for row, splits in table.items()}
+
+
+def format_table(summary: dict, names: list[str]) -> str:
+  """Markdown: identifiability and reconstruction per method, ID vs OOD; per-factor scores."""
+  pm = lambda c: f"{c['mean']:.3f} ± {c['std']:.3f}" if c["n"] > 1 else f"{c['mean']:.3f}"
+  pm5 = lambda c: f"{c['mean']:.5f} ± {c['std']:.5f}" if c["n"] > 1 else f"{c['mean']:.5f}"
+  lines = ["| method | ID identifiability | OOD identifiability | ID recon MSE | OOD recon MSE |"
+           " ID recon R² | OOD recon R² |", "|---|---|---|---|---|---|---|"]
+  for row, s in summary.items():
+    lines.append(f"| {row} | {pm(s['id']['identifiability'])} | "
+                 f"{pm(s['ood']['identifiability'])} | {pm5(s['id']['recon_mse'])} | "
+                 f"{pm5(s['ood']['recon_mse'])} | {pm(s['id']['recon_r2'])} | "
+                 f"{pm(s['ood']['recon_r2'])} |")
+  lines += ["", "Per-factor scores (R² for continuous factors, accuracy for categorical ones):",
+            "", "| method | split | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names)]
+  for row, s in summary.items():
+    for split in ("id", "ood"):
+      lines.append(f"| {row} | {split.upper()} | " + " | ".join(
+          f"{s[split][f'factor/{n}']['mean']:.3f}" for n in names) + " |")
+  return "\n".join(lines)
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str,
+                   overwrite: bool = False) -> dict:
+  """Runs the experiment of the module doc; returns the results dict (also results.json)."""
+  ec = config.experiment
+  if ec.readout_fit not in READOUT_FITS:
+    raise ValueError(f"Unknown experiment.readout_fit={ec.readout_fit!r}: choose one of "
+                     f"{READOUT_FITS}.")
+  if ec.seeds < 1:
+    raise ValueError(f"experiment.seeds={ec.seeds}: run at least one seed.")
+  start = time.perf_counter()
+  mesh = parallel.make_mesh(config.mesh)
+  arrays = load_arrays(config)
+  names, num_categories = factor_names(config, arrays)
+  runs, stage_seconds, interaction, pictures, traces = [], {}, {}, {}, {}
+  for seed in range(ec.seeds):
+    for label, base in model_configs(config).items():
+      cfg = ml_collections.ConfigDict(base.to_dict())
+      cfg.seed = seed
+      wd = os.path.join(workdir, f"seed{seed}", label)
+      timer = {}
+      t = time.perf_counter()
+      train_lib.train_and_evaluate(cfg, wd)
+      timer["train"], t = time.perf_counter() - t, time.perf_counter()
+      replay_lib.replay_and_evaluate(cfg, wd)
+      timer["replay"], t = time.perf_counter() - t, time.perf_counter()
+      latents = infer_latents(cfg, wd, arrays, mesh, overwrite)
+      timer["inference"], t = time.perf_counter() - t, time.perf_counter()
+      scores = score_methods(cfg, latents, arrays, names, num_categories, seed)
+      timer["scoring"] = time.perf_counter() - t
+      stage_seconds[f"seed{seed}/{label}"] = timer
+      for method, splits in scores.items():
+        for split, metrics in splits.items():
+          runs.append({"seed": seed, "model": label, "method": method, "split": split,
+                       **metrics})
+      interaction.setdefault(label, []).append(dict(zip(
+          ("jacobian_overlap", "hessian_cross"), latents["interaction"].tolist())))
+      if seed == 0:
+        pictures.update({f"{label}: {m}": latents[f"{m}/ood/pictures"] for m in METHODS})
+        traces.update({f"{label}: {m} ({s.upper()})": latents[f"{m}/{s}/trace_mean"]
+                       for m in ("search", "replay_search") for s in ("id", "ood")})
+  summary = _aggregate(runs)
+  results = {"summary": summary, "runs": runs, "interaction": interaction,
+             "seeds": list(range(ec.seeds)), "stage_seconds": stage_seconds,
+             "wall_seconds": time.perf_counter() - start, "factor_names": names,
+             "config": config.to_dict()}
+  if jax.process_index() == 0:
+    _write_outputs(results, arrays, pictures, traces, workdir)
+  return results
+
+
+def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2, default=lambda o: np.asarray(o).tolist())
+  table = format_table(results["summary"], results["factor_names"])
+  interaction = "\n".join(
+      f"- {label}: Jacobian overlap {np.mean([r['jacobian_overlap'] for r in rows]):.3f}, "
+      f"cross-slot Hessian share {np.mean([r['hessian_cross'] for r in rows]):.3f}"
+      for label, rows in results["interaction"].items())
+  with open(os.path.join(workdir, "results.md"), "w") as f:
+    f.write(f"# Experiment results (seeds {results['seeds']}, "
+            f"{results['wall_seconds'] / 60:.1f} min)\n\n{table}\n\n"
+            f"Decoder interaction statistics (at ID encoder latents):\n{interaction}\n")
+  summary = results["summary"]
+  plots.results_bars({row: {s: (c["identifiability"]["mean"], c["identifiability"]["std"])
+                            for s, c in splits.items()} for row, splits in summary.items()},
+                     os.path.join(workdir, "identifiability.png"))
+  if "image" in arrays["ood"]:
+    plots.labelled_rows({"OOD input": arrays["ood"]["image"][:NUM_PICTURES], **pictures},
+                        os.path.join(workdir, "reconstructions_ood.png"))
+  plots.loss_curves(traces, os.path.join(workdir, "search_loss.png"))

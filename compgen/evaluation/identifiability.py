@@ -1,0 +1,257 @@
+"""The identifiability score: slot-wise readouts fitted on ID latents, applied unchanged OOD.
+
+For inferred slots ẑ [N, K, m̂] and the true slots' continuous factors z [N, K, m] (and
+categorical factors c [N, K, n_c], optional):
+
+1. Match inferred to true slots, either `"global"`ly — one permutation for the whole data,
+   the Hungarian assignment maximising the validation score of a readout per (inferred,
+   true) slot pair — or `"per_example"` — one readout shared by all slots, fitted with the
+   best slot order per example (a permutation-invariant loss), then each example's slots
+   matched by the lowest readout error to the (standardised) true slots; for models whose
+   slots are exchangeable.
+2. Readouts (Flax, trained with optax full-batch Adam under one `jit`, vmapped over slots):
+   `"linear"` or `"mlp"` from one inferred slot to that true slot's factors — a regression
+   head (standardised targets) and a softmax head per categorical factor.
+3. Score each evaluation split with the ID-fitted readouts: R² per continuous factor (with
+   the fit set's variance), accuracy per categorical factor, and the identifiability score =
+   their mean over all slots and factors (each factor dimension weighs one).
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from scipy import optimize
+
+from compgen.models import layers
+
+READOUTS = {"linear": (), "mlp": (64, 64)}
+MATCHINGS = ("global", "per_example")
+
+
+class Readout(nn.Module):
+  """ẑ_k [N, m̂] -> (continuous factors [N, m], logits per categorical factor [N, n_c, C])."""
+  hidden: Sequence[int]
+  num_continuous: int
+  num_categories: tuple[int, ...]
+
+  @nn.compact
+  def __call__(self, x):
+    h = layers.MLP(tuple(self.hidden))(x) if self.hidden else x
+    h = nn.gelu(h) if self.hidden else h
+    cont = nn.Dense(self.num_continuous, name="regression")(h)
+    width = max(self.num_categories, default=1)
+    if not self.num_categories:
+      return cont, jnp.zeros(x.shape[:-1] + (0, width), x.dtype)
+    logits = nn.Dense(len(self.num_categories) * width, name="classification")(h)
+    logits = logits.reshape(x.shape[:-1] + (len(self.num_categories), width))
+    # Classes a factor does not have get -inf logits.
+    valid = jnp.arange(width)[None, :] < jnp.asarray(self.num_categories)[:, None]
+    return cont, jnp.where(valid, logits, -1e9)
+
+
+@functools.partial(jax.jit, static_argnames=("module", "steps", "learning_rate"))
+def _fit(module, rng, x, cont, cat, steps: int, learning_rate: float):
+  """Full-batch AdamW on one readout, early-stopped on a held-out fifth of the examples.
+
+  x [N, S, d], cont [N, S, m] (standardised), cat [N, S, n_c]: S slots per example read out
+  by the same readout; the loss takes, per example, the best of the S! slot orders (S = 1:
+  a plain regression/classification). Returns the params with the lowest validation loss.
+  """
+  perms = jnp.asarray(list(itertools.permutations(range(x.shape[1]))))  # [P, S]
+  n_val = max(x.shape[0] // 5, 1)
+
+  def loss(p, xs, ys, cs):
+    pred, logits = module.apply(p, xs)  # [N, S, m], [N, S, n_c, C]
+    err = ((pred[:, perms] - ys[:, None]) ** 2).sum(-1)  # [N, P, S]
+    if cs.shape[-1]:
+      logp = jax.nn.log_softmax(logits, -1)[:, perms]  # [N, P, S, n_c, C]
+      err = err - jnp.take_along_axis(
+          logp, jnp.broadcast_to(cs[:, None, :, :, None], logp.shape[:-1] + (1,)),
+          -1)[..., 0].sum(-1)
+    return err.sum(-1).min(-1).mean()
+
+  train = (x[n_val:], cont[n_val:], cat[n_val:])
+  val = (x[:n_val], cont[:n_val], cat[:n_val])
+  params = module.init(rng, x[:1])
+  opt = optax.adamw(learning_rate, weight_decay=1e-4)
+
+  def step(carry, _):
+    p, s, best, best_loss = carry
+    grads = jax.grad(loss)(p, *train)
+    updates, s = opt.update(grads, s, p)
+    p = optax.apply_updates(p, updates)
+    val_loss = loss(p, *val)
+    better = val_loss < best_loss
+    best = jax.tree.map(lambda new, old: jnp.where(better, new, old), p, best)
+    return (p, s, best, jnp.minimum(val_loss, best_loss)), None
+
+  init = (params, opt.init(params), params, loss(params, *val))
+  (_, _, best, _), _ = jax.lax.scan(step, init, None, length=steps)
+  return best
+
+
+class _Readouts:
+  """P readouts fitted at once (vmapped): inputs [P, N, S, d], targets [P, N, S, m] and
+  [P, N, S, n_c]; `predict` takes [P, N', d]."""
+
+  def __init__(self, kind: str, num_continuous: int, num_categories: tuple[int, ...],
+               steps: int, seed: int):
+    self.module = Readout(READOUTS[kind], num_continuous, tuple(num_categories))
+    self.steps, self.seed = steps, seed
+    self.learning_rate = 1e-2 if kind == "linear" else 3e-3
+
+  def fit(self, x, cont, cat):
+    rngs = jax.random.split(jax.random.PRNGKey(self.seed), len(x))
+    fit = jax.vmap(lambda r, a, b, c: _fit(self.module, r, a, b, c, self.steps,
+                                           self.learning_rate))
+    self.params = fit(rngs, jnp.asarray(x, jnp.float32), jnp.asarray(cont, jnp.float32),
+                      jnp.asarray(cat, jnp.int32))
+    return self
+
+  def predict(self, x):
+    cont, logits = jax.vmap(self.module.apply)(self.params, jnp.asarray(x, jnp.float32))
+    return np.asarray(cont), np.asarray(logits)
+
+
+def _standardise(x, mean, std):
+  return (x - mean) / std
+
+
+def _scores(cont_pred, cont_true, logits, cat_true):
+  """Standardised predictions -> (R² [.., m], accuracy [.., n_c]) over the example axis -2."""
+  r2 = 1.0 - ((cont_pred - cont_true) ** 2).mean(-2)  # targets have unit fit-set variance
+  acc = (logits.argmax(-1) == cat_true).mean(-2)
+  return r2, acc
+
+
+def _check(name, z_hat, latents, factors):
+  if z_hat.ndim != 3 or latents.ndim != 3 or len(z_hat) != len(latents):
+    raise ValueError(f"{name}: inferred latents {z_hat.shape} and true latents "
+                     f"{latents.shape} must be [N, K̂, m̂] and [N, K, m] with the same N.")
+  if z_hat.shape[1] != latents.shape[1]:
+    raise ValueError(f"{name}: {z_hat.shape[1]} inferred slots vs {latents.shape[1]} true "
+                     "slots: slot counts must agree to match slots.")
+  if factors is not None and factors.shape[:2] != latents.shape[:2]:
+    raise ValueError(f"{name}: factors {factors.shape} do not match latents {latents.shape}.")
+
+
+def _permute(z, assignment):
+  """[N, K, d] with per-example assignment [N, K] (true slot j <- inferred slot a[n, j])."""
+  return np.take_along_axis(z, assignment[:, :, None], axis=1)
+
+
+def identifiability(fit: tuple, splits: dict[str, tuple], *, readout: str = "mlp",
+                    matching: str = "global", num_categories: Sequence[int] | None = None,
+                    factor_names: Sequence[str] | None = None, steps: int = 1000,
+                    seed: int = 0) -> dict:
+  """Identifiability of inferred slots, readouts fitted on `fit` and scored on `splits`.
+
+  Args:
+    fit: (ẑ [N, K, m̂], true latents [N, K, m], factors int [N, K, n_c] or None) — ID data.
+    splits: {name: (ẑ, latents, factors)} to score, e.g. {"id": ..., "ood": ...}.
+    readout: "linear" | "mlp".  matching: "global" | "per_example".
+    num_categories: classes per categorical factor (default: max label + 1 over all data).
+    factor_names: names of the m continuous then n_c categorical factors.
+  Returns {split: {"score", "r2" [K, m], "accuracy" [K, n_c], "per_factor" {name: mean over
+  slots}, "assignment" ([K] global, or the first examples' [n, K] per example)}}.
+  """
+  if readout not in READOUTS:
+    raise ValueError(f"Unknown readout {readout!r}: choose one of {sorted(READOUTS)}.")
+  if matching not in MATCHINGS:
+    raise ValueError(f"Unknown matching {matching!r}: choose one of {MATCHINGS}.")
+  z_hat, lat, fac = fit
+  _check("fit", z_hat, lat, fac)
+  for name, (a, b, c) in splits.items():
+    _check(name, a, b, c)
+  k, m = lat.shape[1], lat.shape[2]
+  no_factors = lambda z: np.zeros(z.shape[:2] + (0,), np.int32)
+  fac = no_factors(lat) if fac is None else fac
+  splits = {s: (a, b, no_factors(b) if c is None else c) for s, (a, b, c) in splits.items()}
+  n_c = fac.shape[2]
+  if num_categories is None:
+    labels = [fac] + [c for _, _, c in splits.values()]
+    num_categories = tuple(int(max(a[..., i].max() for a in labels)) + 1 for i in range(n_c))
+  names = list(factor_names or [f"z{i}" for i in range(m)] + [f"c{i}" for i in range(n_c)])
+  if len(names) != m + n_c:
+    raise ValueError(f"{len(names)} factor names for {m} continuous + {n_c} categorical.")
+
+  # Standardise inputs and continuous targets with the fit set's statistics.
+  zm, zs = z_hat.mean((0, 1)), z_hat.std((0, 1)) + 1e-6
+  lm, ls = lat.mean(0), lat.std(0) + 1e-6  # per true slot and factor
+  std_in = lambda z: _standardise(z, zm, zs).astype(np.float32)
+  std_lat = lambda z: _standardise(z, lm, ls).astype(np.float32)
+  x_fit, y_fit = std_in(z_hat), std_lat(lat)
+  readouts = _Readouts(readout, m, tuple(num_categories), steps, seed)
+
+  if matching == "global":
+    # Match on the validation fifth that early stopping holds out of training.
+    va = slice(None, max(len(x_fit) // 5, 1))
+    pairs = list(itertools.product(range(k), range(k)))  # (inferred i, true j)
+    readouts.fit(np.stack([x_fit[:, i:i + 1] for i, _ in pairs]),
+                 np.stack([y_fit[:, j:j + 1] for _, j in pairs]),
+                 np.stack([fac[:, j:j + 1] for _, j in pairs]))
+    cont, logits = readouts.predict(np.stack([x_fit[va, i] for i, _ in pairs]))
+    r2, acc = _scores(cont, np.stack([y_fit[va, j] for _, j in pairs]), logits,
+                      np.stack([fac[va, j] for _, j in pairs]))
+    value = np.concatenate([r2, acc], -1).mean(-1).reshape(k, k)
+    rows, cols = optimize.linear_sum_assignment(-value)
+    inferred_for_true = rows[np.argsort(cols)]  # true slot j <- inferred slot
+    # Refit the matched readouts on all the fit data.
+    readouts.fit(np.stack([x_fit[:, i:i + 1] for i in inferred_for_true]),
+                 np.stack([y_fit[:, j:j + 1] for j in range(k)]),
+                 np.stack([fac[:, j:j + 1] for j in range(k)]))
+    assign = lambda x, y, c: np.broadcast_to(inferred_for_true, (len(x), k))
+  else:
+    perms = np.asarray(list(itertools.permutations(range(k))))  # [P, K]
+    # One readout shared by all slots, fitted with the best slot order per example.
+    readouts.fit(x_fit[None], y_fit[None], fac[None])
+
+    def assign(x, y, c):
+      """Per example, the slot permutation with the lowest readout error to the truth."""
+      cont, logits = readouts.predict(x.reshape(1, -1, x.shape[-1]))
+      cont = cont.reshape(len(x), k, 1, -1)  # inferred i, candidate true j
+      err = ((cont - y[:, None]) ** 2).sum(-1)  # [N, i, j]
+      if c.shape[-1]:
+        logp = np.asarray(jax.nn.log_softmax(logits, -1)).reshape(
+            (len(x), k, 1) + logits.shape[2:])  # [N, i, 1, n_c, C]
+        labels = np.broadcast_to(c[:, None, :, :, None], (len(x), k, k, c.shape[-1], 1))
+        logp = np.broadcast_to(logp, (len(x), k, k) + logp.shape[3:])
+        err = err - np.take_along_axis(logp, labels, -1)[..., 0].sum(-1)
+      cost = err[:, perms, np.arange(k)].sum(-1)  # [N, P]: true j <- inferred perms[p, j]
+      return perms[cost.argmin(1)]
+
+  results = {}
+  for split, (a, b, c) in splits.items():
+    x, y = std_in(a), std_lat(b)
+    perm = assign(x, y, c)
+    xp = _permute(x, perm)
+    if matching == "global":
+      cont, logits = readouts.predict(np.swapaxes(xp, 0, 1))  # [K, N, ...]
+      r2, acc = _scores(cont, np.swapaxes(y, 0, 1), logits, np.swapaxes(c, 0, 1))
+    else:
+      cont, logits = readouts.predict(xp.reshape(1, -1, xp.shape[-1]))
+      cont = np.swapaxes(cont.reshape(len(x), k, -1), 0, 1)
+      logits = np.swapaxes(logits.reshape((len(x), k) + logits.shape[2:]), 0, 1)
+      r2, acc = _scores(cont, np.swapaxes(y, 0, 1), logits, np.swapaxes(c, 0, 1))
+    per_factor = np.concatenate([r2, acc], -1)  # [K, m + n_c]
+    results[split] = {
+        "score": float(per_factor.mean()), "r2": r2.tolist(), "accuracy": acc.tolist(),
+        "per_factor": dict(zip(names, per_factor.mean(0).tolist())),
+        "assignment": (perm[0] if matching == "global" else perm[:8]).tolist()}
+  return results
+
+
+def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray) -> dict:
+  """Images or vectors [N, ...]: {"recon_mse": mean squared error, "recon_r2": 1 − SSE / SST}
+  with SST the squared deviation from the split's mean image."""
+  x, x_hat = np.asarray(x, np.float64), np.asarray(x_hat, np.float64)
+  sse = ((x - x_hat) ** 2).sum()
+  sst = ((x - x.mean(0, keepdims=True)) ** 2).sum()
+  return {"recon_mse": float(((x - x_hat) ** 2).mean()), "recon_r2": float(1 - sse / sst)}
