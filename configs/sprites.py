@@ -11,7 +11,8 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
            builder `compgen_sprites/<scheme>_small`, built on first use)
   decoder: alpha (default), additive, transformer (with the interaction penalty), unconstrained
   encoder: transformer_encoder (default: cnn);  vae: β-VAE instead of an autoencoder
-  size:    fast32 (32x32 images, 2500 steps: the CPU run below), smoke (16x16, 256/128/128
+  size:    quickstart (16x16, 1500 steps: the experiment of launch/quickstart.sh),
+           fast32 (32x32 images, 2500 steps: the CPU run below), smoke (16x16, 256/128/128
            examples, 4 steps: the tests)
 
 Measured on the 2-core CPU development machine (jax 0.10.2), seed 0, batch 64:
@@ -28,7 +29,7 @@ from compgen import config_lib
 
 def get_config(arg=None):
   variants = config_lib.parse_variants(
-      arg, ("smoke", "fast32", "held_out", "iid", "tfds") + config_lib.MODEL_VARIANTS)
+      arg, ("smoke", "quickstart", "fast32", "held_out", "iid", "tfds") + config_lib.MODEL_VARIANTS)
   config = config_lib.base_config("sprites")
   data = config.data
   if "held_out" in variants:
@@ -44,6 +45,12 @@ def get_config(arg=None):
     config.train.update(num_steps=2500, eval_every=500)
     config.search.num_steps = 100
     config.experiment.update(fit_examples=500, eval_examples=250)
+  if "quickstart" in variants:  # the CPU-sized experiment of launch/quickstart.sh
+    data.sprites.resolution = 16
+    config.train.update(num_steps=1500, batch_size=32, eval_every=500, checkpoint_every=500)
+    config.replay.update(num_steps=800, batch_size=32)
+    config.search.num_steps = 50
+    config.experiment.update(fit_examples=256, eval_examples=128, readout_steps=500)
   if "smoke" in variants:
     data.sprites.resolution = 16
     config_lib.apply_smoke(config)

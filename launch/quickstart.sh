@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs compgen, then runs the main job on the embedded default: renders the 64x64 sprites
-# dataset (diagonal ID/OOD split), writes ID and OOD sample grids and prints its statistics.
+# Installs compgen, then runs the main job on the embedded default: the whole experiment on a
+# CPU-sized sprites config (16x16 images rendered locally, diagonal ID/OOD split) — ID training
+# of the alpha-compositing decoder and the unconstrained control, encoder, search, replay and
+# replay + search, scored ID vs OOD — and prints the results table.
 # Usage: bash launch/quickstart.sh [WORKDIR]   (default /tmp/compgen_quickstart)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 bash launch/install.sh
-"$PYTHON" -m compgen.data --config=configs/sprites.py --workdir="${1:-/tmp/compgen_quickstart}"
+"$PYTHON" -m compgen.experiment --config=configs/sprites.py:quickstart \
+  --workdir="${1:-/tmp/compgen_quickstart}"
