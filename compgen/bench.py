@@ -1,10 +1,19 @@
-r"""Benchmarks: search throughput (image-steps/s) of compiled batched search.
+r"""Benchmarks of batched inversion: throughput, the alternatives, and the hardware limit.
 
-  python -m compgen.bench --decoders=alpha,transformer --batch_sizes=1,16,256 --out=bench.json
+  python -m compgen.bench [--quick] [--out=bench.json] [--resolution=32] [--batch_sizes=...]
 
-Times `Searcher` (jit + vmap + lax.scan of Adam steps) through freshly initialised default
-sprites decoders (64x64 unless --resolution), after one compiling call, best of --repeats.
-Writes JSON and prints a table.
+Sections (`--sections`, all by default), each on freshly initialised default sprites models:
+  search     compgen's `Searcher` (jit + vmap + lax.scan of per-image Adam) per decoder and
+             batch size: image-steps/s, first-call (compile) time, XLA's FLOPs per image-step
+             and memory of the compiled search, and the fraction of the measured matmul rate
+  loop       the same search as a Python loop over images of a jitted one-image search
+  torch      the alpha decoder and Adam search in PyTorch (batched autograd), weights copied
+             from the Flax model; the final losses of both are compared before the times
+  replay     a replay encoder step (prior sample → decode → encoder update, one jit) vs the
+             same encoder step on pre-decoded images
+  streaming  continuous batching (`stream_search`) vs fixed-step search to the same tolerance,
+             through the true sprites renderer, on a half-easy, half-hard mix of starts
+Writes JSON (`--out`) and prints a table. Ratios are measured in one run on one machine.
 """
 from __future__ import annotations
 
@@ -13,58 +22,285 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from absl import app
 from absl import flags
 
 from compgen import config_lib, models
-from compgen.inversion import search
+from compgen.data import sprites as sprites_lib
+from compgen.inversion import replay, search
+from compgen.models import decoders as decoders_lib
+from compgen.training import train_lib
 
-_DECODERS = flags.DEFINE_list("decoders", ["alpha"], "Decoders to time.")
-_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "256"], "Batch sizes to time.")
-_RESOLUTION = flags.DEFINE_integer("resolution", 64, "Image height and width.")
+SECTIONS = ("search", "loop", "torch", "replay", "streaming")
+_SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Which of {SECTIONS} to run.")
+_DECODERS = flags.DEFINE_list("decoders", ["alpha", "transformer"], "Decoders to time.")
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "256", "1024"], "Batch sizes.")
+_RESOLUTION = flags.DEFINE_integer("resolution", 32, "Image height and width.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Search steps per timed call.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls; the fastest counts.")
+_QUICK = flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs.")
 _OUT = flags.DEFINE_string("out", "bench.json", "Where the JSON results go.")
 
 
-def search_throughput(decoder: str, batch_size: int, resolution: int, steps: int,
-                      repeats: int) -> dict:
-  """Image-steps/s of `Searcher` through a default `decoder` at one batch size."""
-  cfg = config_lib.base_config("sprites").model
-  cfg.decoder = decoder
-  dec = models.make_decoder(cfg, (resolution, resolution, 3))
-  z = jax.random.normal(jax.random.PRNGKey(0), (batch_size, 2, cfg.slot_dim))
-  params = dec.init(jax.random.PRNGKey(1), z[:1])
-  x = jax.random.uniform(jax.random.PRNGKey(2), (batch_size, resolution, resolution, 3))
-  searcher = search.Searcher(lambda p, zz: dec.apply(p, zz)["output"],
-                             optimizer=optax.adam(0.03), num_steps=steps)
+def _best_time(fn, repeats: int) -> tuple[float, float]:
+  """(first call seconds, fastest of `repeats` further calls) of fn() (which blocks)."""
   start = time.perf_counter()
-  jax.block_until_ready(searcher(params, x, z).z)
-  compile_s = time.perf_counter() - start
+  fn()
+  first = time.perf_counter() - start
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    jax.block_until_ready(searcher(params, x, z).z)
+    fn()
     times.append(time.perf_counter() - start)
-  best = min(times)
-  return {"decoder": decoder, "batch_size": batch_size, "resolution": resolution,
-          "steps": steps, "seconds": best, "image_steps_per_s": batch_size * steps / best,
-          "first_call_s": compile_s, "device": jax.devices()[0].device_kind}
+  return first, min(times)
+
+
+def _decoder(name: str, resolution: int, batch_size: int, slot_dim: int = 8):
+  cfg = config_lib.base_config("sprites").model
+  cfg.decoder = name
+  dec = models.make_decoder(cfg, (resolution, resolution, 3))
+  z = jax.random.normal(jax.random.PRNGKey(0), (batch_size, 2, slot_dim))
+  params = dec.init(jax.random.PRNGKey(1), z[:1])
+  x = jax.random.uniform(jax.random.PRNGKey(2), (batch_size, resolution, resolution, 3))
+  return dec, params, x, z
+
+
+def matmul_flops_per_s(n: int = 1024, repeats: int = 5) -> float:
+  """The machine's dense float32 matmul rate: 2 n³ / (fastest jitted [n, n] @ [n, n])."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+  f = jax.jit(lambda a, b: a @ b)
+  _, best = _best_time(lambda: f(a, a).block_until_ready(), repeats)
+  return 2 * n ** 3 / best
+
+
+def search_throughput(decoder: str, batch_size: int, resolution: int, steps: int,
+                      repeats: int, matmul_rate: float | None = None) -> dict:
+  """Image-steps/s of `Searcher` through a default `decoder` at one batch size, with XLA's
+  FLOP count and memory of the compiled search."""
+  dec, params, x, z = _decoder(decoder, resolution, batch_size)
+  searcher = search.Searcher(lambda p, zz: dec.apply(p, zz)["output"],
+                             optimizer=optax.adam(0.03), num_steps=steps)
+  first, best = _best_time(lambda: jax.block_until_ready(searcher(params, x, z).z), repeats)
+  compiled = searcher.lower(params, x, z).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  memory = compiled.memory_analysis()
+  flops = float(cost.get("flops", 0.0)) / (batch_size * steps) if cost else float("nan")
+  rate = batch_size * steps / best
+  row = {"decoder": decoder, "batch_size": batch_size, "resolution": resolution,
+         "steps": steps, "seconds": best, "image_steps_per_s": rate, "first_call_s": first,
+         "flops_per_image_step": flops, "device": jax.devices()[0].device_kind}
+  if memory is not None:
+    row["memory_bytes"] = int(memory.argument_size_in_bytes + memory.output_size_in_bytes
+                              + memory.temp_size_in_bytes)
+  if matmul_rate:
+    row["fraction_of_matmul_rate"] = rate * flops / matmul_rate
+  return row
+
+
+def python_loop_throughput(resolution: int, num_images: int, steps: int, repeats: int) -> dict:
+  """Image-steps/s of a Python loop calling a jitted one-image alpha search per image."""
+  dec, params, x, z = _decoder("alpha", resolution, num_images)
+  searcher = search.Searcher(lambda p, zz: dec.apply(p, zz)["output"],
+                             optimizer=optax.adam(0.03), num_steps=steps)
+  loop = lambda: [jax.block_until_ready(searcher(params, x[i:i + 1], z[i:i + 1]).z)
+                  for i in range(num_images)]
+  first, best = _best_time(loop, repeats)
+  return {"decoder": "alpha", "images": num_images, "steps": steps,
+          "image_steps_per_s": num_images * steps / best, "first_call_s": first}
+
+
+def torch_comparison(resolution: int, batch_size: int, steps: int, repeats: int) -> dict:
+  """PyTorch vs compgen on the same alpha decoder weights, images and starts."""
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    from compgen import bench_torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return {"skipped": "torch is not installed: pip install -e '.[bench]'"}
+  torch.manual_seed(0)
+  shape = (resolution, resolution, 3)
+  dec, params, x, z = _decoder("alpha", resolution, batch_size)
+  cfg = config_lib.base_config("sprites").model.decoders.alpha
+  decode = bench_torch.alpha_decoder(
+      params, np.asarray(decoders_lib._pixel_features(shape, cfg.num_frequencies)), shape)  # pylint: disable=protected-access
+  x_np, z_np = np.asarray(x), np.asarray(z)
+  searcher = search.Searcher(lambda p, zz: dec.apply(p, zz)["output"],
+                             optimizer=optax.adam(0.03), num_steps=steps)
+  jax_loss = float(np.mean(searcher(params, x, z).mse))
+  torch_loss = float(np.mean(bench_torch.search(decode, x_np, z_np, steps, 0.03)))
+  _, torch_best = _best_time(lambda: bench_torch.search(decode, x_np, z_np, steps, 0.03),
+                             repeats)
+  _, jax_best = _best_time(lambda: jax.block_until_ready(searcher(params, x, z).z), repeats)
+  return {"batch_size": batch_size, "steps": steps, "torch": torch.__version__,
+          "torch_threads": torch.get_num_threads(),
+          "final_mse_compgen": jax_loss, "final_mse_torch": torch_loss,
+          "same_loss": bool(abs(jax_loss - torch_loss) <= 1e-3 * abs(torch_loss) + 1e-7),
+          "compgen_image_steps_per_s": batch_size * steps / jax_best,
+          "torch_image_steps_per_s": batch_size * steps / torch_best,
+          "speedup": torch_best / jax_best}
+
+
+def replay_cost(resolution: int, batch_size: int, repeats: int, steps: int = 5) -> dict:
+  """Steps/s of a replay encoder step (sample, decode, update) vs the same step on
+  pre-decoded images."""
+  cfg = config_lib.base_config("sprites").model
+  enc = models.make_encoder(cfg, 2)
+  dec, dec_params, x, z = _decoder("alpha", resolution, batch_size)
+  enc_params = enc.init(jax.random.PRNGKey(3), x[:1])["params"]
+  encode = lambda p, xx: enc.apply({"params": p}, xx)["mean"]
+  decode = lambda p, zz: dec.apply(p, zz)["output"]
+  opt = optax.adam(1e-4)
+
+  class _Gaussian:  # a slot prior with the right shapes; its values do not change the cost
+    def sample(self, rng, n):
+      return jax.random.normal(rng, (n, 2, cfg.slot_dim))
+
+  prior = _Gaussian()
+  replay_step = jax.jit(replay.make_encoder_step(
+      encode, replay.replay_sampler(decode, batch_size), opt), static_argnums=3)
+  data_step = jax.jit(replay.make_encoder_step(encode, replay.dataset_sampler(batch_size),
+                                               opt))
+  x_all, z_all = decode(dec_params, z), z
+  state = lambda: train_lib.TrainState(jnp.zeros((), jnp.int32), enc_params,
+                                              opt.init(enc_params))
+
+  def run(step, *args):
+    s = state()
+    for i in range(steps):
+      s, _ = step(s, jax.random.PRNGKey(i), *args)
+    jax.block_until_ready(s.params)
+
+  _, t_replay = _best_time(lambda: run(replay_step, dec_params, prior), repeats)
+  _, t_data = _best_time(lambda: run(data_step, x_all, z_all), repeats)
+  return {"batch_size": batch_size, "resolution": resolution,
+          "replay_steps_per_s": steps / t_replay, "pre_decoded_steps_per_s": steps / t_data,
+          "replay_examples_per_s": steps * batch_size / t_replay,
+          "cost_ratio": t_replay / t_data}
+
+
+def streaming_comparison(resolution: int, num_images: int, batch_size: int, max_steps: int,
+                         chunk_steps: int, tol: float = 2e-5) -> dict:
+  """Converged images per second through the true renderer: continuous batching vs one
+  fixed-step vmapped search of `max_steps`, starts half near the truth (easy), half far."""
+  spec = sprites_lib.SpritesSpec(resolution=resolution, num_slots=2)
+  rng = np.random.default_rng(0)
+  z_true = np.stack([rng.uniform(0.05, 0.45, (num_images, 4)),
+                     rng.uniform(0.55, 0.95, (num_images, 4))], axis=1).astype(np.float32)
+  shapes = jnp.zeros((2,), jnp.int32)
+  render = jax.jit(jax.vmap(lambda zz: sprites_lib.render(spec, zz, shapes)))
+  x = np.asarray(render(jnp.asarray(z_true)))
+  noise = np.where(np.arange(num_images)[:, None, None] % 2 == 0, 0.01, 0.08)
+  z0 = (z_true + noise * rng.standard_normal(z_true.shape)).astype(np.float32)
+  decode = lambda p, zz: jax.vmap(lambda zi: sprites_lib.render(spec, zi, shapes))(zz)
+  make = lambda steps: search.Searcher(decode, optimizer=optax.adam(0.01), num_steps=steps,
+                                       tol=tol)
+  fixed = make(max_steps)
+
+  def fixed_run():
+    out = [fixed(None, x[lo:lo + batch_size], z0[lo:lo + batch_size])
+           for lo in range(0, num_images, batch_size)]
+    return np.concatenate([np.asarray(r.converged) for r in out])
+
+  streamer = make(chunk_steps)
+  stream_run = lambda: search.stream_search(streamer, None, x, z0, batch_size=batch_size,
+                                            chunk_steps=chunk_steps, max_steps=max_steps)
+  fixed_run()  # compile both first
+  stream_run()
+  start = time.perf_counter()
+  fixed_converged = fixed_run()
+  t_fixed = time.perf_counter() - start
+  start = time.perf_counter()
+  streamed = stream_run()
+  t_stream = time.perf_counter() - start
+  return {"images": num_images, "batch_size": batch_size, "max_steps": max_steps,
+          "chunk_steps": chunk_steps, "tol": tol,
+          "fixed_converged": int(fixed_converged.sum()), "fixed_seconds": t_fixed,
+          "stream_converged": int(streamed["converged"].sum()), "stream_seconds": t_stream,
+          "fixed_converged_per_s": fixed_converged.sum() / t_fixed,
+          "stream_converged_per_s": streamed["converged"].sum() / t_stream,
+          "speedup": (streamed["converged"].sum() / t_stream) /
+                     max(fixed_converged.sum() / t_fixed, 1e-9)}
+
+
+def run_benchmarks(sections, decoders, batch_sizes, resolution, steps, repeats,
+                   quick: bool = False) -> dict:
+  """All requested sections; `quick` shrinks every size so the whole run takes seconds."""
+  if quick:
+    resolution, steps, repeats, batch_sizes = 8, 2, 1, [2]
+  unknown = set(sections) - set(SECTIONS)
+  if unknown:
+    raise ValueError(f"Unknown bench section(s) {sorted(unknown)}: choose from {SECTIONS}.")
+  big = max(batch_sizes)
+  out = {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+         "date": time.strftime("%Y-%m-%d"), "resolution": resolution, "quick": quick,
+         "matmul_flops_per_s": matmul_flops_per_s(128 if quick else 1024)}
+  if "search" in sections:
+    out["search"] = [search_throughput(d, b, resolution, steps, repeats,
+                                       out["matmul_flops_per_s"])
+                     for d in decoders for b in batch_sizes]
+  if "loop" in sections:
+    out["loop"] = python_loop_throughput(resolution, 2 if quick else 32, steps, repeats)
+  if "torch" in sections:
+    out["torch"] = torch_comparison(resolution, big, steps, repeats)
+  if "replay" in sections:
+    out["replay"] = replay_cost(resolution, 2 if quick else 64, repeats, 2 if quick else 5)
+  if "streaming" in sections:
+    out["streaming"] = streaming_comparison(
+        resolution, 4 if quick else 256, 2 if quick else 64, 4 if quick else 400,
+        2 if quick else 25)
+  return out
+
+
+def format_table(results: dict) -> str:
+  """The results as text tables, with each target's ratio."""
+  lines = [f"matmul: {results['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s "
+           f"({results['devices'][0]}, jax {results['jax']})", "",
+           f"{'decoder':<12}{'batch':>6}{'image-steps/s':>15}{'compile s':>11}"
+           f"{'MFLOP/img-step':>16}{'of matmul':>11}{'memory MB':>11}"]
+  for r in results.get("search", []):
+    lines.append(f"{r['decoder']:<12}{r['batch_size']:>6}{r['image_steps_per_s']:>15.1f}"
+                 f"{r['first_call_s']:>11.1f}{r['flops_per_image_step'] / 1e6:>16.2f}"
+                 f"{r.get('fraction_of_matmul_rate', float('nan')):>11.1%}"
+                 f"{r.get('memory_bytes', 0) / 1e6:>11.1f}")
+  alpha = {r["batch_size"]: r for r in results.get("search", []) if r["decoder"] == "alpha"}
+  if "loop" in results and alpha:
+    best = alpha[max(alpha)]
+    lines.append(f"\nPython loop over images (alpha): {results['loop']['image_steps_per_s']:.1f}"
+                 f" image-steps/s; compgen at batch {best['batch_size']} is "
+                 f"{best['image_steps_per_s'] / results['loop']['image_steps_per_s']:.1f}x")
+  t = results.get("torch")
+  if t:
+    lines.append("\nPyTorch: " + (t["skipped"] if "skipped" in t else
+                 f"{t['torch_image_steps_per_s']:.1f} vs compgen "
+                 f"{t['compgen_image_steps_per_s']:.1f} image-steps/s at batch "
+                 f"{t['batch_size']} ({t['speedup']:.2f}x); final MSE torch "
+                 f"{t['final_mse_torch']:.6f}, compgen {t['final_mse_compgen']:.6f} "
+                 f"({'same' if t['same_loss'] else 'DIFFERENT'})"))
+  r = results.get("replay")
+  if r:
+    lines.append(f"\nReplay: {r['replay_steps_per_s']:.2f} steps/s "
+                 f"({r['replay_examples_per_s']:.0f} examples/s) vs pre-decoded "
+                 f"{r['pre_decoded_steps_per_s']:.2f} steps/s: on-the-fly decoding costs "
+                 f"{r['cost_ratio']:.2f}x")
+  s = results.get("streaming")
+  if s:
+    lines.append(f"\nStreaming: {s['stream_converged']}/{s['images']} converged in "
+                 f"{s['stream_seconds']:.1f} s vs fixed-step {s['fixed_converged']} in "
+                 f"{s['fixed_seconds']:.1f} s: {s['speedup']:.2f}x converged images/s")
+  return "\n".join(lines)
 
 
 def main(argv):
   del argv
-  rows = [search_throughput(d, int(b), _RESOLUTION.value, _STEPS.value, _REPEATS.value)
-          for d in _DECODERS.value for b in _BATCH_SIZES.value]
+  results = run_benchmarks(_SECTIONS.value, _DECODERS.value,
+                           [int(b) for b in _BATCH_SIZES.value], _RESOLUTION.value,
+                           _STEPS.value, _REPEATS.value, _QUICK.value)
   with open(_OUT.value, "w") as f:
-    json.dump({"search": rows, "jax": jax.__version__,
-               "devices": [str(d) for d in jax.devices()]}, f, indent=2)
-  print(f"{'decoder':<14}{'batch':>6}{'image-steps/s':>15}{'first call s':>14}")
-  for r in rows:
-    print(f"{r['decoder']:<14}{r['batch_size']:>6}{r['image_steps_per_s']:>15.1f}"
-          f"{r['first_call_s']:>14.1f}")
-  print(f"results: {_OUT.value}")
+    json.dump(results, f, indent=2, default=float)
+  print(format_table(results))
+  print(f"\nresults: {_OUT.value}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs compgen with its test extra (skipped when current), then runs the whole test suite.
+# Installs compgen with its test and bench extras (skipped when current), then runs the whole
+# test suite.
 # Extra arguments go to pytest, e.g. `bash launch/test.sh -k sprites -x`.
 # Fails on any test failure, and when no test was collected (pytest exit code 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-bash launch/install.sh test
+bash launch/install.sh test,bench
 set +e
 "$PYTHON" -m pytest "$@"
 rc=$?

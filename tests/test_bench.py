@@ -1,4 +1,4 @@
-"""The benchmark module measures and reports (no timing assertions)."""
+"""The benchmark suite measures and reports (no timing assertions)."""
 import json
 import subprocess
 import sys
@@ -7,17 +7,28 @@ from compgen import bench
 from tests.training.test_train import ROOT
 
 
-def test_search_throughput_reports_a_measurement():
-  row = bench.search_throughput("additive", batch_size=2, resolution=8, steps=2, repeats=1)
+def test_search_throughput_reports_a_measurement_with_flops_and_memory():
+  row = bench.search_throughput("additive", batch_size=2, resolution=8, steps=2, repeats=1,
+                                matmul_rate=1e9)
   assert row["image_steps_per_s"] > 0 and row["seconds"] > 0 and row["first_call_s"] > 0
+  assert row["flops_per_image_step"] > 0 and row["memory_bytes"] > 0
+  assert row["fraction_of_matmul_rate"] > 0
 
 
-def test_bench_cli_writes_json_and_prints_a_table(tmp_path):
+def test_quick_bench_cli_writes_consistent_json_and_prints_a_table(tmp_path):
   out = tmp_path / "bench.json"
-  proc = subprocess.run([sys.executable, "-m", "compgen.bench", "--decoders=alpha",
-                         "--batch_sizes=2", "--resolution=8", "--steps=2", "--repeats=1",
+  proc = subprocess.run([sys.executable, "-m", "compgen.bench", "--quick", "--decoders=alpha",
                          f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
-                        timeout=300, check=False)
+                        timeout=600, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert "image-steps/s" in proc.stdout
-  assert json.loads(out.read_text())["search"][0]["decoder"] == "alpha"
+  assert "image-steps/s" in proc.stdout and "PyTorch" in proc.stdout
+  results = json.loads(out.read_text())
+  assert set(bench.SECTIONS) <= set(results) and results["quick"]
+  (row,) = results["search"]
+  assert row["decoder"] == "alpha" and row["batch_size"] == 2
+  assert results["loop"]["image_steps_per_s"] > 0
+  # the PyTorch port computes the same search (torch comes with the bench extra)
+  assert results["torch"]["same_loss"], results["torch"]
+  assert results["replay"]["cost_ratio"] > 0
+  streaming = results["streaming"]
+  assert 0 <= streaming["stream_converged"] <= streaming["images"]

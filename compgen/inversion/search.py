@@ -159,6 +159,12 @@ class Searcher:
                         finite=jnp.isfinite(pick(state.best_loss)), restart=best)
 
   # --- public ------------------------------------------------------------------------------
+  def lower(self, params, x, z0):
+    """The search of `__call__` lowered for these shapes (x [B, ...], z0 [B, R, K, m]), e.g.
+    for `.compile().cost_analysis()` (FLOPs) and `.memory_analysis()`."""
+    z0 = jnp.asarray(z0)
+    return self._search.lower(params, jnp.asarray(x), z0[:, None] if z0.ndim == 3 else z0)
+
   def __call__(self, params, x, z0) -> SearchResult:
     """x: [B, ...]; z0: [B, K, m] or [B, R, K, m] (R restarts per image) -> SearchResult."""
     x, z0 = jnp.asarray(x), jnp.asarray(z0)
