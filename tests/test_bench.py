@@ -1,5 +1,7 @@
 """The benchmark suite measures and reports (no timing assertions)."""
+import glob
 import json
+import os
 import subprocess
 import sys
 
@@ -32,3 +34,11 @@ def test_quick_bench_cli_writes_consistent_json_and_prints_a_table(tmp_path):
   assert results["replay"]["cost_ratio"] > 0
   streaming = results["streaming"]
   assert 0 <= streaming["stream_converged"] <= streaming["images"]
+
+
+def test_launch_scripts_parse():
+  scripts = glob.glob(os.path.join(ROOT, "launch", "*.sh"))
+  assert os.path.join(ROOT, "launch", "gpu_bench.sh") in scripts
+  for script in scripts:
+    proc = subprocess.run(["bash", "-n", script], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, (script, proc.stderr)
