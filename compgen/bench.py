@@ -5,7 +5,8 @@ r"""Benchmarks of batched inversion: throughput, the alternatives, and the hardw
 Sections (`--sections`, all by default), each on freshly initialised default sprites models:
   search     compgen's `Searcher` (jit + vmap + lax.scan of per-image Adam) per decoder and
              batch size: image-steps/s, first-call (compile) time, XLA's FLOPs per image-step
-             and memory of the compiled search, and the fraction of the measured matmul rate
+             of one search step and memory of the compiled search, and the fraction of the
+             measured matmul rate
   loop       the same search as a Python loop over images of a jitted one-image search
   torch      the alpha decoder and Adam search in PyTorch (batched autograd), weights copied
              from the Flax model; the final losses of both are compared before the times
@@ -27,7 +28,7 @@ import optax
 from absl import app
 from absl import flags
 
-from compgen import config_lib, models
+from compgen import config_lib, models, parallel
 from compgen.data import sprites as sprites_lib
 from compgen.inversion import replay, search
 from compgen.models import decoders as decoders_lib
@@ -40,6 +41,9 @@ _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "256", "1024"], "Bat
 _RESOLUTION = flags.DEFINE_integer("resolution", 32, "Image height and width.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Search steps per timed call.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls; the fastest counts.")
+_MICRO_BATCH = flags.DEFINE_integer("micro_batch", -1, "Searcher/replay micro-batch: -1 auto "
+                                    "(1 on CPU), 0 whole batch; the whole batch is also timed "
+                                    "at batch 256 for comparison.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs.")
 _OUT = flags.DEFINE_string("out", "bench.json", "Where the JSON results go.")
 
@@ -75,21 +79,32 @@ def matmul_flops_per_s(n: int = 1024, repeats: int = 5) -> float:
   return 2 * n ** 3 / best
 
 
+def flops_per_image_step(decode_fn, params, x, z) -> float:
+  """XLA's FLOP count of one search step (objective and its gradient in z) per image, from
+  the loop-free vmapped step (XLA counts a loop body once, so the search itself is not used)."""
+  def objective(zi, xi):
+    return jnp.mean((decode_fn(params, zi[None])[0] - xi) ** 2)
+  step = jax.jit(jax.vmap(jax.value_and_grad(objective)))
+  cost = step.lower(z, x).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan"))) / len(x) if cost else float("nan")
+
+
 def search_throughput(decoder: str, batch_size: int, resolution: int, steps: int,
-                      repeats: int, matmul_rate: float | None = None) -> dict:
+                      repeats: int, matmul_rate: float | None = None,
+                      micro_batch: int = -1) -> dict:
   """Image-steps/s of `Searcher` through a default `decoder` at one batch size, with XLA's
   FLOP count and memory of the compiled search."""
   dec, params, x, z = _decoder(decoder, resolution, batch_size)
+  mb = parallel.resolve_micro_batch(micro_batch)
   searcher = search.Searcher(lambda p, zz: dec.apply(p, zz)["output"],
-                             optimizer=optax.adam(0.03), num_steps=steps)
+                             optimizer=optax.adam(0.03), num_steps=steps, micro_batch=mb)
   first, best = _best_time(lambda: jax.block_until_ready(searcher(params, x, z).z), repeats)
-  compiled = searcher.lower(params, x, z).compile()
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  memory = compiled.memory_analysis()
-  flops = float(cost.get("flops", 0.0)) / (batch_size * steps) if cost else float("nan")
+  memory = searcher.lower(params, x, z).compile().memory_analysis()
+  flops = flops_per_image_step(lambda p, zz: dec.apply(p, zz)["output"], params, x, z)
   rate = batch_size * steps / best
-  row = {"decoder": decoder, "batch_size": batch_size, "resolution": resolution,
+  row = {"decoder": decoder, "batch_size": batch_size, "micro_batch": mb or batch_size,
+         "resolution": resolution,
          "steps": steps, "seconds": best, "image_steps_per_s": rate, "first_call_s": first,
          "flops_per_image_step": flops, "device": jax.devices()[0].device_kind}
   if memory is not None:
@@ -112,7 +127,8 @@ def python_loop_throughput(resolution: int, num_images: int, steps: int, repeats
           "image_steps_per_s": num_images * steps / best, "first_call_s": first}
 
 
-def torch_comparison(resolution: int, batch_size: int, steps: int, repeats: int) -> dict:
+def torch_comparison(resolution: int, batch_size: int, steps: int, repeats: int,
+                     micro_batch: int = -1) -> dict:
   """PyTorch vs compgen on the same alpha decoder weights, images and starts."""
   try:
     import torch  # pylint: disable=g-import-not-at-top
@@ -127,7 +143,8 @@ def torch_comparison(resolution: int, batch_size: int, steps: int, repeats: int)
       params, np.asarray(decoders_lib._pixel_features(shape, cfg.num_frequencies)), shape)  # pylint: disable=protected-access
   x_np, z_np = np.asarray(x), np.asarray(z)
   searcher = search.Searcher(lambda p, zz: dec.apply(p, zz)["output"],
-                             optimizer=optax.adam(0.03), num_steps=steps)
+                             optimizer=optax.adam(0.03), num_steps=steps,
+                             micro_batch=parallel.resolve_micro_batch(micro_batch))
   jax_loss = float(np.mean(searcher(params, x, z).mse))
   torch_loss = float(np.mean(bench_torch.search(decode, x_np, z_np, steps, 0.03)))
   _, torch_best = _best_time(lambda: bench_torch.search(decode, x_np, z_np, steps, 0.03),
@@ -142,7 +159,8 @@ def torch_comparison(resolution: int, batch_size: int, steps: int, repeats: int)
           "speedup": torch_best / jax_best}
 
 
-def replay_cost(resolution: int, batch_size: int, repeats: int, steps: int = 5) -> dict:
+def replay_cost(resolution: int, batch_size: int, repeats: int, steps: int = 5,
+                micro_batch: int = -1) -> dict:
   """Steps/s of a replay encoder step (sample, decode, update) vs the same step on
   pre-decoded images."""
   cfg = config_lib.base_config("sprites").model
@@ -159,7 +177,9 @@ def replay_cost(resolution: int, batch_size: int, repeats: int, steps: int = 5) 
 
   prior = _Gaussian()
   replay_step = jax.jit(replay.make_encoder_step(
-      encode, replay.replay_sampler(decode, batch_size), opt), static_argnums=3)
+      encode, replay.replay_sampler(decode, batch_size,
+                                    micro_batch=parallel.resolve_micro_batch(micro_batch)),
+      opt), static_argnums=3)
   data_step = jax.jit(replay.make_encoder_step(encode, replay.dataset_sampler(batch_size),
                                                opt))
   x_all, z_all = decode(dec_params, z), z
@@ -175,6 +195,7 @@ def replay_cost(resolution: int, batch_size: int, repeats: int, steps: int = 5) 
   _, t_replay = _best_time(lambda: run(replay_step, dec_params, prior), repeats)
   _, t_data = _best_time(lambda: run(data_step, x_all, z_all), repeats)
   return {"batch_size": batch_size, "resolution": resolution,
+          "micro_batch": parallel.resolve_micro_batch(micro_batch) or batch_size,
           "replay_steps_per_s": steps / t_replay, "pre_decoded_steps_per_s": steps / t_data,
           "replay_examples_per_s": steps * batch_size / t_replay,
           "cost_ratio": t_replay / t_data}
@@ -225,30 +246,35 @@ def streaming_comparison(resolution: int, num_images: int, batch_size: int, max_
 
 
 def run_benchmarks(sections, decoders, batch_sizes, resolution, steps, repeats,
-                   quick: bool = False) -> dict:
+                   quick: bool = False, micro_batch: int = -1) -> dict:
   """All requested sections; `quick` shrinks every size so the whole run takes seconds."""
   if quick:
     resolution, steps, repeats, batch_sizes = 8, 2, 1, [2]
   unknown = set(sections) - set(SECTIONS)
   if unknown:
     raise ValueError(f"Unknown bench section(s) {sorted(unknown)}: choose from {SECTIONS}.")
-  big = max(batch_sizes)
+  big = max(batch_sizes)  # the PyTorch comparison runs at min(big, 256)
   out = {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
          "date": time.strftime("%Y-%m-%d"), "resolution": resolution, "quick": quick,
          "matmul_flops_per_s": matmul_flops_per_s(128 if quick else 1024)}
   if "search" in sections:
-    out["search"] = [search_throughput(d, b, resolution, steps, repeats,
-                                       out["matmul_flops_per_s"])
+    rate = out["matmul_flops_per_s"]
+    out["search"] = [search_throughput(d, b, resolution, steps, repeats, rate, micro_batch)
                      for d in decoders for b in batch_sizes]
+    whole = min(big, 256)  # the same search without micro-batching, for comparison
+    if parallel.resolve_micro_batch(micro_batch) not in (None, whole):
+      out["search"] += [search_throughput(d, whole, resolution, steps, repeats, rate, 0)
+                        for d in decoders]
   if "loop" in sections:
     out["loop"] = python_loop_throughput(resolution, 2 if quick else 32, steps, repeats)
   if "torch" in sections:
-    out["torch"] = torch_comparison(resolution, big, steps, repeats)
+    out["torch"] = torch_comparison(resolution, min(big, 256), steps, repeats, micro_batch)
   if "replay" in sections:
-    out["replay"] = replay_cost(resolution, 2 if quick else 64, repeats, 2 if quick else 5)
+    out["replay"] = replay_cost(resolution, 2 if quick else 64, repeats, 2 if quick else 5,
+                                micro_batch)
   if "streaming" in sections:
     out["streaming"] = streaming_comparison(
-        resolution, 4 if quick else 256, 2 if quick else 64, 4 if quick else 400,
+        resolution, 4 if quick else 128, 2 if quick else 64, 4 if quick else 400,
         2 if quick else 25)
   return out
 
@@ -257,14 +283,17 @@ def format_table(results: dict) -> str:
   """The results as text tables, with each target's ratio."""
   lines = [f"matmul: {results['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s "
            f"({results['devices'][0]}, jax {results['jax']})", "",
-           f"{'decoder':<12}{'batch':>6}{'image-steps/s':>15}{'compile s':>11}"
+           f"{'decoder':<12}{'batch':>6}{'micro':>6}{'image-steps/s':>15}{'compile s':>11}"
            f"{'MFLOP/img-step':>16}{'of matmul':>11}{'memory MB':>11}"]
   for r in results.get("search", []):
-    lines.append(f"{r['decoder']:<12}{r['batch_size']:>6}{r['image_steps_per_s']:>15.1f}"
+    lines.append(f"{r['decoder']:<12}{r['batch_size']:>6}{r['micro_batch']:>6}"
+                 f"{r['image_steps_per_s']:>15.1f}"
                  f"{r['first_call_s']:>11.1f}{r['flops_per_image_step'] / 1e6:>16.2f}"
                  f"{r.get('fraction_of_matmul_rate', float('nan')):>11.1%}"
                  f"{r.get('memory_bytes', 0) / 1e6:>11.1f}")
-  alpha = {r["batch_size"]: r for r in results.get("search", []) if r["decoder"] == "alpha"}
+  alpha = {r["batch_size"]: r for r in results.get("search", [])
+           if r["decoder"] == "alpha" and r["micro_batch"] != r["batch_size"] or
+           r["decoder"] == "alpha" and r["batch_size"] == 1}
   if "loop" in results and alpha:
     best = alpha[max(alpha)]
     lines.append(f"\nPython loop over images (alpha): {results['loop']['image_steps_per_s']:.1f}"
@@ -296,7 +325,7 @@ def main(argv):
   del argv
   results = run_benchmarks(_SECTIONS.value, _DECODERS.value,
                            [int(b) for b in _BATCH_SIZES.value], _RESOLUTION.value,
-                           _STEPS.value, _REPEATS.value, _QUICK.value)
+                           _STEPS.value, _REPEATS.value, _QUICK.value, _MICRO_BATCH.value)
   with open(_OUT.value, "w") as f:
     json.dump(results, f, indent=2, default=float)
   print(format_table(results))

@@ -78,12 +78,14 @@ def inversion_config() -> ml_collections.ConfigDict:
                  "regularizer": "none",      # "none" | "latent_l2" | "prior"
                  "reg_weight": 0.0, "prior": "gaussian",
                  "batch_size": 256, "splits": ("test_id", "test_ood"),
+                 "micro_batch": -1,          # -1 auto (1 on CPU), 0 whole batch, or a size
                  "num_examples": -1},        # images per split; -1 = all
       "replay": {"prior": "empirical",       # "empirical" | "gaussian" | "kde"
                  "prior_examples": 5000,     # ID latents the prior is fitted on
                  "init": "id_encoder",       # "id_encoder" | "scratch"
                  "loss": "mse",              # "mse" | "permutation_invariant"
                  "batch_size": 64, "num_steps": 2000, "log_every": 50,
+                 "micro_batch": -1,          # decode in chunks: -1 auto, 0 whole batch
                  "eval_every": 500, "checkpoint_every": 500,
                  "optim": {"name": "adam", "learning_rate": 3e-4, "warmup_steps": 100,
                            "decay": "cosine", "end_learning_rate_fraction": 0.1,

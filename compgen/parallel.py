@@ -5,6 +5,7 @@ Batches are split over the mesh's "data" axis; parameters and optimizer state ar
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -51,3 +52,28 @@ def pad_to_multiple(batch: dict[str, np.ndarray], multiple: int) -> tuple[dict, 
   if pad:
     batch = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for k, v in batch.items()}
   return batch, n
+
+
+def resolve_micro_batch(value: int) -> int | None:
+  """Config value -> micro-batch size: -1 = auto (1 on CPU, where small working sets stay in
+  cache, measured fastest by `compgen.bench`; the whole batch on GPUs/TPUs), 0 = whole batch."""
+  if value == -1:
+    return 1 if jax.default_backend() == "cpu" else None
+  if value < 0:
+    raise ValueError(f"micro_batch={value}: use -1 (auto), 0 (whole batch) or a size >= 1.")
+  return value or None
+
+
+def map_in_chunks(fn, size: int | None, *arrays):
+  """fn(*arrays) computed as a `lax.map` over chunks of `size` along the leading axis (padded
+  with copies of the first entry, then cut back): same result, a working set of one chunk.
+  fn must treat leading-axis entries independently; size None or >= N calls fn once."""
+  n = arrays[0].shape[0]
+  if not size or n <= size:
+    return fn(*arrays)
+  pad = (-n) % size
+  chunk = lambda a: jnp.concatenate([a, jnp.repeat(a[:1], pad, 0)]).reshape(
+      (-1, size) + a.shape[1:])
+  out = jax.lax.map(lambda xs: fn(*xs), tuple(chunk(a) for a in arrays))
+  return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)
+

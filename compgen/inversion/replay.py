@@ -40,13 +40,15 @@ def latent_loss(pred: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Ar
   return jnp.mean(jnp.min(errors, axis=1))
 
 
-def replay_sampler(decode_fn, batch_size: int, mesh=None):
-  """(rng, decoder_params, prior) -> (x̂ = f̂(ẑ), ẑ) with ẑ ~ prior: [B, ...], [B, K, m]."""
+def replay_sampler(decode_fn, batch_size: int, mesh=None, micro_batch: int | None = None):
+  """(rng, decoder_params, prior) -> (x̂ = f̂(ẑ), ẑ) with ẑ ~ prior: [B, ...], [B, K, m];
+  decoded in chunks of `micro_batch` samples (`parallel.map_in_chunks`) when given."""
   def sample(rng, decoder_params, prior):
     z = prior.sample(rng, batch_size)
     if mesh is not None:
       z = jax.lax.with_sharding_constraint(z, parallel.data_sharded(mesh))
-    return jax.lax.stop_gradient(decode_fn(decoder_params, z)), z
+    x = parallel.map_in_chunks(lambda zc: decode_fn(decoder_params, zc), micro_batch, z)
+    return jax.lax.stop_gradient(x), z
   return sample
 
 
@@ -116,7 +118,9 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state_sharding = jax.tree.map(lambda _: repl, state_shape)
   encode = lambda enc_params, x: model.encode({"encoder": enc_params}, x)["mean"]
   decode = lambda dec_params, z: model.decode({"decoder": dec_params}, z)["output"]
-  step_fn = jax.jit(make_encoder_step(encode, replay_sampler(decode, rc.batch_size, mesh),
+  step_fn = jax.jit(make_encoder_step(encode, replay_sampler(
+                                          decode, rc.batch_size, mesh,
+                                          parallel.resolve_micro_batch(rc.micro_batch)),
                                       optimizer, rc.loss),
                     out_shardings=(state_sharding, repl), donate_argnums=0)
   ckpt = checkpoints.Checkpointer(out_dir, config.train.keep_checkpoints)

@@ -60,7 +60,8 @@ def make_searcher(config, model, prior, mesh) -> search_lib.Searcher:
   decode = lambda p, z: model.decode(p, z)["output"]
   return search_lib.Searcher(decode, optimizer=optax.adam(sc.learning_rate),
                              num_steps=sc.num_steps, tol=sc.tol, regularizer=regularizer,
-                             reg_weight=sc.reg_weight, mesh=mesh)
+                             reg_weight=sc.reg_weight, mesh=mesh,
+                             micro_batch=parallel.resolve_micro_batch(sc.micro_batch))
 
 
 def add_restarts(z0: jax.Array, prior, restarts: int, rng: jax.Array) -> jax.Array:

@@ -102,6 +102,24 @@ def test_one_device_and_eight_devices_agree(synthetic_problem):
     search.Searcher(decode, num_steps=5, mesh=mesh)(params, x[:6], z0[:6])
 
 
+def test_micro_batches_give_the_same_search(synthetic_problem):
+  """Micro-batching (a lax.map over padded chunks inside the jit) changes only the schedule."""
+  params, decode, _ = synthetic_problem
+  z_true = jnp.asarray(_ood_latents(10, latent_dim=2, seed=5))
+  x = decode(params, z_true)
+  z0 = jnp.stack([z_true + 0.05, z_true - 0.05], axis=1)  # 2 restarts: 20 searches
+  whole = search.Searcher(decode, num_steps=30)(params, x, z0)
+  for micro_batch in (1, 3, 20):  # 3 does not divide 20: padded
+    chunked = search.Searcher(decode, num_steps=30, micro_batch=micro_batch)(params, x, z0)
+    for field in ("z", "mse", "trace", "converged_step", "restart"):
+      np.testing.assert_allclose(np.asarray(getattr(whole, field)),
+                                 np.asarray(getattr(chunked, field)), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="micro_batch"):
+    parallel.resolve_micro_batch(-3)
+  assert parallel.resolve_micro_batch(0) is None
+  assert parallel.resolve_micro_batch(-1) == 1  # auto on a CPU backend
+
+
 def test_a_non_finite_image_is_flagged_and_the_rest_unaffected(synthetic_problem):
   params, decode, _ = synthetic_problem
   z_true = jnp.asarray(_ood_latents(8, latent_dim=2, seed=5))
