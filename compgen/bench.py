@@ -194,7 +194,24 @@ def replay_cost(resolution: int, batch_size: int, repeats: int, steps: int = 5,
 
   _, t_replay = _best_time(lambda: run(replay_step, dec_params, prior), repeats)
   _, t_data = _best_time(lambda: run(data_step, x_all, z_all), repeats)
-  return {"batch_size": batch_size, "resolution": resolution,
+  torch_row = {}
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    from compgen import bench_torch  # pylint: disable=g-import-not-at-top
+    shape = (resolution, resolution, 3)
+    t_enc = bench_torch.CNNEncoder(enc_params, 2, cfg.slot_dim)
+    with torch.no_grad():  # the port computes the same encoder
+      same = float(np.abs(t_enc(torch.tensor(np.asarray(x_all))).numpy()
+                          - np.asarray(encode(enc_params, x_all))).max())
+    t_dec = bench_torch.alpha_decoder(dec_params, np.asarray(decoders_lib._pixel_features(  # pylint: disable=protected-access
+        shape, cfg.decoders.alpha.num_frequencies)), shape)
+    _, t_torch = _best_time(lambda: bench_torch.replay_steps(t_enc, t_dec, batch_size, steps),
+                            repeats)
+    torch_row = {"torch_replay_steps_per_s": steps / t_torch,
+                 "torch_encoder_max_abs_diff": same, "speedup_vs_torch": t_torch / t_replay}
+  except ImportError:
+    torch_row = {"torch_skipped": "torch is not installed: pip install -e '.[bench]'"}
+  return {**torch_row,"batch_size": batch_size, "resolution": resolution,
           "micro_batch": parallel.resolve_micro_batch(micro_batch) or batch_size,
           "replay_steps_per_s": steps / t_replay, "pre_decoded_steps_per_s": steps / t_data,
           "replay_examples_per_s": steps * batch_size / t_replay,
@@ -312,7 +329,11 @@ def format_table(results: dict) -> str:
     lines.append(f"\nReplay: {r['replay_steps_per_s']:.2f} steps/s "
                  f"({r['replay_examples_per_s']:.0f} examples/s) vs pre-decoded "
                  f"{r['pre_decoded_steps_per_s']:.2f} steps/s: on-the-fly decoding costs "
-                 f"{r['cost_ratio']:.2f}x")
+                 f"{r['cost_ratio']:.2f}x" + (
+                     f"; PyTorch replay {r['torch_replay_steps_per_s']:.2f} steps/s "
+                     f"(compgen {r['speedup_vs_torch']:.2f}x; encoder ports differ by "
+                     f"{r['torch_encoder_max_abs_diff']:.1e})"
+                     if "torch_replay_steps_per_s" in r else ""))
   s = results.get("streaming")
   if s:
     lines.append(f"\nStreaming: {s['stream_converged']}/{s['images']} converged in "

@@ -51,3 +51,54 @@ def search(decode, x: np.ndarray, z0: np.ndarray, steps: int, learning_rate: flo
     opt.step()
   with torch.no_grad():
     return ((decode(z) - x) ** 2).mean(dim=(1, 2, 3)).numpy()
+
+
+class CNNEncoder(torch.nn.Module):
+  """The Flax `CNNEncoder` (autoencoder head) with its weights: images [B, H, W, C] -> [B, K, m]."""
+
+  def __init__(self, flax_params: dict, num_slots: int, slot_dim: int):
+    super().__init__()
+    p = flax_params["params"] if "params" in flax_params else flax_params
+    t = lambda a: torch.nn.Parameter(torch.tensor(np.asarray(a), dtype=torch.float32))
+    convs = sorted((k for k in p if k.startswith("Conv_")), key=lambda k: int(k[5:]))
+    # Flax kernels are HWIO (4x4, stride 2, SAME padding).
+    self.convs = torch.nn.ParameterList(
+        [t(np.transpose(np.asarray(p[k]["kernel"]), (3, 2, 0, 1))) for k in convs])
+    self.conv_biases = torch.nn.ParameterList([t(p[k]["bias"]) for k in convs])
+    mlp = p["MLP_0"]
+    self.dense = torch.nn.ParameterList(
+        [t(mlp[f"Dense_{i}"][f]) for i in range(len(mlp)) for f in ("kernel", "bias")]
+        + [t(p["slot_head"]["kernel"]), t(p["slot_head"]["bias"])])
+    self.num_slots, self.slot_dim = num_slots, slot_dim
+
+  def forward(self, x):
+    h = x.permute(0, 3, 1, 2)
+    for w, b in zip(self.convs, self.conv_biases):
+      pads = []
+      for size in (h.shape[3], h.shape[2]):  # SAME padding as XLA: (width, height) for F.pad
+        total = max((-(-size // 2) - 1) * 2 + 4 - size, 0)
+        pads += [total // 2, total - total // 2]
+      h = F.gelu(F.conv2d(F.pad(h, pads), w, b, stride=2), approximate="tanh")
+    h = h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)  # flatten in NHWC order, as Flax does
+    d = list(self.dense)
+    for i in range(0, len(d), 2):
+      h = h @ d[i] + d[i + 1]
+      if i < len(d) - 2:
+        h = F.gelu(h, approximate="tanh")
+    return h.reshape(-1, self.num_slots, self.slot_dim)
+
+
+def replay_steps(encoder: CNNEncoder, decode, batch_size: int, steps: int,
+                 learning_rate: float = 1e-4) -> float:
+  """`steps` replay updates (z ~ N(0, I), x = decode(z) without gradient, Adam on
+  ‖encoder(x) − z‖²); returns the last loss."""
+  opt = torch.optim.Adam(encoder.parameters(), lr=learning_rate)
+  for _ in range(steps):
+    z = torch.randn(batch_size, encoder.num_slots, encoder.slot_dim)
+    with torch.no_grad():
+      x = decode(z)
+    opt.zero_grad(set_to_none=True)
+    loss = ((encoder(x) - z) ** 2).mean()
+    loss.backward()
+    opt.step()
+  return float(loss)

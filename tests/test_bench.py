@@ -32,6 +32,7 @@ def test_quick_bench_cli_writes_consistent_json_and_prints_a_table(tmp_path):
   # the PyTorch port computes the same search (torch comes with the bench extra)
   assert results["torch"]["same_loss"], results["torch"]
   assert results["replay"]["cost_ratio"] > 0
+  assert results["replay"]["torch_encoder_max_abs_diff"] < 1e-4  # same encoder in PyTorch
   streaming = results["streaming"]
   assert 0 <= streaming["stream_converged"] <= streaming["images"]
 
