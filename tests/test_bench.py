@@ -26,8 +26,9 @@ def test_quick_bench_cli_writes_consistent_json_and_prints_a_table(tmp_path):
   assert "image-steps/s" in proc.stdout and "PyTorch" in proc.stdout
   results = json.loads(out.read_text())
   assert set(bench.SECTIONS) <= set(results) and results["quick"]
-  (row,) = results["search"]
-  assert row["decoder"] == "alpha" and row["batch_size"] == 2
+  rows = results["search"]  # micro-batched (auto: 1 on CPU), and the whole batch for comparison
+  assert {(r["decoder"], r["batch_size"], r["micro_batch"]) for r in rows} == {
+      ("alpha", 2, 1), ("alpha", 2, 2)}
   assert results["loop"]["image_steps_per_s"] > 0
   # the PyTorch port computes the same search (torch comes with the bench extra)
   assert results["torch"]["same_loss"], results["torch"]
