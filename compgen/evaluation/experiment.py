@@ -128,8 +128,6 @@ def score_methods(config, latents: dict, arrays: dict, names, num_categories, se
   """{method: {split: {"identifiability", "per_factor", "recon_mse", "recon_r2", ...}}}."""
   ec = config.experiment
   truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
-  sst = {s: float(((objectives.model_input(arrays[s]) -
-                    objectives.model_input(arrays[s]).mean(0)) ** 2).sum()) for s in ("id", "ood")}
   out = {}
   for method in METHODS:
     fit_method = method if ec.readout_fit == "own" else "encoder"
@@ -140,12 +138,10 @@ def score_methods(config, latents: dict, arrays: dict, names, num_categories, se
         factor_names=names, steps=ec.readout_steps, seed=seed)
     out[method] = {}
     for s in ("id", "ood"):
-      mse = latents[f"{method}/{s}/mse"]
-      dims = np.prod(objectives.model_input(arrays[s]).shape[1:])
       out[method][s] = {
           "identifiability": scores[s]["score"], "per_factor": scores[s]["per_factor"],
-          "recon_mse": float(mse.mean()),
-          "recon_r2": float(1.0 - mse.sum() * dims / sst[s])}
+          **ident_lib.reconstruction_metrics(objectives.model_input(arrays[s]),
+                                             latents[f"{method}/{s}/mse"])}
       if f"{method}/{s}/converged" in latents:
         out[method][s]["search_converged"] = float(latents[f"{method}/{s}/converged"].mean())
   return out

@@ -248,10 +248,10 @@ def identifiability(fit: tuple, splits: dict[str, tuple], *, readout: str = "mlp
   return results
 
 
-def reconstruction_metrics(x: np.ndarray, x_hat: np.ndarray) -> dict:
-  """Images or vectors [N, ...]: {"recon_mse": mean squared error, "recon_r2": 1 − SSE / SST}
-  with SST the squared deviation from the split's mean image."""
-  x, x_hat = np.asarray(x, np.float64), np.asarray(x_hat, np.float64)
-  sse = ((x - x_hat) ** 2).sum()
+def reconstruction_metrics(x: np.ndarray, mse: np.ndarray) -> dict:
+  """Inputs x [N, ...] and each one's reconstruction MSE [N] -> {"recon_mse": mean squared
+  error, "recon_r2": 1 − SSE / SST} with SST the squared deviation from the mean input."""
+  x = np.asarray(x, np.float64)
+  sse = np.asarray(mse, np.float64).sum() * np.prod(x.shape[1:])
   sst = ((x - x.mean(0, keepdims=True)) ** 2).sum()
-  return {"recon_mse": float(((x - x_hat) ** 2).mean()), "recon_r2": float(1 - sse / sst)}
+  return {"recon_mse": float(np.mean(mse)), "recon_r2": float(1 - sse / sst)}

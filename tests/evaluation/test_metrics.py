@@ -102,9 +102,10 @@ def test_bad_inputs_get_clear_errors(data):
 
 def test_reconstruction_metrics():
   x = np.random.default_rng(0).uniform(size=(50, 4, 4, 3))
-  assert ident.reconstruction_metrics(x, x) == {"recon_mse": 0.0, "recon_r2": 1.0}
-  mean_image = np.broadcast_to(x.mean(0), x.shape)
-  assert abs(ident.reconstruction_metrics(x, mean_image)["recon_r2"]) < 1e-9
+  mse = lambda x_hat: ((x - x_hat) ** 2).reshape(50, -1).mean(1)
+  assert ident.reconstruction_metrics(x, mse(x)) == {"recon_mse": 0.0, "recon_r2": 1.0}
+  mean_image = np.broadcast_to(x.mean(0), x.shape)  # predicting the mean image: R² = 0
+  assert abs(ident.reconstruction_metrics(x, mse(mean_image))["recon_r2"]) < 1e-9
 
 
 def test_interaction_statistics_separate_additive_from_interacting_generators():
