@@ -127,20 +127,31 @@ def python_loop_throughput(resolution: int, num_images: int, steps: int, repeats
           "image_steps_per_s": num_images * steps / best, "first_call_s": first}
 
 
-def torch_comparison(resolution: int, batch_size: int, steps: int, repeats: int,
-                     micro_batch: int = -1) -> dict:
-  """PyTorch vs compgen on the same alpha decoder weights, images and starts."""
+def _torch_port(dec_params, resolution: int):
+  """(torch, bench_torch, the alpha decoder with `dec_params` in PyTorch), or None without
+  torch."""
   try:
     import torch  # pylint: disable=g-import-not-at-top
     from compgen import bench_torch  # pylint: disable=g-import-not-at-top
   except ImportError:
-    return {"skipped": "torch is not installed: pip install -e '.[bench]'"}
-  torch.manual_seed(0)
+    return None
   shape = (resolution, resolution, 3)
+  num_frequencies = config_lib.base_config("sprites").model.decoders.alpha.num_frequencies
+  features = np.asarray(decoders_lib._pixel_features(shape, num_frequencies))  # pylint: disable=protected-access
+  return torch, bench_torch, bench_torch.alpha_decoder(dec_params, features, shape)
+
+
+_NO_TORCH = "torch is not installed: pip install -e '.[bench]'"
+
+
+def torch_comparison(resolution: int, batch_size: int, steps: int, repeats: int,
+                     micro_batch: int = -1) -> dict:
+  """PyTorch vs compgen on the same alpha decoder weights, images and starts."""
   dec, params, x, z = _decoder("alpha", resolution, batch_size)
-  cfg = config_lib.base_config("sprites").model.decoders.alpha
-  decode = bench_torch.alpha_decoder(
-      params, np.asarray(decoders_lib._pixel_features(shape, cfg.num_frequencies)), shape)  # pylint: disable=protected-access
+  port = _torch_port(params, resolution)
+  if port is None:
+    return {"skipped": _NO_TORCH}
+  torch, bench_torch, decode = port
   x_np, z_np = np.asarray(x), np.asarray(z)
   searcher = search.Searcher(lambda p, zz: dec.apply(p, zz)["output"],
                              optimizer=optax.adam(0.03), num_steps=steps,
@@ -194,23 +205,19 @@ def replay_cost(resolution: int, batch_size: int, repeats: int, steps: int = 5,
 
   _, t_replay = _best_time(lambda: run(replay_step, dec_params, prior), repeats)
   _, t_data = _best_time(lambda: run(data_step, x_all, z_all), repeats)
-  torch_row = {}
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-    from compgen import bench_torch  # pylint: disable=g-import-not-at-top
-    shape = (resolution, resolution, 3)
+  port = _torch_port(dec_params, resolution)
+  if port is None:
+    torch_row = {"torch_skipped": _NO_TORCH}
+  else:
+    torch, bench_torch, t_dec = port
     t_enc = bench_torch.CNNEncoder(enc_params, 2, cfg.slot_dim)
     with torch.no_grad():  # the port computes the same encoder
       same = float(np.abs(t_enc(torch.tensor(np.asarray(x_all))).numpy()
                           - np.asarray(encode(enc_params, x_all))).max())
-    t_dec = bench_torch.alpha_decoder(dec_params, np.asarray(decoders_lib._pixel_features(  # pylint: disable=protected-access
-        shape, cfg.decoders.alpha.num_frequencies)), shape)
     _, t_torch = _best_time(lambda: bench_torch.replay_steps(t_enc, t_dec, batch_size, steps),
                             repeats)
     torch_row = {"torch_replay_steps_per_s": steps / t_torch,
                  "torch_encoder_max_abs_diff": same, "speedup_vs_torch": t_torch / t_replay}
-  except ImportError:
-    torch_row = {"torch_skipped": "torch is not installed: pip install -e '.[bench]'"}
   return {**torch_row,"batch_size": batch_size, "resolution": resolution,
           "micro_batch": parallel.resolve_micro_batch(micro_batch) or batch_size,
           "replay_steps_per_s": steps / t_replay, "pre_decoded_steps_per_s": steps / t_data,
@@ -273,6 +280,7 @@ def run_benchmarks(sections, decoders, batch_sizes, resolution, steps, repeats,
   big = max(batch_sizes)  # the PyTorch comparison runs at min(big, 256)
   out = {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
          "date": time.strftime("%Y-%m-%d"), "resolution": resolution, "quick": quick,
+         "micro_batch": parallel.resolve_micro_batch(micro_batch),
          "matmul_flops_per_s": matmul_flops_per_s(128 if quick else 1024)}
   if "search" in sections:
     rate = out["matmul_flops_per_s"]
@@ -308,9 +316,9 @@ def format_table(results: dict) -> str:
                  f"{r['first_call_s']:>11.1f}{r['flops_per_image_step'] / 1e6:>16.2f}"
                  f"{r.get('fraction_of_matmul_rate', float('nan')):>11.1%}"
                  f"{r.get('memory_bytes', 0) / 1e6:>11.1f}")
+  sweep_micro = lambda b: min(results.get("micro_batch") or b, b)  # not the comparison rows
   alpha = {r["batch_size"]: r for r in results.get("search", [])
-           if r["decoder"] == "alpha" and r["micro_batch"] != r["batch_size"] or
-           r["decoder"] == "alpha" and r["batch_size"] == 1}
+           if r["decoder"] == "alpha" and r["micro_batch"] == sweep_micro(r["batch_size"])}
   if "loop" in results and alpha:
     best = alpha[max(alpha)]
     lines.append(f"\nPython loop over images (alpha): {results['loop']['image_steps_per_s']:.1f}"

@@ -87,7 +87,8 @@ def _in_batches(fn, arrays: tuple, batch_size: int, desc: str) -> dict[str, np.n
 def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = False) -> dict:
   """Every method's latents for the trained + replayed model of `workdir` (cached):
   {f"{method}/{split}/{field}"} with fields z [N, K, m], mse [N]; search methods also
-  trace_mean [T] (mean search loss per step) and converged [N]."""
+  trace_mean [T] (mean search loss per step) and converged [N]; plus the decoder's
+  interaction statistics as "interaction/{name}"."""
   path = os.path.join(workdir, "experiment", "latents.npz")
   if os.path.exists(path) and not overwrite:
     with np.load(path) as f:
@@ -98,8 +99,7 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   sc = config.search
   out = {}
   for name, p in (("encoder", params), ("replay_encoder", replay_params)):
-    for split, batch in arrays.items():
-      z, mse, _ = train_lib.evaluate(infer, p, {split: batch}, mesh, sc.batch_size)[split]
+    for split, (z, mse, _) in train_lib.evaluate(infer, p, arrays, mesh, sc.batch_size).items():
       out[f"{name}/{split}/z"], out[f"{name}/{split}/mse"] = z, mse
   prior = priors.fit_prior(sc.prior, out["encoder/fit/z"], seed=config.seed)
   searcher = search_run.make_searcher(config, model, prior, mesh)
@@ -115,9 +115,10 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   for method in METHODS:
     out[f"{method}/ood/pictures"] = np.asarray(model.decode(
         params, out[f"{method}/ood/z"][:NUM_PICTURES])["output"])
-  out["interaction"] = np.asarray(list(interaction_lib.interaction_statistics(
+  stats = interaction_lib.interaction_statistics(
       lambda z: model.decode(params, z)["output"],
-      out["encoder/id/z"][:config.experiment.interaction_examples]).values()))
+      out["encoder/id/z"][:config.experiment.interaction_examples])
+  out.update({f"interaction/{name}": np.asarray(v) for name, v in stats.items()})
   if jax.process_index() == 0:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     np.savez(path, **out)
@@ -216,8 +217,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
         for split, metrics in splits.items():
           runs.append({"seed": seed, "model": label, "method": method, "split": split,
                        **metrics})
-      interaction.setdefault(label, []).append(dict(zip(
-          ("jacobian_overlap", "hessian_cross"), latents["interaction"].tolist())))
+      interaction.setdefault(label, []).append(
+          {k.split("/", 1)[1]: float(v) for k, v in latents.items()
+           if k.startswith("interaction/")})
       if seed == 0:
         pictures.update({f"{label}: {m}": latents[f"{m}/ood/pictures"] for m in METHODS})
         traces.update({f"{label}: {m} ({s.upper()})": latents[f"{m}/{s}/trace_mean"]

@@ -56,7 +56,6 @@ class Readout(nn.Module):
     return cont, jnp.where(valid, logits, -1e9)
 
 
-@functools.partial(jax.jit, static_argnames=("module", "steps", "learning_rate"))
 def _fit(module, rng, x, cont, cat, steps: int, learning_rate: float):
   """Full-batch AdamW on one readout, early-stopped on a held-out fifth of the examples.
 
@@ -97,6 +96,18 @@ def _fit(module, rng, x, cont, cat, steps: int, learning_rate: float):
   return best
 
 
+@functools.partial(jax.jit, static_argnames=("module", "steps", "learning_rate"))
+def _fit_many(module, rngs, x, cont, cat, steps: int, learning_rate: float):
+  """`_fit` vmapped over a leading readout axis, compiled once per module and shapes."""
+  return jax.vmap(lambda r, a, b, c: _fit(module, r, a, b, c, steps, learning_rate))(
+      rngs, x, cont, cat)
+
+
+@functools.partial(jax.jit, static_argnames="module")
+def _predict_many(module, params, x):
+  return jax.vmap(module.apply)(params, x)
+
+
 class _Readouts:
   """P readouts fitted at once (vmapped): inputs [P, N, S, d], targets [P, N, S, m] and
   [P, N, S, n_c]; `predict` takes [P, N', d]."""
@@ -109,14 +120,13 @@ class _Readouts:
 
   def fit(self, x, cont, cat):
     rngs = jax.random.split(jax.random.PRNGKey(self.seed), len(x))
-    fit = jax.vmap(lambda r, a, b, c: _fit(self.module, r, a, b, c, self.steps,
-                                           self.learning_rate))
-    self.params = fit(rngs, jnp.asarray(x, jnp.float32), jnp.asarray(cont, jnp.float32),
-                      jnp.asarray(cat, jnp.int32))
+    self.params = _fit_many(self.module, rngs, jnp.asarray(x, jnp.float32),
+                            jnp.asarray(cont, jnp.float32), jnp.asarray(cat, jnp.int32),
+                            steps=self.steps, learning_rate=self.learning_rate)
     return self
 
   def predict(self, x):
-    cont, logits = jax.vmap(self.module.apply)(self.params, jnp.asarray(x, jnp.float32))
+    cont, logits = _predict_many(self.module, self.params, jnp.asarray(x, jnp.float32))
     return np.asarray(cont), np.asarray(logits)
 
 
@@ -232,14 +242,13 @@ def identifiability(fit: tuple, splits: dict[str, tuple], *, readout: str = "mlp
     x, y = std_in(a), std_lat(b)
     perm = assign(x, y, c)
     xp = _permute(x, perm)
-    if matching == "global":
+    if matching == "global":  # one readout per true slot
       cont, logits = readouts.predict(np.swapaxes(xp, 0, 1))  # [K, N, ...]
-      r2, acc = _scores(cont, np.swapaxes(y, 0, 1), logits, np.swapaxes(c, 0, 1))
-    else:
+    else:  # the shared readout on all slots at once, back to [K, N, ...]
       cont, logits = readouts.predict(xp.reshape(1, -1, xp.shape[-1]))
       cont = np.swapaxes(cont.reshape(len(x), k, -1), 0, 1)
       logits = np.swapaxes(logits.reshape((len(x), k) + logits.shape[2:]), 0, 1)
-      r2, acc = _scores(cont, np.swapaxes(y, 0, 1), logits, np.swapaxes(c, 0, 1))
+    r2, acc = _scores(cont, np.swapaxes(y, 0, 1), logits, np.swapaxes(c, 0, 1))
     per_factor = np.concatenate([r2, acc], -1)  # [K, m + n_c]
     results[split] = {
         "score": float(per_factor.mean()), "r2": r2.tolist(), "accuracy": acc.tolist(),

@@ -40,7 +40,7 @@ def interaction_statistics(decode_fn, z: jax.Array, *, num_projections: int = 4,
     blocks = (hess ** 2).sum((2, 4))  # [V, K, K]
     return cross.sum(), bound.sum(), (blocks * off_diag).sum(), blocks.sum()
 
-  d = f(z[0]).shape[0]
+  d = jax.eval_shape(f, z[0]).shape[0]
   vs = jax.random.normal(jax.random.PRNGKey(seed), (num_projections, d))
   vs = vs / jnp.linalg.norm(vs, axis=-1, keepdims=True)
   cross, bound, h_cross, h_all = jax.lax.map(lambda zi: one(zi, vs), z)
