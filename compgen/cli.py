@@ -8,21 +8,33 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from compgen import parallel
+
 
 def define_flags(workdir_help: str):
   """Defines --config (configs/*.py[:variant], with --config.key=value overrides, a misspelt
   key being an error) and --workdir; returns the two flag holders."""
   config = config_flags.DEFINE_config_file("config", None,
                                            "Config file (configs/*.py[:variant]).")
-  workdir = flags.DEFINE_string("workdir", None, workdir_help)
+  workdir = flags.DEFINE_string("workdir", None, workdir_help + " A local path, a shared "
+                                "filesystem or gs://bucket/path (needs compgen[gcs]).")
   flags.mark_flags_as_required(["config", "workdir"])
   return config, workdir
 
 
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", parallel.distributed_requested(),
+    "Start JAX's multi-process runtime (jax.distributed.initialize) before the job; "
+    "default: the COMPGEN_DISTRIBUTED environment variable. See compgen/parallel.py.")
+
+
 def run(main: Callable[[], None]) -> None:
-  """Runs `main()` under absl with library logging quietened (progress bars stay readable)."""
+  """Runs `main()` under absl with library logging quietened (progress bars stay readable),
+  after starting the multi-process runtime when --distributed is given."""
   def _main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    if _DISTRIBUTED.value:
+      parallel.initialize_distributed()
     main()
   app.run(_main)

@@ -65,7 +65,8 @@ def training_config() -> ml_collections.ConfigDict:
                 "end_learning_rate_fraction": 0.1, "weight_decay": 1e-4, "grad_clip_norm": 1.0},
       "train": {"batch_size": 64, "num_steps": 5_000, "log_every": 50, "eval_every": 1_000,
                 "checkpoint_every": 1_000, "keep_checkpoints": 3, "eval_examples": 1000},
-      "mesh": {"data": -1},                        # devices on the data axis; -1 = all
+      "mesh": {"data": -1,                         # devices on the data axis; -1 = all
+               "fsdp_min_size": 0},                # shard arrays this big over it; 0 = off
   })
 
 

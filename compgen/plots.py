@@ -2,14 +2,16 @@
 (bar chart of identifiability, reconstructions per method, search loss curves)."""
 from __future__ import annotations
 
+import io
 import math
-import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
+
+from compgen import files
 
 
 def image_grid(images: np.ndarray, path: str, title: str = "", columns: int = 8) -> str:
@@ -128,7 +130,11 @@ def loss_curves(curves: dict[str, np.ndarray], path: str, ylabel: str = "search 
   return path
 
 
-def _save(fig, path: str) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path)
+def _save(fig, path) -> None:
+  """Saves to a local path or a bucket (`compgen.files`)."""
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format=str(path).rsplit(".", 1)[-1])
   plt.close(fig)
+  target = files.path(path)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  target.write_bytes(buffer.getvalue())

@@ -20,8 +20,6 @@ figures: `identifiability.png`, `reconstructions_ood.png`, `search_loss.png`.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import jax
@@ -29,6 +27,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from compgen import files
 from compgen import parallel
 from compgen import plots
 from compgen.data import pipeline
@@ -89,10 +88,9 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   {f"{method}/{split}/{field}"} with fields z [N, K, m], mse [N]; search methods also
   trace_mean [T] (mean search loss per step) and converged [N]; plus the decoder's
   interaction statistics as "interaction/{name}"."""
-  path = os.path.join(workdir, "experiment", "latents.npz")
-  if os.path.exists(path) and not overwrite:
-    with np.load(path) as f:
-      return dict(f)
+  path = files.path(workdir, "experiment", "latents.npz")
+  if path.exists() and not overwrite:
+    return files.load_npz(path)
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
   replay_params = search_run.replay_encoder_params(config, workdir, params, mesh)
   infer = jax.jit(train_lib.make_infer(model))
@@ -120,8 +118,7 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
       out["encoder/id/z"][:config.experiment.interaction_examples])
   out.update({f"interaction/{name}": np.asarray(v) for name, v in stats.items()})
   if jax.process_index() == 0:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.savez(path, **out)
+    files.save_npz(path, **out)
   return out
 
 
@@ -201,7 +198,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
     for label, base in model_configs(config).items():
       cfg = ml_collections.ConfigDict(base.to_dict())
       cfg.seed = seed
-      wd = os.path.join(workdir, f"seed{seed}", label)
+      wd = str(files.path(workdir, f"seed{seed}", label))
       timer = {}
       t = time.perf_counter()
       train_lib.train_and_evaluate(cfg, wd)
@@ -235,22 +232,22 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2, default=lambda o: np.asarray(o).tolist())
+  out = files.path(workdir)
+  files.write_json(out / "results.json", results, default=lambda o: np.asarray(o).tolist())
   table = format_table(results["summary"], results["factor_names"])
   interaction = "\n".join(
       f"- {label}: Jacobian overlap {np.mean([r['jacobian_overlap'] for r in rows]):.3f}, "
       f"cross-slot Hessian share {np.mean([r['hessian_cross'] for r in rows]):.3f}"
       for label, rows in results["interaction"].items())
-  with open(os.path.join(workdir, "results.md"), "w") as f:
-    f.write(f"# Experiment results (seeds {results['seeds']}, "
-            f"{results['wall_seconds'] / 60:.1f} min)\n\n{table}\n\n"
-            f"Decoder interaction statistics (at ID encoder latents):\n{interaction}\n")
+  (out / "results.md").write_text(
+      f"# Experiment results (seeds {results['seeds']}, "
+      f"{results['wall_seconds'] / 60:.1f} min)\n\n{table}\n\n"
+      f"Decoder interaction statistics (at ID encoder latents):\n{interaction}\n")
   summary = results["summary"]
   plots.results_bars({row: {s: (c["identifiability"]["mean"], c["identifiability"]["std"])
                             for s, c in splits.items()} for row, splits in summary.items()},
-                     os.path.join(workdir, "identifiability.png"))
+                     out / "identifiability.png")
   if "image" in arrays["ood"]:
     plots.labelled_rows({"OOD input": arrays["ood"]["image"][:NUM_PICTURES], **pictures},
-                        os.path.join(workdir, "reconstructions_ood.png"))
-  plots.loss_curves(traces, os.path.join(workdir, "search_loss.png"))
+                        out / "reconstructions_ood.png")
+  plots.loss_curves(traces, out / "search_loss.png")

@@ -8,14 +8,13 @@ decoder on the device and used to train an encoder — all inside one jitted opt
 from __future__ import annotations
 
 import itertools
-import json
-import os
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
 
+from compgen import files
 from compgen import parallel
 from compgen.data import pipeline
 from compgen.evaluation import readout
@@ -90,8 +89,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   mesh = parallel.make_mesh(config.mesh)
   parallel.check_batch_size(rc.batch_size, mesh)
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
-  out_dir = os.path.join(workdir, "replay")
-  os.makedirs(out_dir, exist_ok=True)
+  out_dir = files.path(workdir, "replay")
 
   n_eval = config.train.eval_examples
   arrays = {s: train_lib.first_examples(pipeline.load_split(config.data, s), n)
@@ -115,7 +113,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   repl = parallel.replicated(mesh)
   state_shape = jax.eval_shape(init_state)
-  state_sharding = jax.tree.map(lambda _: repl, state_shape)
+  state_sharding = parallel.state_sharding(state_shape, mesh, config.mesh.fsdp_min_size)
   encode = lambda enc_params, x: model.encode({"encoder": enc_params}, x)["mean"]
   decode = lambda dec_params, z: model.decode({"decoder": dec_params}, z)["output"]
   step_fn = jax.jit(make_encoder_step(encode, replay_sampler(
@@ -147,8 +145,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer.write(step, {f"{enc}/{k}": v for enc, d in summary["encoders"].items()
                       for k, v in d.items()})
   if jax.process_index() == 0:
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=2)
+    files.write_json(out_dir / "summary.json", summary)
   return summary
 
 

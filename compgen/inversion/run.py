@@ -9,8 +9,6 @@ and `{workdir}/search/summary.json`. Splits already written are skipped unless `
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import jax
@@ -20,6 +18,7 @@ import numpy as np
 import optax
 import tqdm
 
+from compgen import files
 from compgen import parallel
 from compgen.data import pipeline
 from compgen.evaluation import readout
@@ -33,7 +32,7 @@ REGULARIZERS = ("none", "latent_l2", "prior")
 
 def replay_encoder_params(config, workdir, params, mesh):
   """Params with the encoder of the replay run in `workdir` (for search.init=replay_encoder)."""
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "replay"), 1, create=False)
+  ckpt = checkpoints.Checkpointer(files.path(workdir, "replay"), 1, create=False)
   step = ckpt.latest_step()
   if step is None:
     raise checkpoints.CheckpointError(
@@ -77,8 +76,8 @@ def search_batch(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh)
   batch, n = parallel.pad_to_multiple({"x": np.asarray(x), "z0": np.asarray(z0)},
                                       mesh.shape[parallel.DATA_AXIS])
   res = searcher(params, batch["x"], batch["z0"])
-  return {k: np.asarray(jax.device_get(getattr(res, k)))[:n]
-          for k in ("z", "mse", "trace", "converged", "converged_step")}
+  return {k: v[:n] for k, v in parallel.to_host(
+      {k: getattr(res, k) for k in ("z", "mse", "trace", "converged", "converged_step")}).items()}
 
 
 def search_and_save(config: ml_collections.ConfigDict, workdir: str,
@@ -91,8 +90,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
   init_params = (replay_encoder_params(config, workdir, params, mesh)
                  if sc.init == "replay_encoder" else params)
-  out_dir = os.path.join(workdir, "search")
-  os.makedirs(out_dir, exist_ok=True)
+  out_dir = files.path(workdir, "search")
   infer = jax.jit(train_lib.make_infer(model))
   n_dev = mesh.shape[parallel.DATA_AXIS]
 
@@ -104,14 +102,11 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   searcher = make_searcher(config, model, prior, mesh)
   rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
   init_key, restart_key = jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
-  summary_path = os.path.join(out_dir, "summary.json")
-  summary = {}
-  if os.path.exists(summary_path):
-    with open(summary_path) as f:
-      summary = json.load(f)
+  summary_path = out_dir / "summary.json"
+  summary = files.read_json(summary_path) if summary_path.exists() else {}
   for split in sc.splits:
-    path = os.path.join(out_dir, f"{split}.npz")
-    if os.path.exists(path) and not overwrite:
+    path = out_dir / f"{split}.npz"
+    if path.exists() and not overwrite:
       print(f"{path} exists; skipping {split} (pass --overwrite to redo it).")
       continue
     source = pipeline.load_split(config.data, split)
@@ -123,20 +118,21 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
       batch = pipeline.to_model_inputs(source[np.arange(lo, min(lo + sc.batch_size, total))])
       batch, n = parallel.pad_to_multiple(batch, n_dev)
       x = objectives.model_input(batch)
-      z_enc, mse0, _ = infer(init_params, parallel.put_batch({"x": x}, mesh)["x"])
+      z_enc, mse0, _ = infer(init_params, parallel.put_global({"x": x}, mesh)["x"])
       z0 = {"encoder": z_enc, "replay_encoder": z_enc, "zeros": jnp.zeros_like(z_enc),
             "prior": prior.sample(jax.random.fold_in(init_key, lo), len(x))}[sc.init]
       starts = (add_restarts(z0, prior, sc.restarts, jax.random.fold_in(restart_key, lo))
                 if sc.restarts > 1 else z0)
-      res = search_batch(searcher, params, x[:n], np.asarray(starts)[:n], mesh)
-      res["z0"], res["mse0"] = np.asarray(z0)[:n], np.asarray(mse0)[:n]
+      starts, z0, mse0 = parallel.to_host((starts, z0, mse0))
+      res = search_batch(searcher, params, x[:n], starts[:n], mesh)
+      res["z0"], res["mse0"] = z0[:n], mse0[:n]
       for key in results:
         results[key].append(res[key])
     seconds = time.perf_counter() - start
     arrays = {k: np.concatenate(v) for k, v in results.items()}
     arrays["latents"] = source[np.arange(total)]["latents"]
     if jax.process_index() == 0:
-      np.savez(path, **arrays)
+      files.save_npz(path, **arrays)
     summary[split] = {
         "num_images": int(len(arrays["z"])), "seconds": seconds,
         "image_steps_per_s": len(arrays["z"]) * sc.restarts * sc.num_steps / seconds,
@@ -147,8 +143,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
         "matched_r2_search": readout.matched_r2(id_latents, fit["latents"], arrays["z"],
                                                 arrays["latents"])["mean"]}
   if jax.process_index() == 0:
-    with open(summary_path, "w") as f:
-      json.dump(summary, f, indent=2)
+    files.write_json(summary_path, summary)
   return summary
 
 

@@ -6,11 +6,12 @@ exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+from compgen import files
 
 # Config sections that must match to restore a workdir (others, e.g. train.num_steps, may change).
 _COMPATIBLE_SECTIONS = ("data", "model")
@@ -24,11 +25,10 @@ def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
                          write: bool = True) -> None:
   """Refuses a workdir whose saved config.json differs in data or model; else (if `write`)
   saves the config there."""
-  path = os.path.join(workdir, "config.json")
+  path = files.path(workdir, "config.json")
   current = json.loads(config.to_json_best_effort())
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = json.load(f)
+  if path.exists():
+    saved = files.read_json(path)
     diffs = [f"{section}: {_diff(saved.get(section), current.get(section))}"
              for section in _COMPATIBLE_SECTIONS
              if saved.get(section) != current.get(section)]
@@ -38,10 +38,8 @@ def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
           "--workdir, or delete this one to start over.")
   if not write:
     return
-  os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
-    with open(path, "w") as f:
-      json.dump(current, f, indent=2)
+    files.write_json(path, current)
 
 
 def _diff(saved, current, prefix=""):
@@ -56,7 +54,7 @@ class Checkpointer:
   """Saves (keeping the newest `keep`) and restores of the latest step."""
 
   def __init__(self, workdir: str, keep: int, create: bool = True):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.directory = files.path(workdir, "checkpoints")
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=create))

@@ -7,7 +7,6 @@ metrics as JSON lines in `{workdir}/metrics.jsonl`, reconstructions in `{workdir
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import flax
@@ -17,6 +16,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from compgen import files
 from compgen import models
 from compgen import parallel
 from compgen import plots
@@ -93,14 +93,13 @@ class MetricWriter:
   """One JSON object per line in `{workdir}/metrics.jsonl`, written by process 0 only."""
 
   def __init__(self, workdir: str):
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = files.path(workdir, "metrics.jsonl")
 
   def write(self, step: int, metrics: dict) -> None:
     if jax.process_index() != 0:
       return
-    row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
-    with open(self.path, "a") as f:
-      f.write(json.dumps(row) + "\n")
+    files.append_line(self.path, json.dumps(
+        {"step": int(step), **{k: float(v) for k, v in metrics.items()}}))
 
 
 def first_examples(source, n):
@@ -116,10 +115,10 @@ def evaluate(infer_fn, params, arrays: dict[str, dict], mesh, batch_size: int) -
     zs, errs, recons = [], [], []
     for start in range(0, len(x), batch_size):
       chunk, n = parallel.pad_to_multiple({"x": x[start:start + batch_size]}, n_dev)
-      z, err, recon = infer_fn(params, parallel.put_batch(chunk, mesh)["x"])
-      zs.append(np.asarray(z)[:n])
-      errs.append(np.asarray(err)[:n])
-      recons.append(np.asarray(recon)[:n])
+      z, err, recon = parallel.to_host(infer_fn(params, parallel.put_global(chunk, mesh)["x"]))
+      zs.append(z[:n])
+      errs.append(err[:n])
+      recons.append(recon[:n])
     out[split] = (np.concatenate(zs), np.concatenate(errs), np.concatenate(recons))
   return out
 
@@ -164,23 +163,21 @@ def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
 
   Raises CheckpointError when the workdir holds no checkpoint or a different config.
   """
-  ckpt_dir = os.path.join(workdir, "checkpoints")
   checkpoints.check_workdir_config(workdir, config, write=False)
   mesh = mesh or parallel.make_mesh(config.mesh)
   ckpt = checkpoints.Checkpointer(workdir, config.train.keep_checkpoints, create=False)
   latest = ckpt.latest_step()
   if latest is None:
     raise checkpoints.CheckpointError(
-        f"No trained model in {ckpt_dir}: train one first with `python -m compgen.train "
+        f"No trained model in {ckpt.directory}: train one first with `python -m compgen.train "
         f"--config=... --workdir={workdir}`.")
   example = first_examples(pipeline.load_split(config.data, "test_id"), 1)
   model = build_model(config, example)
   init_state = state_initializer(config, model, make_optimizer(config.optim,
                                                                config.train.num_steps), example)
   state_shape = jax.eval_shape(init_state)
-  repl = parallel.replicated(mesh)
-  state, _ = ckpt.restore(latest, abstract_state(state_shape, jax.tree.map(lambda _: repl,
-                                                                      state_shape)))
+  state, _ = ckpt.restore(latest, abstract_state(state_shape, parallel.state_sharding(
+      state_shape, mesh, config.mesh.fsdp_min_size)))
   ckpt.close()
   return model, state.params, latest
 
@@ -210,7 +207,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   init_state = state_initializer(config, model, optimizer, eval_arrays["train"])
   repl = parallel.replicated(mesh)
   state_shape = jax.eval_shape(init_state)
-  state_sharding = jax.tree.map(lambda _: repl, state_shape)
+  state_sharding = parallel.state_sharding(state_shape, mesh, config.mesh.fsdp_min_size)
   batch_sharding = parallel.data_sharded(mesh)
   train_step = jax.jit(make_train_step(model, config, optimizer),
                        in_shardings=(state_sharding, batch_sharding, repl),
@@ -250,7 +247,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   final = _eval_metrics(results, eval_arrays)
   writer.write(step, final)
   if jax.process_index() == 0:
-    _save_reconstructions(results, eval_arrays, os.path.join(workdir, "reconstructions.png"),
+    _save_reconstructions(results, eval_arrays, files.path(workdir, "reconstructions.png"),
                           config.data.dataset)
     print(format_summary(final))
   return state
