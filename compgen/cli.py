@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import jax
 from absl import app
 from absl import flags
 from absl import logging
@@ -26,6 +27,12 @@ _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", parallel.distributed_requested(),
     "Start JAX's multi-process runtime (jax.distributed.initialize) before the job; "
     "default: the COMPGEN_DISTRIBUTED environment variable. See compgen/parallel.py.")
+
+
+def report(text: str) -> None:
+  """Prints a job's result once (on process 0 of a multi-process run)."""
+  if jax.process_index() == 0:
+    print(text)
 
 
 def run(main: Callable[[], None]) -> None:

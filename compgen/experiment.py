@@ -17,8 +17,8 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute cached per-method 
 
 def main():
   results = experiment.run_experiment(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value)
-  print(experiment.format_table(results["summary"], results["factor_names"]))
-  print(f"\nWrote {_WORKDIR.value}/results.json, results.md and figures "
+  cli.report(experiment.format_table(results["summary"], results["factor_names"]))
+  cli.report(f"\nWrote {_WORKDIR.value}/results.json, results.md and figures "
         f"({results['wall_seconds'] / 60:.1f} min).")
 
 

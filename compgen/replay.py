@@ -10,5 +10,5 @@ from compgen.inversion import replay
 _CONFIG, _WORKDIR = cli.define_flags("The workdir of a `compgen.train` run.")
 
 if __name__ == "__main__":
-  cli.run(lambda: print(json.dumps(replay.replay_and_evaluate(_CONFIG.value, _WORKDIR.value),
-                                   indent=2)))
+  cli.run(lambda: cli.report(json.dumps(
+      replay.replay_and_evaluate(_CONFIG.value, _WORKDIR.value), indent=2)))

@@ -11,5 +11,5 @@ _CONFIG, _WORKDIR = cli.define_flags("The workdir of a `compgen.train` run.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo splits that already have results.")
 
 if __name__ == "__main__":
-  cli.run(lambda: print(run.format_summary(
+  cli.run(lambda: cli.report(run.format_summary(
       run.search_and_save(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value))))
