@@ -1,6 +1,7 @@
 """What every `python -m compgen.<job>` shares: the --config/--workdir flags and start-up."""
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 import jax
@@ -10,6 +11,9 @@ from absl import logging
 from ml_collections import config_flags
 
 from compgen import parallel
+from compgen.training import loop
+
+PREEMPTED_EXIT_CODE = 143
 
 
 def define_flags(workdir_help: str):
@@ -37,11 +41,16 @@ def report(text: str) -> None:
 
 def run(main: Callable[[], None]) -> None:
   """Runs `main()` under absl with library logging quietened (progress bars stay readable),
-  after starting the multi-process runtime when --distributed is given."""
+  after starting the multi-process runtime when --distributed is given. A preempted job
+  (SIGTERM; it saved a checkpoint) exits with status 143 = 128 + SIGTERM."""
   def _main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     if _DISTRIBUTED.value:
       parallel.initialize_distributed()
-    main()
+    try:
+      main()
+    except loop.Preempted as e:
+      report(str(e))
+      sys.exit(PREEMPTED_EXIT_CODE)
   app.run(_main)

@@ -122,14 +122,15 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                       optimizer, rc.loss),
                     out_shardings=(state_sharding, repl), donate_argnums=0)
   ckpt = checkpoints.Checkpointer(out_dir, config.train.keep_checkpoints)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, _ = ckpt.restore(latest, train_lib.abstract_state(state_shape, state_sharding))
+  restored = ckpt.restore_latest(train_lib.abstract_state(state_shape, state_sharding))
+  if restored is not None:
+    start, state, _ = restored
   else:
-    state = jax.jit(init_state, out_shardings=state_sharding)()
+    start, state = 0, jax.jit(init_state, out_shardings=state_sharding)()
   prior = jax.device_put(prior, repl)
   decoder_params = params["decoder"]
   writer = train_lib.MetricWriter(out_dir)
+  writer.drop_after(start)
   step_key = jax.random.fold_in(root, 1)
   stop = rc.num_steps if stop_at_step is None else min(stop_at_step, rc.num_steps)
   state, step = loop.run_loop(

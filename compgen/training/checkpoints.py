@@ -10,6 +10,7 @@ import json
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from compgen import files
 
@@ -51,7 +52,13 @@ def _diff(saved, current, prefix=""):
 
 
 class Checkpointer:
-  """Saves (keeping the newest `keep`) and restores of the latest step."""
+  """Saves (keeping the newest `keep`) and restores the newest readable step.
+
+  Orbax writes each step into a temporary folder and renames it when complete, so a write
+  cut short (a kill during save) never appears as a step. A complete step whose files were
+  damaged later fails to restore: `restore_latest` then moves it to
+  `{workdir}/checkpoints_unreadable/` (nothing is deleted), says so, and takes the previous one.
+  """
 
   def __init__(self, workdir: str, keep: int, create: bool = True):
     self.directory = files.path(workdir, "checkpoints")
@@ -71,6 +78,41 @@ class Checkpointer:
     restored = self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
     return restored["state"], restored["data"]
+
+  def restore_latest(self, abstract_state):
+    """(step, state, data_state) of the newest step that restores, or None without steps.
+
+    Raises CheckpointError when no step restores (e.g. checkpoints of other code), listing
+    why, and leaves them in place.
+    """
+    failures = []
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        state, data = self.restore(step, abstract_state)
+      except Exception as e:  # pylint: disable=broad-except  (tensorstore raises Exception)
+        failures.append((step, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"))
+        continue
+      for bad, why in failures:
+        self._set_aside(bad, why, step)
+      return step, state, data
+    if failures:
+      raise CheckpointError(
+          f"No checkpoint in {self.directory} could be restored: "
+          + "; ".join(f"step {s}: {why}" for s, why in failures)
+          + ". If they come from another version of the model code, use a new --workdir; "
+          "if they are damaged, move them away to start over.")
+    return None
+
+  def _set_aside(self, step: int, why: str, fallback: int) -> None:
+    target = self.directory.parent / "checkpoints_unreadable" / str(step)
+    if jax.process_index() == 0:
+      target.parent.mkdir(parents=True, exist_ok=True)
+      (self.directory / str(step)).rename(target)
+      print(f"WARNING: checkpoint step {step} in {self.directory} is unreadable ({why}); "
+            f"moved it to {target} and resuming from step {fallback}.")
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"compgen_set_aside_{step}")
+    self.manager.reload()
 
   def close(self) -> None:
     self.manager.wait_until_finished()

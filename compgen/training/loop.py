@@ -1,12 +1,62 @@
-"""The step loop shared by training and replay: progress bar, logging, NaN guard, checkpoints."""
+"""The step loop shared by training and replay: progress bar, logging, NaN guard, checkpoints,
+preemption."""
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from typing import Callable
 
 import jax
 import numpy as np
 import tqdm
+from jax.experimental import multihost_utils
+
+
+class Preempted(Exception):
+  """The job was asked to stop (SIGTERM, or a multi-host preemption notice) and saved a
+  checkpoint at `step`; running the same command again resumes there."""
+
+  def __init__(self, desc: str, step: int, directory):
+    super().__init__(f"{desc} preempted: saved a checkpoint at step {step} in {directory}; "
+                     "run the same command again to resume.")
+    self.step = step
+
+
+@contextlib.contextmanager
+def preemption_notice():
+  """Yields `requested(step) -> bool`, True once the job should save and stop.
+
+  One process: SIGTERM sets a flag (the handler is installed for the duration, in the main
+  thread). Several processes: JAX's preemption sync point, which every process reaches at the
+  same step, so all of them save that step.
+  """
+  if jax.process_count() > 1:
+    yield multihost_utils.reached_preemption_sync_point
+    return
+  received = []
+  if threading.current_thread() is not threading.main_thread():
+    yield lambda step: False
+    return
+  previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+  try:
+    yield lambda step: bool(received)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def _check_finite(desc: str, history: list, last_saved: int) -> None:
+  """Raises FloatingPointError naming the first step (of `history`: [(step, metrics)]) with a
+  non-finite metric and the terms that were."""
+  host = jax.device_get(history)
+  for step, metrics in host:
+    bad = {k: float(v) for k, v in metrics.items() if not np.all(np.isfinite(v))}
+    if bad:
+      raise FloatingPointError(
+          f"Non-finite {desc} loss at step {step}: {', '.join(f'{k}={v}' for k, v in bad.items())}. "
+          f"Nothing after step {last_saved} was saved (the newest checkpoint is finite). "
+          "Lower the learning rate, raise the gradient clipping, or check the data.")
 
 
 def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size: int,
@@ -15,28 +65,33 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
              on_eval: Callable | None = None):
   """Runs `state, metrics = step_fn(state, step)` from `state.step` up to `stop`.
 
-  Every `log_every` steps the metrics (plus examples/s) go to `writer`; before each
-  checkpoint (every `checkpoint_every` steps, at `stop` and at `num_steps`) the metrics are
-  checked to be finite, so a diverged state is never saved. `on_eval(step, state)` runs every
-  `eval_every` steps before the last. Returns (state, step reached).
+  Every `log_every` steps the metrics (plus examples/s) go to `writer`; checkpoints are saved
+  every `checkpoint_every` steps, at `stop` and at `num_steps`. Before any log or save, every
+  step's metrics since the previous check are checked to be finite (they stay on the device
+  until then), so a diverged state is never saved and the error names the first bad step.
+  On SIGTERM the loop saves the current step and raises `Preempted`. `on_eval(step, state)`
+  runs every `eval_every` steps before the last. Returns (state, step reached).
   """
   step = int(state.step)
+  last_saved = step
   window_start, window_steps = time.perf_counter(), 0
-  with tqdm.tqdm(total=num_steps, initial=step, desc=desc, unit="step",
-                 disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
+  unchecked = []
+  with preemption_notice() as preempt_requested, tqdm.tqdm(
+      total=num_steps, initial=step, desc=desc, unit="step",
+      disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
     while step < stop:
       state, metrics = step_fn(state, step)
       step += 1
       window_steps += 1
       bar.update(1)
-      will_save = step % checkpoint_every == 0 or step in (num_steps, stop)
+      unchecked.append((step, metrics))
+      preempted = preempt_requested(step)
+      will_save = step % checkpoint_every == 0 or step in (num_steps, stop) or preempted
       will_log = step % log_every == 0 or step == stop
       if will_log or will_save:
+        _check_finite(desc, unchecked, last_saved)
+        unchecked = []
         metrics = jax.device_get(metrics)
-        if not all(np.isfinite(v) for v in metrics.values()):
-          raise FloatingPointError(
-              f"Non-finite {desc} metrics at step {step}: {metrics}. Lower the learning rate "
-              "or check the data; no checkpoint was written for this step.")
       if will_log:
         metrics["examples_per_s"] = window_steps * batch_size / (time.perf_counter() - window_start)
         writer.write(step, metrics)
@@ -47,5 +102,9 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
         on_eval(step, state)
       if will_save:
         checkpointer.save(step, state, data_state())
+        last_saved = step
+      if preempted and step < stop:
+        checkpointer.close()
+        raise Preempted(desc, step, checkpointer.directory)
   checkpointer.close()
   return state, step

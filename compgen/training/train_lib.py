@@ -101,6 +101,15 @@ class MetricWriter:
     files.append_line(self.path, json.dumps(
         {"step": int(step), **{k: float(v) for k, v in metrics.items()}}))
 
+  def drop_after(self, step: int) -> None:
+    """Forgets rows logged after `step` (a resumed run logs those steps again)."""
+    if jax.process_index() != 0 or not self.path.exists():
+      return
+    rows = self.path.read_text().splitlines()
+    kept = [r for r in rows if json.loads(r)["step"] <= step]
+    if len(kept) < len(rows):
+      self.path.write_text("".join(r + "\n" for r in kept))
+
 
 def first_examples(source, n):
   return pipeline.to_model_inputs(source[np.arange(min(n, len(source)))])
@@ -123,7 +132,13 @@ def evaluate(infer_fn, params, arrays: dict[str, dict], mesh, batch_size: int) -
   return out
 
 
-def _eval_metrics(results: dict, arrays: dict) -> dict:
+def _eval_metrics(results: dict, arrays: dict, step: int) -> dict:
+  for split, (z, err, _) in results.items():
+    if not (np.isfinite(z).all() and np.isfinite(err).all()):
+      raise FloatingPointError(
+          f"Non-finite latents or reconstructions of {split} at evaluation step {step}: the "
+          "parameters diverged, and this state was not saved. Lower the learning rate, raise "
+          "the gradient clipping, or check the data.")
   metrics = {f"{split}/recon_mse": float(err.mean()) for split, (_, err, _) in results.items()}
   fit = results["train"][0], arrays["train"]["latents"]
   for split in ("test_id", "test_ood"):
@@ -166,8 +181,7 @@ def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
   checkpoints.check_workdir_config(workdir, config, write=False)
   mesh = mesh or parallel.make_mesh(config.mesh)
   ckpt = checkpoints.Checkpointer(workdir, config.train.keep_checkpoints, create=False)
-  latest = ckpt.latest_step()
-  if latest is None:
+  if ckpt.latest_step() is None:
     raise checkpoints.CheckpointError(
         f"No trained model in {ckpt.directory}: train one first with `python -m compgen.train "
         f"--config=... --workdir={workdir}`.")
@@ -176,10 +190,10 @@ def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
   init_state = state_initializer(config, model, make_optimizer(config.optim,
                                                                config.train.num_steps), example)
   state_shape = jax.eval_shape(init_state)
-  state, _ = ckpt.restore(latest, abstract_state(state_shape, parallel.state_sharding(
+  step, state, _ = ckpt.restore_latest(abstract_state(state_shape, parallel.state_sharding(
       state_shape, mesh, config.mesh.fsdp_min_size)))
   ckpt.close()
-  return model, state.params, latest
+  return model, state.params, step
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -215,14 +229,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   infer = jax.jit(make_infer(model))
 
   ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, data_state = ckpt.restore(latest, abstract_state(state_shape, state_sharding))
+  restored = ckpt.restore_latest(abstract_state(state_shape, state_sharding))
+  if restored is not None:
+    latest, state, data_state = restored
     train_iter.restore(data_state)
     print(f"Resumed from {ckpt.directory}/{latest} (step {int(state.step)}).")
   else:
-    state = jax.jit(init_state, out_shardings=state_sharding)()
+    latest, state = 0, jax.jit(init_state, out_shardings=state_sharding)()
   writer = MetricWriter(workdir)
+  writer.drop_after(latest)
   step_key = jax.random.fold_in(root, 1)
 
   stop = tc.num_steps if stop_at_step is None else min(stop_at_step, tc.num_steps)
@@ -233,7 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   def on_eval(step, state):
     writer.write(step, _eval_metrics(evaluate(infer, state.params, eval_arrays, mesh,
-                                              tc.batch_size), eval_arrays))
+                                              tc.batch_size), eval_arrays, step))
 
   state, step = loop.run_loop(
       step_fn, state, stop=stop, num_steps=tc.num_steps, batch_size=tc.batch_size,
@@ -244,7 +259,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     print(f"Stopped at step {step} of {tc.num_steps}; run again to continue.")
     return state
   results = evaluate(infer, state.params, eval_arrays, mesh, tc.batch_size)
-  final = _eval_metrics(results, eval_arrays)
+  final = _eval_metrics(results, eval_arrays, step)
   writer.write(step, final)
   if jax.process_index() == 0:
     _save_reconstructions(results, eval_arrays, files.path(workdir, "reconstructions.png"),

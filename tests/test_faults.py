@@ -1,0 +1,222 @@
+"""Fault injection: SIGTERM and kill -9 during training and replay, damaged checkpoints,
+divergence. Each resumed run must end with exactly the parameters of an uninterrupted one."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from compgen import cli
+from compgen import parallel
+from compgen.inversion import replay as replay_lib
+from compgen.inversion import run as search_run
+from compgen.training import checkpoints, loop, train_lib
+from tests.training.test_train import ROOT, get_config
+
+# Long enough that a signal lands mid-run; smoke shapes keep each step a few milliseconds.
+TRAIN = ["--config.train.num_steps=300", "--config.train.checkpoint_every=50",
+         "--config.train.eval_every=1000", "--config.train.log_every=10"]
+REPLAY = ["--config.replay.num_steps=400", "--config.replay.checkpoint_every=50",
+          "--config.replay.eval_every=1000", "--config.replay.log_every=10"]
+
+
+def _config(overrides):
+  config = get_config("sprites", "vae,smoke")  # VAE: the sampling noise must resume exactly
+  for flag in overrides:
+    key, value = flag[len("--config."):].split("=")
+    section, name = key.split(".")
+    config[section][name] = int(value)
+  return config
+
+
+def _leaves(tree):
+  return jax.tree.leaves(jax.device_get(tree))
+
+
+def _start(job, workdir, overrides):
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  return subprocess.Popen(
+      [sys.executable, "-m", f"compgen.{job}", "--config=configs/sprites.py:vae,smoke",
+       f"--workdir={workdir}", *overrides], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(path, proc, timeout=300):
+  start = time.time()
+  while not os.path.exists(path):
+    if proc.poll() is not None:
+      pytest.fail(f"the job ended before {path} appeared:\n{proc.stdout.read()[-3000:]}")
+    if time.time() - start > timeout:
+      proc.kill()
+      pytest.fail(f"{path} did not appear within {timeout} s")
+    time.sleep(0.05)
+
+
+def _steps(directory):
+  return sorted(int(d) for d in os.listdir(directory) if d.isdigit())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """Uninterrupted training, then replay, in this process."""
+  workdir = str(tmp_path_factory.mktemp("reference"))
+  config = _config(TRAIN + REPLAY)
+  state = train_lib.train_and_evaluate(config, workdir)
+  trained_copy = str(tmp_path_factory.mktemp("trained")) + "/w"
+  shutil.copytree(workdir, trained_copy)  # a trained workdir for the replay fault test
+  replay_lib.replay_and_evaluate(config, workdir)
+  return {"params": _leaves(state.params), "replay": _replay_encoder(config, workdir),
+          "trained": trained_copy, "config": config}
+
+
+def _replay_encoder(config, workdir):
+  _, params, _ = train_lib.restore_trained(config, workdir)
+  return _leaves(search_run.replay_encoder_params(config, workdir, params,
+                                                  parallel.make_mesh(config.mesh))["encoder"])
+
+
+def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_parameters(reference, tmp_path):
+  workdir = str(tmp_path)
+  ckpts = os.path.join(workdir, "checkpoints")
+  proc = _start("train", workdir, TRAIN)
+  _wait_for(os.path.join(ckpts, "50"), proc)
+  proc.send_signal(signal.SIGTERM)
+  out = proc.communicate(timeout=120)[0]
+  assert proc.returncode == cli.PREEMPTED_EXIT_CODE, out[-3000:]
+  preempted_at = _steps(ckpts)[-1]
+  assert 50 < preempted_at < 300
+  assert f"train preempted: saved a checkpoint at step {preempted_at}" in out
+
+  proc = _start("train", workdir, TRAIN)  # resumes, then dies without warning
+  _wait_for(os.path.join(ckpts, str((preempted_at // 50 + 1) * 50)), proc)
+  proc.kill()
+  proc.wait()
+  killed_after = _steps(ckpts)[-1]
+  assert killed_after > preempted_at
+
+  proc = _start("train", workdir, TRAIN)
+  out = proc.communicate(timeout=300)[0]
+  assert proc.returncode == 0, out[-3000:]
+  assert f"Resumed from {ckpts}/{killed_after}" in out
+  config = _config(TRAIN)
+  _, params, step = train_lib.restore_trained(config, workdir)
+  assert step == 300
+  for a, b in zip(reference["params"], _leaves(params), strict=True):
+    np.testing.assert_array_equal(a, b)
+  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  logged = [row["step"] for row in rows if "loss" in row]
+  assert logged == list(range(10, 301, 10))  # no step lost or logged twice
+
+
+def test_sigterm_during_replay_then_resume(reference):
+  workdir = reference["trained"]
+  proc = _start("replay", workdir, TRAIN + REPLAY)
+  _wait_for(os.path.join(workdir, "replay", "checkpoints", "50"), proc)
+  proc.send_signal(signal.SIGTERM)
+  out = proc.communicate(timeout=120)[0]
+  assert proc.returncode == cli.PREEMPTED_EXIT_CODE, out[-3000:]
+  assert "replay preempted" in out
+  proc = _start("replay", workdir, TRAIN + REPLAY)
+  out = proc.communicate(timeout=300)[0]
+  assert proc.returncode == 0, out[-3000:]
+  for a, b in zip(reference["replay"], _replay_encoder(reference["config"], workdir),
+                  strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def _truncate_largest_file(step_dir):
+  paths = [os.path.join(d, f) for d, _, fs in os.walk(step_dir) for f in fs]
+  largest = max(paths, key=os.path.getsize)
+  with open(largest, "r+b") as f:
+    f.truncate(os.path.getsize(largest) // 2)
+
+
+def test_damaged_checkpoint_falls_back_to_the_previous_step(tmp_path, capsys):
+  config = get_config("sprites", "vae,smoke")
+  config.train.num_steps = 6
+  uninterrupted = train_lib.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
+  workdir = tmp_path / "damaged"
+  train_lib.train_and_evaluate(config, str(workdir), stop_at_step=4)
+  _truncate_largest_file(workdir / "checkpoints" / "4")
+  (workdir / "checkpoints" / "6.orbax-checkpoint-tmp-1234").mkdir()  # a save cut short
+  capsys.readouterr()
+  state = train_lib.train_and_evaluate(config, str(workdir))
+  out = capsys.readouterr().out
+  assert "checkpoint step 4" in out and "unreadable" in out and "resuming from step 2" in out
+  assert (workdir / "checkpoints_unreadable" / "4").is_dir()  # set aside, not deleted
+  for a, b in zip(_leaves(uninterrupted.params), _leaves(state.params), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+  for step in _steps(workdir / "checkpoints"):  # every checkpoint damaged: refuse, keep them
+    _truncate_largest_file(workdir / "checkpoints" / str(step))
+  with pytest.raises(checkpoints.CheckpointError, match="No checkpoint .* could be restored"):
+    train_lib.restore_trained(config, str(workdir))
+  assert _steps(workdir / "checkpoints")
+
+
+class _Recorder:
+  """A checkpointer stand-in that records the saved steps."""
+  directory = "ckpts"
+
+  def __init__(self):
+    self.saved = []
+
+  def save(self, step, state, data_state):
+    self.saved.append(step)
+
+  def close(self):
+    pass
+
+
+class _Writer:
+  def write(self, step, metrics):
+    pass
+
+
+def _run_fake_loop(step_fn, recorder):
+  loop.run_loop(step_fn, type("State", (), {"step": 0})(), stop=20, num_steps=20, batch_size=1,
+                log_every=10, checkpoint_every=5, checkpointer=recorder, writer=_Writer(),
+                desc="train")
+
+
+def test_divergence_names_the_first_bad_step_and_term_and_saves_nothing_after():
+  def step_fn(state, step):
+    bad = step >= 6  # the metrics of step 7 (1-based) are the first non-finite ones
+    return state, {"loss": np.float32(np.nan if bad else 1.0),
+                   "kl": np.float32(np.inf if bad else 0.5), "mse": np.float32(0.1)}
+  recorder = _Recorder()
+  with pytest.raises(FloatingPointError,
+                     match=r"Non-finite train loss at step 7: kl=inf, loss=nan\. Nothing after "
+                           r"step 5 was saved"):
+    _run_fake_loop(step_fn, recorder)
+  assert recorder.saved == [5]
+
+
+def test_sigterm_in_the_loop_saves_the_current_step_and_raises():
+  def step_fn(state, step):
+    if step == 2:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return state, {"loss": np.float32(1.0)}
+  recorder = _Recorder()
+  previous = signal.getsignal(signal.SIGTERM)
+  with pytest.raises(loop.Preempted, match="saved a checkpoint at step 3"):
+    _run_fake_loop(step_fn, recorder)
+  assert recorder.saved == [3]
+  assert signal.getsignal(signal.SIGTERM) == previous  # handler removed afterwards
+
+
+def test_real_divergence_stops_training_without_a_nan_checkpoint(tmp_path):
+  config = get_config("sprites", "smoke")
+  config.optim.update(learning_rate=1e30, grad_clip_norm=0.0)
+  with pytest.raises(FloatingPointError, match=r"Non-finite .* at (evaluation )?step \d+"):
+    train_lib.train_and_evaluate(config, str(tmp_path))
+  ckpts = tmp_path / "checkpoints"
+  for step in _steps(ckpts) if ckpts.exists() else []:
+    _, params, _ = train_lib.restore_trained(config, str(tmp_path))
+    assert all(np.isfinite(leaf).all() for leaf in _leaves(params)), step
