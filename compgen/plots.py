@@ -1,21 +1,37 @@
-"""Figures (matplotlib, headless): sample grids, the ID/OOD latent split, experiment results
-(bar chart of identifiability, reconstructions per method, search loss curves)."""
+"""Figures (matplotlib): sample grids, the ID/OOD latent split, reconstructions per method,
+per-slot decompositions, search trajectories, results bars and loss curves.
+
+Every function takes `path`: with a path (local or gs://) it saves a PNG there and returns the
+path; with `path=None` it returns the `matplotlib.figure.Figure`, which a notebook shows inline.
+Figures are built without pyplot, so nothing here touches the global backend or state.
+"""
 from __future__ import annotations
 
 import io
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
+from matplotlib.figure import Figure
 
 from compgen import files
 
 
-def image_grid(images: np.ndarray, path: str, title: str = "", columns: int = 8) -> str:
-  """Saves images [N, H, W, C] (uint8 or float in [0, 1]) as a grid PNG; returns the path."""
+def _as_float_images(images) -> np.ndarray:
+  images = np.asarray(images)
+  return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
+
+
+def _show(ax, image) -> None:
+  image = np.clip(image, 0, 1)
+  gray = image.ndim == 2 or image.shape[-1] == 1
+  ax.imshow(image.reshape(image.shape[:2]) if gray else image, interpolation="nearest",
+            cmap="gray" if gray else None, vmin=0, vmax=1)
+  ax.set_xticks([])
+  ax.set_yticks([])
+
+
+def image_grid(images: np.ndarray, path=None, title: str = "", columns: int = 8):
+  """Images [N, H, W, C] (uint8 or float in [0, 1]) as one grid."""
   images = np.asarray(images)
   if images.ndim != 4 or len(images) == 0:
     raise ValueError(f"image_grid needs images [N, H, W, C] with N >= 1, got {images.shape}.")
@@ -30,26 +46,26 @@ def image_grid(images: np.ndarray, path: str, title: str = "", columns: int = 8)
     r, q = divmod(i, cols)
     canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = im
   scale = max(1.0, 640 / canvas.shape[1])  # small images are shown enlarged
-  fig = plt.figure(figsize=(canvas.shape[1] * scale / 100, canvas.shape[0] * scale / 100 + 0.4),
-                   dpi=100)
+  fig = Figure(figsize=(canvas.shape[1] * scale / 100, canvas.shape[0] * scale / 100 + 0.4),
+               dpi=100)
   ax = fig.add_axes((0, 0, 1, canvas.shape[0] * scale / 100 / fig.get_figheight()))
   ax.imshow(np.clip(canvas.squeeze(-1) if c == 1 else canvas, 0, 1), interpolation="nearest",
             cmap="gray" if c == 1 else None)
   ax.set_axis_off()
   if title:
     fig.suptitle(title, fontsize=9, y=0.995)
-  _save(fig, path)
-  return path
+  return _finish(fig, path)
 
 
-def latent_split(id_latents: np.ndarray, ood_latents: np.ndarray, path: str,
-                 names: tuple[str, ...] = (), max_points: int = 2000) -> str:
+def latent_split(id_latents: np.ndarray, ood_latents: np.ndarray, path=None,
+                 names: tuple[str, ...] = (), max_points: int = 2000):
   """Scatter of slot 0 vs slot 1 for each latent dimension, ID vs OOD: [N, K, m] each."""
   if id_latents.shape[1] < 2:
     raise ValueError("latent_split needs at least 2 slots to plot slot 0 against slot 1.")
   m = id_latents.shape[2]
   names = names or tuple(f"z[{d}]" for d in range(m))
-  fig, axes = plt.subplots(1, m, figsize=(2.6 * m, 2.8), squeeze=False)
+  fig = Figure(figsize=(2.6 * m, 2.8))
+  axes = fig.subplots(1, m, squeeze=False)
   for d, ax in enumerate(axes[0]):
     for lat, label, colour in ((ood_latents, "OOD", "tab:orange"), (id_latents, "ID", "tab:blue")):
       ax.scatter(lat[:max_points, 0, d], lat[:max_points, 1, d], s=2, alpha=0.5, c=colour,
@@ -61,19 +77,19 @@ def latent_split(id_latents: np.ndarray, ood_latents: np.ndarray, path: str,
     ax.set_aspect("equal")
   axes[0][0].legend(loc="upper left", fontsize=7, markerscale=4)
   fig.tight_layout()
-  _save(fig, path)
-  return path
+  return _finish(fig, path)
 
 
-def results_bars(scores: dict[str, dict[str, tuple[float, float]]], path: str,
-                 ylabel: str = "identifiability") -> str:
+def results_bars(scores: dict[str, dict[str, tuple[float, float]]], path=None,
+                 ylabel: str = "identifiability"):
   """Grouped bars: {method: {"id": (mean, std), "ood": (mean, std)}} -> PNG."""
   if not scores:
     raise ValueError("results_bars needs at least one method.")
   methods = list(scores)
   splits = sorted({s for v in scores.values() for s in v})
   width = 0.8 / len(splits)
-  fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(methods) + 1), 3.4))
+  fig = Figure(figsize=(max(4.0, 1.1 * len(methods) + 1), 3.4))
+  ax = fig.subplots()
   for i, split in enumerate(splits):
     means = [scores[m].get(split, (np.nan, 0))[0] for m in methods]
     stds = [scores[m].get(split, (np.nan, 0))[1] for m in methods]
@@ -85,40 +101,36 @@ def results_bars(scores: dict[str, dict[str, tuple[float, float]]], path: str,
   ax.axhline(0, color="k", lw=0.5)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  _save(fig, path)
-  return path
+  return _finish(fig, path)
 
 
-def labelled_rows(rows: dict[str, np.ndarray], path: str) -> str:
+def labelled_rows(rows: dict[str, np.ndarray], path=None):
   """One row of images [n, H, W, C] per label (e.g. inputs, then each method's
   reconstructions), the label written to the left -> PNG."""
   if not rows:
     raise ValueError("labelled_rows needs at least one row of images.")
   n = max(len(v) for v in rows.values())
-  fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.6, 1.1 * len(rows)),
-                           squeeze=False)
+  fig = Figure(figsize=(1.1 * n + 1.6, 1.1 * len(rows)))
+  axes = fig.subplots(len(rows), n, squeeze=False)
   for r, (label, images) in enumerate(rows.items()):
-    images = np.asarray(images)
-    images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
+    images = _as_float_images(images)
     for c in range(n):
       ax = axes[r][c]
       ax.set_xticks([])
       ax.set_yticks([])
       if c < len(images):
-        im = np.clip(images[c], 0, 1)
-        ax.imshow(im.squeeze(-1) if im.shape[-1] == 1 else im, interpolation="nearest",
-                  cmap="gray" if im.shape[-1] == 1 else None)
+        _show(ax, images[c])
     axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
   fig.tight_layout()
-  _save(fig, path)
-  return path
+  return _finish(fig, path)
 
 
-def loss_curves(curves: dict[str, np.ndarray], path: str, ylabel: str = "search loss") -> str:
+def loss_curves(curves: dict[str, np.ndarray], path=None, ylabel: str = "search loss"):
   """Curves {label: values [T]} against step on a log scale -> PNG."""
   if not curves:
     raise ValueError("loss_curves needs at least one curve.")
-  fig, ax = plt.subplots(figsize=(5.5, 3.4))
+  fig = Figure(figsize=(5.5, 3.4))
+  ax = fig.subplots()
   for label, values in curves.items():
     ax.plot(np.arange(len(values)), values, label=label)
   ax.set_yscale("log")
@@ -126,15 +138,82 @@ def loss_curves(curves: dict[str, np.ndarray], path: str, ylabel: str = "search 
   ax.set_ylabel(ylabel)
   ax.legend(fontsize=6)
   fig.tight_layout()
-  _save(fig, path)
-  return path
+  return _finish(fig, path)
 
 
-def _save(fig, path) -> None:
-  """Saves to a local path or a bucket (`compgen.files`)."""
+def samples(id_images: np.ndarray, ood_images: np.ndarray, path=None, n: int = 8):
+  """A row of ID and a row of OOD images ([N, H, W, C] each)."""
+  return labelled_rows({"ID": id_images[:n], "OOD": ood_images[:n]}, path)
+
+
+def slot_decomposition(images: np.ndarray, decoded: dict[str, np.ndarray], path=None,
+                       n: int = 6):
+  """Per example (columns): the input, the reconstruction, then each slot's share of it.
+
+  decoded: a decoder's output dict for these images (`Model.decode`). A slot's share is its
+  mask (alpha: the softmax masks, the background last; transformer: attention averaged over
+  layers and heads) times the reconstruction, or its additive term (additive decoders).
+  """
+  images = _as_float_images(images)[:n]
+  recon = np.asarray(decoded["output"])[:n]
+  if images.ndim != 4:
+    raise ValueError(f"slot_decomposition shows images [N, H, W, C], got {images.shape}.")
+  h, w = images.shape[1:3]
+  if "masks" in decoded:
+    parts = np.asarray(decoded["masks"])[:n, ..., None] * recon[:, None]
+    labels = [f"slot {k}" for k in range(parts.shape[1] - 1)] + ["background"]
+  elif "attention" in decoded:
+    attention = np.asarray(decoded["attention"])[:n].mean(axis=(1, 2))  # [n, P, K]
+    masks = np.moveaxis(attention, -1, 1).reshape(len(recon), -1, h, w)
+    parts = masks[..., None] * recon[:, None]
+    labels = [f"slot {k}" for k in range(parts.shape[1])]
+  elif "slots" in decoded:
+    parts = np.asarray(decoded["slots"])[:n]
+    parts = parts - parts.min(axis=(2, 3, 4), keepdims=True)  # additive terms, shifted to >= 0
+    labels = [f"slot {k}" for k in range(parts.shape[1])]
+  else:
+    raise ValueError("This decoder output has no per-slot parts (masks, attention or slot "
+                     "terms): the unconstrained decoder mixes all slots in every pixel.")
+  rows = {"input": images, "reconstruction": recon}
+  rows.update({label: parts[:, k] for k, label in enumerate(labels)})
+  return labelled_rows(rows, path)
+
+
+def search_trajectory(inputs: np.ndarray, iterates: dict[int, np.ndarray], traces: np.ndarray,
+                      path=None, n: int = 4):
+  """Search as it goes: per image the input and the decoded iterate at chosen steps
+  ({step: images [B, H, W, C]}), and each image's objective [B, T] against the step."""
+  inputs = _as_float_images(inputs)[:n]
+  steps = sorted(iterates)
+  fig = Figure(figsize=(1.2 * (len(steps) + 1) + 4.0, 1.2 * len(inputs) + 0.4))
+  grid = fig.add_gridspec(len(inputs), len(steps) + 3)
+  for i, image in enumerate(inputs):
+    _show(fig.add_subplot(grid[i, 0]), image)
+    for j, step in enumerate(steps):
+      ax = fig.add_subplot(grid[i, j + 1])
+      _show(ax, np.asarray(iterates[step])[i])
+      if i == 0:
+        ax.set_title(f"step {step}", fontsize=7)
+  fig.axes[0].set_title("input", fontsize=7)
+  ax = fig.add_subplot(grid[:, len(steps) + 1:])
+  for i, trace in enumerate(np.asarray(traces)[:n]):
+    ax.plot(np.arange(len(trace)), trace, label=f"image {i}")
+  ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel("objective", fontsize=8)
+  ax.legend(fontsize=6)
+  fig.tight_layout()
+  return _finish(fig, path)
+
+
+def _finish(fig: Figure, path):
+  """Saves `fig` as PNG to `path` (local or a bucket) and returns the path; returns the
+  figure itself when path is None."""
+  if path is None:
+    return fig
   buffer = io.BytesIO()
-  fig.savefig(buffer, format=str(path).rsplit(".", 1)[-1])
-  plt.close(fig)
+  fig.savefig(buffer, format="png")
   target = files.path(path)
   target.parent.mkdir(parents=True, exist_ok=True)
   target.write_bytes(buffer.getvalue())
+  return path

@@ -171,6 +171,22 @@ class Searcher:
     z0 = jnp.asarray(z0)
     return self._search.lower(params, jnp.asarray(x), z0[:, None] if z0.ndim == 3 else z0)
 
+  def iterates(self, params, x, z0, steps) -> dict[int, jax.Array]:
+    """The current iterate z [B, K, m] after each of `steps` (0 = the start z0 [B, K, m]),
+    for pictures of a search under way; the same iterates as `__call__` takes."""
+    steps = sorted({int(s) for s in steps})
+    if not steps or steps[0] < 0 or steps[-1] > self.num_steps:
+      raise ValueError(f"Iterates at steps {steps}: each must be in [0, num_steps="
+                       f"{self.num_steps}].")
+    x, state = jnp.asarray(x), self._init(jnp.asarray(z0))
+    out, done = {}, 0
+    for step in steps:
+      if step > done:
+        state, _ = self._run(params, x, state, step - done)
+        done = step
+      out[step] = state.z
+    return out
+
   def __call__(self, params, x, z0) -> SearchResult:
     """x: [B, ...]; z0: [B, K, m] or [B, R, K, m] (R restarts per image) -> SearchResult."""
     x, z0 = jnp.asarray(x), jnp.asarray(z0)

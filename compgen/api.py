@@ -1,0 +1,209 @@
+"""compgen from Python (a notebook, a script): everything the jobs do, without flags.
+
+    import compgen
+    config = compgen.get_config("configs/sprites.py:quickstart", {"train.num_steps": 500})
+    model = compgen.fit(config, "/tmp/cg/run")        # ID training, Eq. 4.2 (resumes)
+    ood = model.data("test_ood", 8)                   # {"image" [8, H, W, 3], "latents", ...}
+    z = model.encode(ood["image"])                    # ĝ(x): [8, K, m]
+    found = compgen.invert(model, ood["image"])       # search, Eq. 4.3, from ĝ(x)
+    replayed = compgen.replay_encoder(model)          # ĝ trained on decoded prior samples, Eq. 4.4
+    scores = compgen.evaluate(model)                  # {method: {"id"/"ood": metrics}}
+
+The names differ from the job modules (`python -m compgen.train / search / replay`) so that
+importing a job never shadows a function. Every function writes to and resumes from the
+model's workdir exactly like the corresponding job.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from compgen import files
+from compgen import parallel
+from compgen.data import pipeline
+from compgen.evaluation import experiment as experiment_lib
+from compgen.inversion import priors
+from compgen.inversion import replay as replay_lib
+from compgen.inversion import run as search_run
+from compgen.training import checkpoints, objectives, train_lib
+
+
+def get_config(spec: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
+  """The config of `path/to/config.py[:variant,...]`, with dotted-key overrides
+  (e.g. {"train.num_steps": 500}); an unknown key is an error, as on the command line."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"No config file {path!r} (from {spec!r}); give the path of a "
+                            "configs/*.py file, e.g. 'configs/sprites.py:quickstart'.")
+  module_spec = importlib.util.spec_from_file_location("compgen_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  config = module.get_config(arg or None)
+  for key, value in (overrides or {}).items():
+    *parents, leaf = key.split(".")
+    node = config
+    for name in parents:
+      node = node[name]
+    if leaf not in node:
+      raise KeyError(f"Unknown config key {key!r}: {'.'.join(parents) or 'the config'} has "
+                     f"{sorted(node.keys())}.")
+    node[leaf] = value
+  return config
+
+
+@dataclasses.dataclass
+class Model:
+  """A trained slot autoencoder and where it lives.
+
+  Attributes:
+    config: the run's config.
+    workdir: its workdir (checkpoints, search and replay results).
+    autoencoder: `objectives.Autoencoder` (Flax encoder and decoder modules).
+    params: {"encoder", "decoder"} parameters.
+    step: the training step restored.
+    encoder_source: "id" (trained with the decoder) or "replay" (`replay_encoder`).
+  """
+  config: ml_collections.ConfigDict
+  workdir: str
+  autoencoder: objectives.Autoencoder
+  params: dict
+  step: int
+  encoder_source: str = "id"
+  _cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+  def _jit(self, name, fn):
+    if name not in self._cache:
+      self._cache[name] = jax.jit(fn)
+    return self._cache[name]
+
+  def encode(self, x) -> np.ndarray:
+    """ĝ(x): images [B, H, W, C] (or vectors [B, d_x]) -> slot latents [B, K, m] (means)."""
+    return np.asarray(self._jit("encode", lambda p, x: self.autoencoder.encode(p, x)["mean"])(
+        self.params, np.asarray(x, np.float32)))
+
+  def decode(self, z) -> dict[str, np.ndarray]:
+    """f̂(z): latents [B, K, m] -> {"output": [B, H, W, C], plus the decoder's extras
+    ("masks", "slots", "attention"; see `compgen.models.decoders`)}."""
+    return jax.tree.map(np.asarray, self._jit("decode", self.autoencoder.decode)(
+        self.params, np.asarray(z, np.float32)))
+
+  def data(self, split: str, n: int | None = None) -> dict[str, np.ndarray]:
+    """The first n examples of split "train" | "test_id" | "test_ood" of the run's data, as
+    model inputs (images float32 in [0, 1])."""
+    source = pipeline.load_split(self.config.data, split)
+    return train_lib.first_examples(source, len(source) if n is None else n)
+
+  def prior(self, kind: str = "empirical", num_examples: int | None = None):
+    """A factorised slot prior (`compgen.inversion.priors`) fitted on the encoder's latents
+    of ID training images (`replay.prior_examples` of them by default)."""
+    n = num_examples or self.config.replay.prior_examples
+    key = ("prior", kind, n)
+    if key not in self._cache:
+      x = objectives.model_input(self.data("train", n))
+      self._cache[key] = priors.fit_prior(kind, self.encode(x), seed=self.config.seed)
+    return self._cache[key]
+
+
+def load(workdir: str, config: ml_collections.ConfigDict | None = None) -> Model:
+  """The trained model of `workdir` (by default with the config saved there)."""
+  if config is None:
+    path = files.path(workdir, "config.json")
+    if not path.exists():
+      raise checkpoints.CheckpointError(
+          f"{workdir} has no config.json: it holds no compgen run. Train one with "
+          "compgen.fit(config, workdir) or `python -m compgen.train`.")
+    config = ml_collections.ConfigDict(files.read_json(path))
+  autoencoder, params, step = train_lib.restore_trained(config, workdir)
+  return Model(config, str(workdir), autoencoder, params, step)
+
+
+def fit(config: ml_collections.ConfigDict, workdir: str) -> Model:
+  """Trains (or resumes, or finds finished) the configured autoencoder on ID data (Eq. 4.2)
+  in `workdir`, like `python -m compgen.train`; returns it loaded."""
+  train_lib.train_and_evaluate(config, workdir)
+  return load(workdir, config)
+
+
+def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict[str, Any]:
+  """Batched gradient search z* = argmin_z ‖x − f̂(z)‖² (Eq. 4.3) from z0 (default: ĝ(x)).
+
+  x: [B, ...]; z0: [B, K, m] or [B, R, K, m]. `search_settings` override `config.search`
+  (num_steps, learning_rate, tol, restarts, regularizer, reg_weight, prior, micro_batch).
+  Returns numpy arrays: z [B, K, m] (the best iterate), mse [B], trace [B, T] (objective per
+  step), converged [B], converged_step [B], z0 [B, K, m] and mse0 [B] (the start and its
+  error); with `record_steps`, also "iterates": {step: z [B, K, m]} from the first start.
+  """
+  config = ml_collections.ConfigDict(model.config.to_dict())
+  config.search.update(search_settings)
+  sc = config.search
+  key = ("searcher", repr(sorted(sc.to_dict().items())))
+  mesh = parallel.make_mesh(config.mesh)
+  needs_prior = sc.restarts > 1 or sc.regularizer == "prior"
+  prior = model.prior(sc.prior) if needs_prior else None
+  if key not in model._cache:  # pylint: disable=protected-access
+    model._cache[key] = search_run.make_searcher(config, model.autoencoder, prior, mesh)  # pylint: disable=protected-access
+  searcher = model._cache[key]  # pylint: disable=protected-access
+  x = np.asarray(x, np.float32)
+  start = model.encode(x) if z0 is None else np.asarray(z0, np.float32)
+  starts = start
+  if sc.restarts > 1 and start.ndim == 3:
+    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
+    starts = np.asarray(search_run.add_restarts(start, prior, sc.restarts, rng))
+  out = {k: [] for k in ("z", "mse", "trace", "converged", "converged_step")}
+  for lo in range(0, len(x), sc.batch_size):
+    res = search_run.search_batch(searcher, model.params, x[lo:lo + sc.batch_size],
+                                  starts[lo:lo + sc.batch_size], mesh)
+    for k in out:
+      out[k].append(res[k])
+  out = {k: np.concatenate(v) for k, v in out.items()}
+  first = start if start.ndim == 3 else start[:, 0]
+  out["z0"] = first
+  out["mse0"] = ((model.decode(first)["output"] - x) ** 2).reshape(len(x), -1).mean(-1)
+  if record_steps:
+    out["iterates"] = {step: np.asarray(z) for step, z in searcher.iterates(
+        model.params, x, first, record_steps).items()}
+  return out
+
+
+def replay_encoder(model: Model, **replay_settings) -> Model:
+  """Generative replay (Eq. 4.4): trains an encoder on f̂(ẑ), ẑ from a factorised prior of
+  ID latents, like `python -m compgen.replay` (in `{workdir}/replay`, resumed or reused).
+  `replay_settings` override `config.replay` (prior, num_steps, init, loss, ...).
+  Returns the model with the replay-trained encoder."""
+  config = ml_collections.ConfigDict(model.config.to_dict())
+  config.replay.update(replay_settings)
+  replay_lib.replay_and_evaluate(config, model.workdir)
+  params = search_run.replay_encoder_params(config, model.workdir, model.params,
+                                            parallel.make_mesh(config.mesh))
+  return Model(config, model.workdir, model.autoencoder, params, model.step, "replay")
+
+
+def evaluate(model: Model) -> dict[str, dict[str, dict]]:
+  """Identifiability (readouts fitted on ID latents, applied ID and OOD) and reconstruction
+  of the four perception methods — encoder, search, replay_encoder, replay_search — as in
+  the experiment job: {method: {"id" | "ood": {"identifiability", "per_factor", "recon_mse",
+  "recon_r2", ...}}}. Needs a replay run (`replay_encoder(model)`) in the workdir."""
+  if not files.path(model.workdir, "replay", "checkpoints").exists():
+    raise checkpoints.CheckpointError(
+        f"evaluate scores the replay-trained encoder too, and {model.workdir} has no replay "
+        "run: call compgen.replay_encoder(model) first.")
+  config = model.config
+  arrays = experiment_lib.load_arrays(config)
+  names, num_categories = experiment_lib.factor_names(config, arrays)
+  latents = experiment_lib.infer_latents(config, model.workdir, arrays,
+                                         parallel.make_mesh(config.mesh))
+  return experiment_lib.score_methods(config, latents, arrays, names, num_categories,
+                                      config.seed)
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str,
+                   overwrite: bool = False) -> dict:
+  """The whole experiment (`python -m compgen.experiment`): results dict, also written to
+  `{workdir}/results.json`, results.md and figures."""
+  return experiment_lib.run_experiment(config, workdir, overwrite)
