@@ -16,14 +16,13 @@ model's workdir exactly like the corresponding job.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import os
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
+from compgen import config_lib
 from compgen import files
 from compgen import parallel
 from compgen.data import pipeline
@@ -37,23 +36,9 @@ from compgen.training import checkpoints, objectives, train_lib
 def get_config(spec: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
   """The config of `path/to/config.py[:variant,...]`, with dotted-key overrides
   (e.g. {"train.num_steps": 500}); an unknown key is an error, as on the command line."""
-  path, _, arg = spec.partition(":")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"No config file {path!r} (from {spec!r}); give the path of a "
-                            "configs/*.py file, e.g. 'configs/sprites.py:quickstart'.")
-  module_spec = importlib.util.spec_from_file_location("compgen_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  config = module.get_config(arg or None)
+  config = config_lib.load_config(spec)
   for key, value in (overrides or {}).items():
-    *parents, leaf = key.split(".")
-    node = config
-    for name in parents:
-      node = node[name]
-    if leaf not in node:
-      raise KeyError(f"Unknown config key {key!r}: {'.'.join(parents) or 'the config'} has "
-                     f"{sorted(node.keys())}.")
-    node[leaf] = value
+    config_lib.override(config, key, value)
   return config
 
 
@@ -83,15 +68,20 @@ class Model:
     return self._cache[name]
 
   def encode(self, x) -> np.ndarray:
-    """ĝ(x): images [B, H, W, C] (or vectors [B, d_x]) -> slot latents [B, K, m] (means)."""
+    """ĝ(x): images [B, H, W, C] float in [0, 1] (or vectors [B, d_x]) -> slot latents
+    [B, K, m] (means). Bad input (wrong shape, uint8, NaN, out of range) is a `DataError`."""
+    x = np.asarray(x)
+    pipeline.check_batch(x, "compgen.Model.encode: x")
     return np.asarray(self._jit("encode", lambda p, x: self.autoencoder.encode(p, x)["mean"])(
-        self.params, np.asarray(x, np.float32)))
+        self.params, x.astype(np.float32)))
 
   def decode(self, z) -> dict[str, np.ndarray]:
     """f̂(z): latents [B, K, m] -> {"output": [B, H, W, C], plus the decoder's extras
     ("masks", "slots", "attention"; see `compgen.models.decoders`)}."""
+    z = np.asarray(z)
+    pipeline.check_batch(z, "compgen.Model.decode: z", name="latents", unit_range=False)
     return jax.tree.map(np.asarray, self._jit("decode", self.autoencoder.decode)(
-        self.params, np.asarray(z, np.float32)))
+        self.params, z.astype(np.float32)))
 
   def data(self, split: str, n: int | None = None) -> dict[str, np.ndarray]:
     """The first n examples of split "train" | "test_id" | "test_ood" of the run's data, as
@@ -149,8 +139,13 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   if key not in model._cache:  # pylint: disable=protected-access
     model._cache[key] = search_run.make_searcher(config, model.autoencoder, prior, mesh)  # pylint: disable=protected-access
   searcher = model._cache[key]  # pylint: disable=protected-access
-  x = np.asarray(x, np.float32)
-  start = model.encode(x) if z0 is None else np.asarray(z0, np.float32)
+  x = np.asarray(x)
+  pipeline.check_batch(x, "compgen.invert: x")
+  x = x.astype(np.float32)
+  if z0 is not None:
+    z0 = np.asarray(z0)
+    pipeline.check_batch(z0, "compgen.invert: z0", name="start latents", unit_range=False)
+  start = model.encode(x) if z0 is None else z0.astype(np.float32)
   starts = start
   if sc.restarts > 1 and start.ndim == 3:
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)

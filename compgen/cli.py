@@ -10,6 +10,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from compgen import config_lib
 from compgen import parallel
 from compgen.training import loop
 
@@ -53,4 +54,4 @@ def run(main: Callable[[], None]) -> None:
     except loop.Preempted as e:
       report(str(e))
       sys.exit(PREEMPTED_EXIT_CODE)
-  app.run(_main)
+  app.run(_main, flags_parser=config_lib.parse_flags)

@@ -2,8 +2,20 @@
 
 A config file defines `get_config(arg=None) -> ml_collections.ConfigDict`; `arg` is a
 comma-separated list of variants (e.g. `configs/sprites.py:smoke`), each known to the file.
+
+Overrides (`--config.<key>=<value>` on the command line, `compgen.get_config(spec, {key:
+value})` in Python) of a key the config does not have, or with a value of the wrong type, are
+errors that name the key, the keys there are and the closest ones: `unknown_key`,
+`override`, and `parse_flags` for `absl.app.run(main, flags_parser=parse_flags)`.
 """
 from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+import re
+import sys
+from typing import Any
 
 import ml_collections
 
@@ -13,7 +25,7 @@ from compgen.data import sprites as sprites_lib
 def data_config(dataset: str) -> ml_collections.ConfigDict:
   """Defaults of `config.data` (fields documented in `compgen.data.pipeline`)."""
   return ml_collections.ConfigDict({
-      "dataset": dataset,            # "sprites" | "synthetic" | "npz"
+      "dataset": dataset,            # "sprites" | "synthetic" | "npz" | "pug" (tfds only)
       "source": "generate",          # "generate" (in memory) | "tfds" (array_record on disk)
       "tfds_config": "diagonal_small",
       "tfds_data_dir": "~/tensorflow_datasets",
@@ -164,3 +176,121 @@ def parse_variants(arg: str | None, allowed: tuple[str, ...]) -> set[str]:
   if unknown:
     raise ValueError(f"Unknown config variant(s) {sorted(unknown)}: choose from {allowed}.")
   return variants
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of the config file `path/to/config.py[:arg]`."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"No config file {path!r} (from {spec!r}); give the path of a "
+                            "configs/*.py file, e.g. 'configs/sprites.py:quickstart'.")
+  module_spec = importlib.util.spec_from_file_location("compgen_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+def _sections(node, prefix: str = ""):
+  """Every dotted key of a config, sections and leaves."""
+  for name, value in node.items():
+    yield prefix + name
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from _sections(value, f"{prefix}{name}.")
+
+
+def _type_name(value) -> str:
+  return {bool: "a bool", int: "an int", float: "a float", str: "a string",
+          tuple: "a tuple", list: "a list"}.get(type(value), f"a {type(value).__name__}")
+
+
+def unknown_key(config: ml_collections.ConfigDict, key: str) -> str | None:
+  """None when the dotted `key` (e.g. "train.num_steps") is in `config`; else the error: the
+  part that is missing, the keys there are and the closest keys of the whole config."""
+  node, parents = config, []
+  for name in key.split("."):
+    where = "config." + ".".join(parents) if parents else "the config"
+    if not isinstance(node, ml_collections.ConfigDict):
+      return (f"Unknown config key {key!r}: {where} is {_type_name(node)} ({node!r}), not a "
+              f"section with a key {name!r}.")
+    if name not in node:
+      keys = list(_sections(config))
+      leaf = key.rsplit(".", 1)[-1]
+      close = difflib.get_close_matches(key, keys, 3, 0.75) + sorted(
+          (k for k in keys if difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1]], 1, 0.75)),
+          key=lambda k: (k.count("."), k))
+      close = list(dict.fromkeys(close))[:3]
+      hint = (f" Did you mean {', '.join(close[:-1])}{' or ' if len(close) > 1 else ''}"
+              f"{close[-1]}?" if close else "")
+      return f"Unknown config key {key!r}: {where} has no {name!r} (it has {sorted(node)}).{hint}"
+    node, parents = node[name], parents + [name]
+  return None
+
+
+def override(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+  """config[key] = value for a dotted key; an unknown key is a KeyError and a value of the
+  wrong type a TypeError, each naming the key and what it takes."""
+  problem = unknown_key(config, key)
+  if problem:
+    raise KeyError(problem)
+  *parents, leaf = key.split(".")
+  node = config
+  for name in parents:
+    node = node[name]
+  try:
+    node[leaf] = value
+  except TypeError as e:
+    raise TypeError(f"Config key {key!r} takes {_type_name(node[leaf])} (it is "
+                    f"{node[leaf]!r}), not {value!r} ({type(value).__name__}).") from e
+
+
+def parse_flags(argv: list[str], flag_values=None) -> list[str]:
+  """A `flags_parser` for `absl.app.run`: parses the command line like absl's default, and
+  makes a `--config.<key>` override of a key the config does not have (ml_collections
+  raises a bare AttributeError traceback for it) or of the wrong type a one-line error that
+  names the key and the fix; exits with status 1 before the job starts."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  try:
+    return flag_values(argv)
+  except (flags.Error, AttributeError, KeyError) as e:
+    message = _override_error(argv, flag_values, e)
+    if message is None and not isinstance(e, flags.Error):
+      raise
+    sys.stderr.write(f"FATAL Flags parsing error: {message or e}\n"
+                     "Pass --helpshort or --helpfull to see help on flags.\n")
+    sys.exit(1)
+
+
+def _override_error(argv, flag_values, error) -> str | None:
+  """The message for a bad `--<flag>.<key>[=value]` override in argv, or None."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  argv = flag_values.read_flags_from_files(argv, force_gnu=False)  # expand --flagfile
+  for arg in argv[1:]:
+    match = re.match(r"^--?(?:no)?([A-Za-z_][\w-]*)\.([^=]+)", arg)
+    if not match or match.group(1) not in flag_values:
+      continue
+    name, key = match.groups()
+    spec = _flag_argument(argv, name)
+    try:
+      config = load_config(spec)
+    except Exception:  # pylint: disable=broad-except  # no or a broken config: absl says why
+      continue
+    problem = unknown_key(config, key)
+    if problem:
+      return f"{problem} (from {arg}; the config is {spec})"
+    if isinstance(error, flags.Error) and f"--{name}.{key}=" in str(error):
+      value = config
+      for part in key.split("."):
+        value = value[part]
+      return f"{error}. --{name}.{key} takes {_type_name(value)} (it is {value!r} in {spec})."
+  return None
+
+
+def _flag_argument(argv, name: str) -> str | None:
+  """The value of --name=VALUE or --name VALUE in argv (the last one), or None."""
+  value = None
+  for i, arg in enumerate(argv):
+    match = re.match(rf"^--?{re.escape(name)}(=(.*))?$", arg)
+    if match:
+      value = match.group(2) if match.group(1) else (argv[i + 1] if i + 1 < len(argv) else None)
+  return value

@@ -11,6 +11,9 @@
                  [N, H, W, C] (uint8, or float in [0, 1]) or `x` [N, d_x], `latents`
                  float [N, K, m], optional `factors` int [N, K, c].
 
+`check_batch(x, where)` checks the values of a batch a user hands to a model or a search
+(non-empty, floating point, finite, images in [0, 1]) and names the bad examples by index.
+
 `BatchIterator` shuffles with a seed, drops the remainder, and gives each process its slice
 of every global batch, so the data seen does not depend on the number of processes.
 Images come out as float32 in [0, 1].
@@ -20,6 +23,8 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -28,7 +33,7 @@ from compgen.data import splits as splits_lib
 from compgen.data import sprites as sprites_lib
 from compgen.data import synthetic as synthetic_lib
 
-DATASETS = ("sprites", "synthetic", "npz")
+DATASETS = ("sprites", "synthetic", "npz", "pug")
 SOURCES = ("generate", "tfds")
 
 
@@ -103,14 +108,22 @@ def load_split(data: ml_collections.ConfigDict, split: str):
     raise DataError(f"Unknown data.dataset={data.dataset!r}: choose one of {DATASETS}.")
   if data.dataset == "npz":
     return ArraySource(load_npz(data.npz_path, split), f"{data.npz_path}:{split}")
+  if data.dataset == "pug" and data.source != "tfds":
+    raise DataError("PUG is read from your manual download through its TFDS builder: set "
+                    "data.source='tfds' and data.tfds_config (e.g. 'spar_background'); see "
+                    "compgen/data/pug.py.")
   if data.source == "generate":
     return ArraySource(scenes.generate(dataset_spec(data), split), f"{data.dataset}:{split}")
   if data.source == "tfds":
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    from compgen.data import tfds_builders  # pylint: disable=g-import-not-at-top,unused-import
+    from compgen.data import tfds_builders  # pylint: disable=g-import-not-at-top
     name = f"compgen_{data.dataset}/{data.tfds_config}"
+    data_dir = os.path.expanduser(data.tfds_data_dir)  # TFDS would take "~" literally
+    tfds_builders.check_prepared(name, data_dir)  # another version or builder config there
     try:
-      source = tfds.data_source(name, split=split, data_dir=data.tfds_data_dir)
+      source = tfds.data_source(name, split=split, data_dir=data_dir)
+    except DataError:  # the builder's own message (e.g. PUG files missing) says it best
+      raise
     except ValueError as e:
       raise DataError(f"Cannot open TFDS dataset {name!r} in {data.tfds_data_dir!r}: {e}. "
                       "Check data.tfds_config (valid names: "
@@ -122,8 +135,9 @@ def load_split(data: ml_collections.ConfigDict, split: str):
 
 
 def builder_config_names(dataset: str) -> list[str]:
-  from compgen.data import tfds_builders  # pylint: disable=g-import-not-at-top
-  return [c.name for c in tfds_builders.BUILDERS[dataset].BUILDER_CONFIGS]
+  from compgen.data import pug, tfds_builders  # pylint: disable=g-import-not-at-top
+  builder = pug.CompgenPug if dataset == "pug" else tfds_builders.BUILDERS[dataset]
+  return [c.name for c in builder.BUILDER_CONFIGS]
 
 
 def validate(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
@@ -169,6 +183,78 @@ def validate(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]
     if not np.all(np.isfinite(x)):
       fail(f"'x' holds {int((~np.isfinite(x)).sum())} NaN/Inf values.")
   return arrays
+
+
+def check_batch(x, where: str, *, name: str = "images", unit_range: bool | None = None,
+                fix: str = "drop or fix them") -> None:
+  """Host-side checks of a batch x [B, ...] (numpy or a fully addressable jax array) before a
+  model or a search sees it: at least one example, floating point, finite and, when
+  `unit_range` (default: for 4-D x, i.e. images [B, H, W, C]), in [0, 1].
+
+  Raises `DataError` naming the bad examples by index. It reads values, so it runs outside
+  jit, once per batch handed in by a user (not per step); a jax array is reduced on its
+  device and only [B] flags come back. The shape checks against a model are static, in
+  `compgen.training.objectives.Autoencoder`.
+  """
+  shape = tuple(np.shape(x))
+  if not shape or shape[0] == 0:
+    raise DataError(f"{where}: empty batch of {name} (shape {shape}); give at least one "
+                    "example [B >= 1, ...].")
+  dtype = np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+  if not jnp.issubdtype(dtype, jnp.floating):  # also bfloat16, which numpy does not count
+    how = ("convert uint8 pixels to float32 in [0, 1] with "
+           "compgen.data.pipeline.to_model_inputs(batch) or x / 255" if dtype == np.uint8
+           else "give float32 values")
+    raise DataError(f"{where}: {name} have dtype {dtype}, but models and search take floating "
+                    f"point {name}: {how}.")
+  if isinstance(x, jax.core.Tracer) or not getattr(x, "is_fully_addressable", True):
+    return  # values unknown while tracing, or spread over processes (each checks its own)
+  finite, lo, hi = _per_example(x, bool(unit_range if unit_range is not None
+                                          else len(shape) == 4))
+  if not finite.all():
+    raise DataError(f"{where}: {name} at index {_indices(~finite)} (of {shape[0]}) hold "
+                    f"NaN/Inf values; {fix}.")
+  if lo is not None:
+    out = (lo < 0.0) | (hi > 1.0)
+    if out.any():
+      raise DataError(
+          f"{where}: {name} at index {_indices(out)} (of {shape[0]}) have values outside "
+          f"[0, 1] (found [{lo.min():.3g}, {hi.max():.3g}]), but the model takes {name} in "
+          "[0, 1]: divide 0..255 pixels by 255 (compgen.data.pipeline.to_model_inputs).")
+
+
+def _indices(mask: np.ndarray, limit: int = 10) -> str:
+  """[3, 7] or [0, 1, ..., 9] and 5 more: the flagged examples, by batch index."""
+  idx = np.flatnonzero(mask)
+  more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+  return f"{idx[:limit].tolist()}{more}"
+
+
+def _per_example(x, with_range: bool):
+  """(finite [B], min [B] | None, max [B] | None) of x [B, ...], reduced where x lives; the
+  range only when asked for and every example is finite."""
+  with_range = with_range and int(np.prod(np.shape(x)[1:])) > 0
+  if isinstance(x, jax.Array):
+    finite = np.asarray(jax.device_get(_device_finite(x)))
+    if with_range and finite.all():
+      return finite, *(np.asarray(a) for a in jax.device_get(_device_range(x)))
+    return finite, None, None
+  flat = np.asarray(x).reshape(len(x), -1)
+  finite = np.isfinite(flat).all(1)
+  if with_range and finite.all():
+    return finite, flat.min(1), flat.max(1)
+  return finite, None, None
+
+
+@jax.jit
+def _device_finite(x):
+  return jnp.isfinite(x.reshape(x.shape[0], -1)).all(1)
+
+
+@jax.jit
+def _device_range(x):
+  flat = x.reshape(x.shape[0], -1)
+  return flat.min(1), flat.max(1)
 
 
 def load_npz(path: str, split: str) -> dict[str, np.ndarray]:

@@ -71,7 +71,7 @@ def render_throughput(spec: sprites_lib.SpritesSpec, batch: int = 1024, repeats:
 
 
 def _spec_of(data: ml_collections.ConfigDict) -> scenes.DatasetSpec | None:
-  if data.dataset == "npz":
+  if data.dataset in ("npz", "pug"):
     return None
   if data.source == "tfds":
     from compgen.data import tfds_builders  # pylint: disable=g-import-not-at-top

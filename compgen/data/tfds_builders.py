@@ -8,16 +8,24 @@ Builder configs are named `{scheme}_{size}` for sprites (e.g. `diagonal_tiny`,
 (`diagonal_n0_tiny` ... `diagonal_n2_small`, `diagonal_mlp_small` for the negative control).
 The `tiny` configs are for tests.
 
+Each prepared dataset stores the `DatasetSpec` it was rendered from (`metadata.json`, key
+"spec"); `check_prepared` refuses a data_dir holding another version of a config, or a copy
+rendered from another spec (a renderer or size changed without a version bump), with the
+versions / differing fields and the fix, instead of building next to it or reading it.
+
     import compgen, tensorflow_datasets as tfds
     source = tfds.data_source("compgen_sprites/diagonal_tiny", data_dir="/tmp/tfds")
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
+from compgen.data import pipeline
 from compgen.data import scenes
 from compgen.data import splits as splits_lib
 from compgen.data import sprites as sprites_lib
@@ -89,6 +97,7 @@ class _CompgenBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self, description=__doc__, features=features_of(self.builder_config.spec),
+        metadata=tfds.core.MetadataDict(spec=spec_record(self.builder_config.spec)),
         disable_shuffling=True)  # keep generation order: identical to `scenes.generate`
 
   def _split_generators(self, dl_manager):
@@ -123,3 +132,55 @@ def builder_spec(dataset: str, config_name: str) -> scenes.DatasetSpec:
     raise ValueError(f"Unknown TFDS config {config_name!r} for compgen_{dataset}: choose one "
                      f"of {sorted(specs)}.")
   return specs[config_name]
+
+
+def spec_record(spec: scenes.DatasetSpec) -> dict:
+  """The JSON record of a `DatasetSpec` that a prepared dataset stores (metadata "spec")."""
+  return json.loads(json.dumps({"kind": spec.kind, **dataclasses.asdict(spec)}))
+
+
+def _flat(record, prefix=""):
+  for key, value in record.items():
+    if isinstance(value, dict):
+      yield from _flat(value, f"{prefix}{key}.")
+    else:
+      yield prefix + key, value
+
+
+def check_prepared(name: str, data_dir: str) -> None:
+  """Refuses `data_dir` when its copy of `name` ("compgen_sprites/diagonal_tiny") is another
+  dataset version than this compgen's builder, or was prepared from another builder config
+  (stored spec != this compgen's spec); a DataError names both and the fix. Nothing there
+  yet, or a config without a spec: nothing to check."""
+  builder_name, config_name = name.split("/")
+  builder = tfds.builder_cls(builder_name)
+  version = str(builder.VERSION)
+  root = epath.Path(data_dir) / builder_name / config_name
+  fix = (f"Delete {root} (it is rebuilt on first use) or point data.tfds_data_dir "
+         "elsewhere.")
+  if not root.is_dir():
+    return
+  found = sorted(p.name for p in root.iterdir()
+                 if tfds.core.Version.is_valid(p.name) and p.is_dir())
+  if found and version not in found:
+    raise pipeline.DataError(
+        f"{root} holds version {', '.join(found)} of {name}, but this compgen builds and "
+        f"reads version {version}: that data comes from another compgen and may differ. {fix}")
+  prepared = root / version
+  config = {c.name: c for c in builder.BUILDER_CONFIGS}.get(config_name)
+  spec = getattr(config, "spec", None)
+  if spec is None or not (prepared / "dataset_info.json").exists():
+    return
+  meta = prepared / "metadata.json"
+  stored = json.loads(meta.read_text()).get("spec") if meta.exists() else None
+  if stored is None:
+    raise pipeline.DataError(
+        f"{prepared} holds no record of the builder config it was prepared from "
+        f"(metadata.json, key 'spec'), so it cannot be checked against {name}. {fix}")
+  stored, expected = dict(_flat(stored)), dict(_flat(spec_record(spec)))
+  diff = [f"{k}: found {stored.get(k, '(none)')!r}, expected {expected.get(k, '(none)')!r}"
+          for k in sorted(set(stored) | set(expected)) if stored.get(k) != expected.get(k)]
+  if diff:
+    raise pipeline.DataError(
+        f"{prepared} was prepared from another builder config than this compgen's {name} "
+        f"(version {version}): {'; '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}. {fix}")

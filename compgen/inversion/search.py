@@ -4,7 +4,9 @@ Pure functional and compiled once per shape: the per-image objective is vmapped 
 batch (restarts are extra batch entries), the optimiser is an optax transformation applied per
 image, and the step loop is a `lax.scan`, all under one `jit`. Each image keeps its best iterate
 (lowest objective seen), so an iterate that turns non-finite is never returned: the image is
-flagged (`finite=False`) and the rest of the batch is unaffected.
+flagged (`finite=False`) and the rest of the batch is unaffected. Inputs are checked first
+(`check_inputs`): NaN/Inf in x or z0 is an error naming the images, unless turned off, in
+which case those images come back flagged the same way.
 
     searcher = Searcher(decode_fn, optimizer=optax.adam(0.03), num_steps=200, tol=1e-4)
     result = searcher(params, x, z0)      # x: [B, ...], z0: [B, K, m] or [B, R, K, m]
@@ -25,6 +27,7 @@ import numpy as np
 import optax
 
 from compgen import parallel
+from compgen.data import pipeline
 
 
 @flax.struct.dataclass
@@ -76,6 +79,9 @@ class Searcher:
       a `lax.map` over micro-batches of this size (padded), which keeps the working set in
       cache on CPUs. None: the whole batch at once (best on GPUs and TPUs). The results do
       not depend on it.
+    check_inputs: refuse x or z0 that are not floating point or hold NaN/Inf, naming the
+      images (`compgen.data.pipeline.check_batch`; one host check per call, not per step).
+      False: search them anyway; such images come back with finite=False.
   """
   decode_fn: Callable
   optimizer: optax.GradientTransformation = dataclasses.field(
@@ -86,6 +92,7 @@ class Searcher:
   reg_weight: float = 0.0
   mesh: jax.sharding.Mesh | None = None
   micro_batch: int | None = None
+  check_inputs: bool = True
 
   def __post_init__(self):
     if self.num_steps < 1:
@@ -189,14 +196,19 @@ class Searcher:
 
   def __call__(self, params, x, z0) -> SearchResult:
     """x: [B, ...]; z0: [B, K, m] or [B, R, K, m] (R restarts per image) -> SearchResult."""
-    x, z0 = jnp.asarray(x), jnp.asarray(z0)
-    if z0.ndim == 3:
-      z0 = z0[:, None]
-    if z0.ndim != 4 or z0.shape[0] != x.shape[0]:
+    if not isinstance(x, jax.Array):
+      x = np.asarray(x)  # checked on the host, then placed
+    if not isinstance(z0, jax.Array):
+      z0 = np.asarray(z0)
+    if z0.ndim not in (3, 4) or z0.shape[0] != x.shape[0]:
       raise ValueError(f"z0 must be [B, K, m] or [B, R, K, m] with B = {x.shape[0]} images, "
                        f"got {z0.shape}.")
     if x.shape[0] == 0:
       raise ValueError("Empty batch: search needs at least one image.")
+    self._check(x, z0)
+    x, z0 = jnp.asarray(x), jnp.asarray(z0)
+    if z0.ndim == 3:
+      z0 = z0[:, None]
     if self.mesh is not None:
       n_dev = self.mesh.shape[parallel.DATA_AXIS]
       if x.shape[0] % n_dev:
@@ -206,6 +218,12 @@ class Searcher:
       x, z0 = jax.device_put(x, sharding), jax.device_put(z0, sharding)
       params = jax.device_put(params, parallel.replicated(self.mesh))
     return self._search(params, x, z0)
+
+  def _check(self, x, z0) -> None:
+    if self.check_inputs:
+      fix = "drop or fix them, or pass Searcher(check_inputs=False) to search them anyway"
+      pipeline.check_batch(x, "Searcher: x", unit_range=False, fix=fix)
+      pipeline.check_batch(z0, "Searcher: z0", name="start latents", unit_range=False, fix=fix)
 
 
 def stream_search(searcher: Searcher, params, x: np.ndarray, z0: np.ndarray, *,
@@ -220,6 +238,7 @@ def stream_search(searcher: Searcher, params, x: np.ndarray, z0: np.ndarray, *,
   n = len(x)
   if n == 0:
     raise ValueError("Empty dataset: nothing to search.")
+  searcher._check(x, z0)  # pylint: disable=protected-access
   batch_size = min(batch_size, n)
   out = {"z": np.zeros(z0.shape, np.float32), "mse": np.zeros(n, np.float32),
          "loss": np.zeros(n, np.float32), "steps": np.zeros(n, np.int32),
