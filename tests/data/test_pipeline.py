@@ -81,7 +81,7 @@ def test_missing_npz_path_and_split_and_unknown_names(npz_file, tmp_path):
   data.source = "hub"
   with pytest.raises(pipeline.DataError, match="Unknown data.source"):
     pipeline.load_split(data, "train")
-  data = config_lib.data_config("pug")
+  data = config_lib.data_config("clevr")
   with pytest.raises(pipeline.DataError, match="Unknown data.dataset"):
     pipeline.load_split(data, "train")
 
