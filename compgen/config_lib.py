@@ -49,7 +49,7 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
   """Defaults of `config.model`: which decoder/encoder, and each one's own settings."""
   return ml_collections.ConfigDict({
       "decoder": "alpha",            # "additive" | "alpha" | "transformer" | "unconstrained"
-      "encoder": "cnn",              # "cnn" | "transformer"
+      "encoder": "cnn",              # "cnn" | "transformer" | "slot_attention"
       "slot_dim": slot_dim,          # m̂, latent dims per slot
       "variational": False,          # VAE (β-KL, reparametrised sampling) instead of AE
       "decoders": {
@@ -61,6 +61,7 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
       "encoders": {
           "cnn": {"channels": (32, 64, 64, 64), "hidden": 256},
           "transformer": {"width": 64, "depth": 2, "num_heads": 4, "patch_size": 4},
+          "slot_attention": {"channels": (32, 32, 32), "width": 64, "iterations": 3},
       },
   })
 
@@ -131,7 +132,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 MODEL_VARIANTS = ("additive", "alpha", "transformer", "unconstrained", "vae",
-                  "transformer_encoder")
+                  "transformer_encoder", "slot_attention")
 
 
 def apply_model_variants(config: ml_collections.ConfigDict, variants: set[str]) -> None:
@@ -141,6 +142,8 @@ def apply_model_variants(config: ml_collections.ConfigDict, variants: set[str]) 
       config.model.decoder = name
   if "transformer_encoder" in variants:
     config.model.encoder = "transformer"
+  if "slot_attention" in variants:
+    config.model.encoder = "slot_attention"
   if "vae" in variants:
     config.model.variational = True
 
@@ -150,6 +153,8 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   data = config.data
   data.num_train, data.num_test_id, data.num_test_ood = 256, 128, 128
   data.tfds_config = data.tfds_config.replace("_small", "_tiny")
+  if data.dataset == "synthetic":
+    data.synthetic.output_dim = 16  # the `_tiny` builder configs' (and the default) size
   m = config.model
   for name in ("additive", "alpha", "unconstrained"):
     m.decoders[name].hidden = (32, 32)
@@ -157,6 +162,7 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   m.decoders.transformer.update(width=32, num_layers=2, num_heads=2, num_frequencies=3)
   m.encoders.cnn.update(channels=(16, 16), hidden=64)
   m.encoders.transformer.update(width=32, depth=1, num_heads=2)
+  m.encoders.slot_attention.update(channels=(16, 16), width=32, iterations=2)
   config.loss.interaction_warmup_steps = 2
   config.optim.warmup_steps = 1
   config.train.update(batch_size=16, num_steps=4, log_every=2, eval_every=2,

@@ -8,9 +8,11 @@ Commands:
 
 Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
   data:    held_out (held-out shape combinations), iid (no split), tfds (read the TFDS
-           builder `compgen_sprites/<scheme>_small`, built on first use)
+           builder `compgen_sprites/<scheme>_small`, or `_tiny` with smoke, built on first
+           use; sizes no builder config renders, e.g. fast32, are refused)
   decoder: alpha (default), additive, transformer (with the interaction penalty), unconstrained
-  encoder: transformer_encoder (default: cnn);  vae: β-VAE instead of an autoencoder
+  encoder: transformer_encoder, slot_attention (default: cnn);  vae: β-VAE instead of an
+           autoencoder
   size:    quickstart (16x16, 1500 steps: the experiment of launch/quickstart.sh),
            fast32 (32x32 images, 2500 steps: the CPU run below), smoke (16x16, 256/128/128
            examples, 4 steps: the tests)

@@ -244,9 +244,22 @@ NAME = "compgen_sprites/diagonal_tiny"
 
 
 def _tfds_config(data_dir):
+  """config.data that describes compgen_sprites/diagonal_tiny, read from `data_dir`."""
   data = config_lib.data_config("sprites")
   data.source, data.tfds_config, data.tfds_data_dir = "tfds", "diagonal_tiny", str(data_dir)
+  data.sprites.resolution = 16
+  data.num_train, data.num_test_id, data.num_test_ood = 256, 128, 128
   return data
+
+
+def test_a_config_that_describes_other_data_than_its_builder_config_is_refused(tmp_path):
+  data = _tfds_config(tmp_path)
+  data.sprites.resolution = 32  # e.g. configs/sprites.py:fast32,tfds
+  with pytest.raises(pipeline.DataError,
+                     match=r"config.data does not describe compgen_sprites/diagonal_tiny: "
+                           r"generator.resolution: the builder renders 16, config.data says 32"):
+    pipeline.load_split(data, "train")
+  assert not (tmp_path / "compgen_sprites").exists()  # refused before building anything
 
 
 @pytest.fixture(scope="module")

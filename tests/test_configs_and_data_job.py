@@ -26,6 +26,13 @@ def test_every_config_file_is_covered():
 
 
 @pytest.mark.parametrize("name, arg", [(n, a) for n, args in VARIANTS.items() for a in args])
+def test_tfds_variant_describes_the_builder_config_it_reads(name, arg):
+  config = _load(os.path.join(ROOT, "configs", f"{name}.py"), ",".join(filter(None, [arg, "tfds"])))
+  pipeline._check_config_matches_builder(  # pylint: disable=protected-access
+      config.data, f"compgen_{name}/{config.data.tfds_config}")
+
+
+@pytest.mark.parametrize("name, arg", [(n, a) for n, args in VARIANTS.items() for a in args])
 def test_config_variant_builds_and_its_smoke_data_loads(name, arg):
   config = _load(os.path.join(ROOT, "configs", f"{name}.py"), arg)
   assert config.data.dataset == name

@@ -119,6 +119,8 @@ def load_split(data: ml_collections.ConfigDict, split: str):
     from compgen.data import tfds_builders  # pylint: disable=g-import-not-at-top
     name = f"compgen_{data.dataset}/{data.tfds_config}"
     data_dir = os.path.expanduser(data.tfds_data_dir)  # TFDS would take "~" literally
+    if data.dataset in tfds_builders.BUILDERS:
+      _check_config_matches_builder(data, name)
     tfds_builders.check_prepared(name, data_dir)  # another version or builder config there
     try:
       source = tfds.data_source(name, split=split, data_dir=data_dir)
@@ -132,6 +134,25 @@ def load_split(data: ml_collections.ConfigDict, split: str):
     validate(src[:min(len(src), 64)], f"{name}:{split}")
     return src
   raise DataError(f"Unknown data.source={data.source!r}: choose one of {SOURCES}.")
+
+
+def _check_config_matches_builder(data: ml_collections.ConfigDict, name: str) -> None:
+  """A compgen builder renders exactly its own spec: refuses a config.data that describes
+  other data (e.g. 32x32 images while the builder config renders 64x64)."""
+  from compgen.data import tfds_builders  # pylint: disable=g-import-not-at-top
+  try:
+    builder = tfds_builders.builder_spec(data.dataset, data.tfds_config)
+  except ValueError as e:
+    raise DataError(str(e)) from e
+  diffs = tfds_builders.spec_differences(
+      tfds_builders.spec_record(builder), tfds_builders.spec_record(dataset_spec(data)),
+      labels=("the builder renders", "config.data says"))
+  if diffs:
+    raise DataError(
+        f"config.data does not describe {name}: {'; '.join(diffs[:6])}"
+        f"{' ...' if len(diffs) > 6 else ''}. Choose the builder config that renders your "
+        f"data ({builder_config_names(data.dataset)}), set config.data to match it, or render "
+        "in memory with data.source='generate'.")
 
 
 def builder_config_names(dataset: str) -> list[str]:

@@ -147,6 +147,14 @@ def _flat(record, prefix=""):
       yield prefix + key, value
 
 
+def spec_differences(found: dict, expected: dict, labels=("found", "expected")) -> list[str]:
+  """"field: found X, expected Y" for every field where two spec records differ."""
+  found, expected = dict(_flat(found)), dict(_flat(expected))
+  return [f"{k}: {labels[0]} {found.get(k, '(none)')!r}, {labels[1]} "
+          f"{expected.get(k, '(none)')!r}"
+          for k in sorted(set(found) | set(expected)) if found.get(k) != expected.get(k)]
+
+
 def check_prepared(name: str, data_dir: str) -> None:
   """Refuses `data_dir` when its copy of `name` ("compgen_sprites/diagonal_tiny") is another
   dataset version than this compgen's builder, or was prepared from another builder config
@@ -177,9 +185,7 @@ def check_prepared(name: str, data_dir: str) -> None:
     raise pipeline.DataError(
         f"{prepared} holds no record of the builder config it was prepared from "
         f"(metadata.json, key 'spec'), so it cannot be checked against {name}. {fix}")
-  stored, expected = dict(_flat(stored)), dict(_flat(spec_record(spec)))
-  diff = [f"{k}: found {stored.get(k, '(none)')!r}, expected {expected.get(k, '(none)')!r}"
-          for k in sorted(set(stored) | set(expected)) if stored.get(k) != expected.get(k)]
+  diff = spec_differences(stored, spec_record(spec))
   if diff:
     raise pipeline.DataError(
         f"{prepared} was prepared from another builder config than this compgen's {name} "

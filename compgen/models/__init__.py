@@ -8,11 +8,12 @@ import ml_collections
 
 from compgen.models.decoders import (AdditiveDecoder, AlphaDecoder, TransformerDecoder,
                                      UnconstrainedDecoder, interaction_penalty)
-from compgen.models.encoders import CNNEncoder, TransformerEncoder
+from compgen.models.encoders import CNNEncoder, SlotAttentionEncoder, TransformerEncoder
 
 DECODERS = {"additive": AdditiveDecoder, "alpha": AlphaDecoder,
             "transformer": TransformerDecoder, "unconstrained": UnconstrainedDecoder}
-ENCODERS = {"cnn": CNNEncoder, "transformer": TransformerEncoder}
+ENCODERS = {"cnn": CNNEncoder, "transformer": TransformerEncoder,
+            "slot_attention": SlotAttentionEncoder}
 
 
 def _kwargs(section) -> dict:

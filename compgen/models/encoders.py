@@ -5,13 +5,19 @@ Each returns {"mean": [B, K, m]} and, when `variational`, {"logvar": [B, K, m]} 
                the pooled features to K slots of m dims.
   transformer  patch (or per-dimension) tokens with learned positions, self-attention
                blocks, then K learned slot queries that cross-attend to the tokens.
-Slot k always comes from head/query k, so slots have a fixed order.
+  slot_attention  a stride-1 conv backbone with a positional embedding, then slot attention
+               (Locatello et al. 2020): K slots compete for the feature-map positions (softmax
+               over slots), each updated by a GRU from the mean of the values it won, for
+               `iterations` rounds. Images only.
+Slot k always comes from head/query k (slot attention: from its own learned initial slot), so
+slots have a fixed order and the encoder is deterministic.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from compgen.models import layers
@@ -89,6 +95,54 @@ class TransformerEncoder(nn.Module):
     slots = queries + nn.MultiHeadDotProductAttention(num_heads=self.num_heads)(
         queries, tokens)
     slots = slots + layers.MLP((2 * self.width, self.width))(nn.LayerNorm()(slots))
+    per_slot = self.slot_dim * (2 if self.variational else 1)
+    return _split(nn.Dense(per_slot, name="slot_head")(nn.LayerNorm()(slots)), self.slot_dim,
+                  self.variational)
+
+
+class SlotAttentionEncoder(nn.Module):
+  """Conv features + position embedding -> slot attention with learned initial slots.
+
+  Attention a = softmax over slots of q(slots) · k(inputs) / √d  [B, N, K]; each slot takes
+  the a-weighted mean of v(inputs) over positions (weights renormalised per slot), then
+  slots = GRU(slots, update) + MLP, `iterations` times; a Dense head maps each slot to m dims.
+  """
+  num_slots: int
+  slot_dim: int
+  variational: bool = False
+  channels: Sequence[int] = (32, 32, 32)
+  width: int = 64
+  iterations: int = 3
+
+  @nn.compact
+  def __call__(self, x):
+    if x.ndim != 4:
+      raise ValueError("The slot-attention encoder reads images [B, H, W, C]; for vectors "
+                       "use 'cnn' or 'transformer'.")
+    b, h, w, _ = x.shape
+    for ch in self.channels:
+      x = nn.gelu(nn.Conv(ch, (5, 5), padding="SAME")(x))
+    x = x + nn.Dense(x.shape[-1], name="position")(
+        layers.pixel_coordinates(h, w).reshape(h, w, 2))
+    inputs = layers.MLP((self.width, self.width))(nn.LayerNorm()(x.reshape(b, h * w, -1)))
+    inputs = nn.LayerNorm(name="norm_inputs")(inputs)
+    keys = nn.Dense(self.width, use_bias=False, name="key")(inputs)    # [B, N, d]
+    values = nn.Dense(self.width, use_bias=False, name="value")(inputs)
+    slots = jnp.broadcast_to(
+        self.param("initial_slots", nn.initializers.normal(1.0), (self.num_slots, self.width)),
+        (b, self.num_slots, self.width))
+    query = nn.Dense(self.width, use_bias=False, name="query")
+    gru = nn.GRUCell(self.width, name="gru")
+    norm_slots, norm_mlp = nn.LayerNorm(name="norm_slots"), nn.LayerNorm(name="norm_mlp")
+    mlp = layers.MLP((2 * self.width, self.width), name="slot_mlp")
+    for _ in range(self.iterations):
+      logits = jnp.einsum("bnd,bkd->bnk", keys, query(norm_slots(slots))) / jnp.sqrt(self.width)
+      attention = jax.nn.softmax(logits, axis=-1) + 1e-8  # slots compete for each position
+      weights = attention / attention.sum(axis=1, keepdims=True)
+      updates = jnp.einsum("bnk,bnd->bkd", weights, values)
+      slots, _ = gru(slots.reshape(-1, self.width), updates.reshape(-1, self.width))
+      slots = slots.reshape(b, self.num_slots, self.width)
+      slots = slots + mlp(norm_mlp(slots))
     per_slot = self.slot_dim * (2 if self.variational else 1)
     return _split(nn.Dense(per_slot, name="slot_head")(nn.LayerNorm()(slots)), self.slot_dim,
                   self.variational)

@@ -16,7 +16,9 @@ DECODER_PARAMS = {("additive", IMAGE): 11651, ("additive", VECTOR): 9816,
 ENCODER_PARAMS = {("cnn", False, IMAGE): 252144, ("cnn", False, VECTOR): 73232,
                   ("cnn", True, IMAGE): 256256, ("cnn", True, VECTOR): 77344,
                   ("transformer", False, IMAGE): 105352, ("transformer", False, VECTOR): 102088,
-                  ("transformer", True, IMAGE): 105872, ("transformer", True, VECTOR): 102608}
+                  ("transformer", True, IMAGE): 105872, ("transformer", True, VECTOR): 102608,
+                  ("slot_attention", False, IMAGE): 114984,
+                  ("slot_attention", True, IMAGE): 115504}
 
 
 def _decoder(name, shape):
@@ -101,6 +103,9 @@ def test_unknown_names_and_impossible_shapes_are_refused():
   cfg.decoder = "alpha"
   with pytest.raises(ValueError, match="draws images"):
     _decoder("alpha", VECTOR)
+  cfg.encoder = "slot_attention"
+  with pytest.raises(ValueError, match="reads images"):
+    models.make_encoder(cfg, 2).init(jax.random.PRNGKey(0), jnp.zeros((1, 12)))
   cfg.encoder = "transformer"
   enc = models.make_encoder(cfg, 2)
   with pytest.raises(ValueError, match="patch_size"):

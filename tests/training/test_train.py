@@ -24,7 +24,8 @@ def _metrics(workdir):
 
 SMOKE_RUNS = [("sprites", "smoke"), ("sprites", "additive,smoke"),
               ("sprites", "transformer,smoke"), ("sprites", "unconstrained,smoke"),
-              ("sprites", "transformer_encoder,vae,smoke"), ("synthetic", "smoke"),
+              ("sprites", "transformer_encoder,vae,smoke"), ("sprites", "slot_attention,smoke"),
+              ("synthetic", "smoke"),
               ("synthetic", "transformer,smoke"), ("synthetic", "unconstrained,vae,smoke")]
 
 
