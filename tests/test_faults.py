@@ -142,7 +142,8 @@ def test_damaged_checkpoint_falls_back_to_the_previous_step(tmp_path, capsys):
   config.train.num_steps = 6
   uninterrupted = train_lib.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
   workdir = tmp_path / "damaged"
-  train_lib.train_and_evaluate(config, str(workdir), stop_at_step=4)
+  stopped = train_lib.train_and_evaluate(config, str(workdir), stop_at_step=4)
+  assert int(stopped.step) == 4 and _steps(workdir / "checkpoints") == [2, 4]
   _truncate_largest_file(workdir / "checkpoints" / "4")
   (workdir / "checkpoints" / "6.orbax-checkpoint-tmp-1234").mkdir()  # a save cut short
   capsys.readouterr()

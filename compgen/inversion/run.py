@@ -42,9 +42,11 @@ def replay_encoder_params(config, workdir, params, mesh):
   shape = jax.eval_shape(lambda: train_lib.TrainState(
       jnp.zeros((), jnp.int32), params["encoder"], optimizer.init(params["encoder"])))
   repl = parallel.replicated(mesh)
-  _, state, _ = ckpt.restore_latest(train_lib.abstract_state(shape, jax.tree.map(lambda _: repl,
-                                                                                 shape)))
-  ckpt.close()
+  try:
+    _, state, _ = ckpt.restore_latest(train_lib.abstract_state(
+        shape, jax.tree.map(lambda _: repl, shape)))
+  finally:
+    ckpt.close()
   return {"encoder": state.params, "decoder": params["decoder"]}
 
 

@@ -190,9 +190,11 @@ def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
   init_state = state_initializer(config, model, make_optimizer(config.optim,
                                                                config.train.num_steps), example)
   state_shape = jax.eval_shape(init_state)
-  step, state, _ = ckpt.restore_latest(abstract_state(state_shape, parallel.state_sharding(
-      state_shape, mesh, config.mesh.fsdp_min_size)))
-  ckpt.close()
+  try:
+    step, state, _ = ckpt.restore_latest(abstract_state(state_shape, parallel.state_sharding(
+        state_shape, mesh, config.mesh.fsdp_min_size)))
+  finally:
+    ckpt.close()
   return model, state.params, step
 
 
