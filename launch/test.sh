@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs compgen with its test and bench extras (skipped when current), then runs the whole
-# test suite.
+# test suite in TEST_WORKERS (default 2) processes, one test file per worker at a time.
 # Extra arguments go to pytest, e.g. `bash launch/test.sh -k sprites -x`.
 # Fails on any test failure, and when no test was collected (pytest exit code 5).
 set -euo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 bash launch/install.sh test,bench
 set +e
-"$PYTHON" -m pytest "$@"
+"$PYTHON" -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
