@@ -6,8 +6,8 @@ to train generative AI models -- and compgen trains generative decoders (autoenc
 decoders render images, replay and search through them). Check that your use is permitted
 before you build this dataset.
 
-Put the published parquet shards (the Hugging Face releases facebook/PUG_SPAR and
-facebook/PUG_Animals) under the TFDS manual directory, at any depth:
+Put the published parquet shards (the Hugging Face Hub datasets facebook/PUG_SPAR
+and facebook/PUG_Animals) under the TFDS manual directory, at any depth:
 
     <manual_dir>/PUG_SPAR/**/*.parquet      <manual_dir>/PUG_Animals/**/*.parquet
 
@@ -119,8 +119,8 @@ SPAR_POSITION_XY: dict[str, tuple[float, float]] = {
 # Subfolder of the manual dir per dataset (matched case-insensitively, "-" == "_").
 MANUAL_SUBDIRS = {"spar": "PUG_SPAR", "animals": "PUG_Animals"}
 DATASET_TITLES = {"spar": "PUG: SPAR", "animals": "PUG: Animals"}
-HOMEPAGES = {"spar": "https://huggingface.co/datasets/facebook/PUG_SPAR",
-             "animals": "https://huggingface.co/datasets/facebook/PUG_Animals"}
+# Where users get PUG themselves (Hugging Face Hub dataset ids); compgen never fetches them.
+HUB_DATASETS = {"spar": "facebook/PUG_SPAR", "animals": "facebook/PUG_Animals"}
 FACTOR_NAMES = {"spar": ("character", "texture", "position", "background"),
                 "animals": ("character", "texture", "background")}
 LATENT_NAMES = {"spar": ("x", "y", "present"), "animals": ("scale", "camera_yaw")}
@@ -138,8 +138,10 @@ LICENSE_NOTICE = (
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 compgen does not download PUG. Get the parquet release of the PUG project by Meta AI
 (Bordes et al. 2023, arXiv:2308.03977) yourself:
-  PUG: SPAR     {HOMEPAGES['spar']}     (43,560 images, data/train-*.parquet)
-  PUG: Animals  {HOMEPAGES['animals']}  (215,040 images, data/train-*.parquet)
+  PUG: SPAR     Hugging Face Hub dataset {HUB_DATASETS['spar']}     (43,560 images,
+                data/train-*.parquet)
+  PUG: Animals  Hugging Face Hub dataset {HUB_DATASETS['animals']}  (215,040 images,
+                data/train-*.parquet)
 e.g. `huggingface-cli download facebook/PUG_SPAR --repo-type dataset --local-dir
 <manual_dir>/PUG_SPAR`, and put the shards under <manual_dir>/PUG_SPAR/ and
 <manual_dir>/PUG_Animals/ (any depth). <manual_dir> is
@@ -542,7 +544,7 @@ class CompgenPug(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     return tfds.core.DatasetInfo(
         builder=self, description=__doc__, features=features_of(cfg),
-        homepage=HOMEPAGES[cfg.dataset], citation=CITATION, license=LICENSE,
+        citation=CITATION, license=LICENSE,
         metadata=tfds.core.MetadataDict())  # filled from the files in _split_generators
 
   def _split_generators(self, dl_manager):

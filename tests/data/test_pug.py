@@ -244,7 +244,7 @@ def test_without_the_files_the_error_says_where_to_get_pug_and_the_licence(tmp_p
     tfds.data_source("compgen_pug/spar_object", data_dir=str(tmp_path / "tfds"),
                      download_and_prepare_kwargs=download_kwargs(manual))
   msg = str(e.value)
-  for needle in ("huggingface.co/datasets/facebook/PUG_SPAR", "CC-BY-NC 4.0",
+  for needle in ("Hugging Face Hub dataset facebook/PUG_SPAR", "CC-BY-NC 4.0",
                  "must not be used to train generative AI", "compgen TRAINS GENERATIVE MODELS",
                  "PUG_SPAR", "manual"):
     assert needle in msg, needle
