@@ -72,6 +72,9 @@ class Model:
     [B, K, m] (means). Bad input (wrong shape, uint8, NaN, out of range) is a `DataError`."""
     x = np.asarray(x)
     pipeline.check_batch(x, "compgen.Model.encode: x")
+    return self._encode(x)
+
+  def _encode(self, x) -> np.ndarray:  # x already checked
     return np.asarray(self._jit("encode", lambda p, x: self.autoencoder.encode(p, x)["mean"])(
         self.params, x.astype(np.float32)))
 
@@ -145,18 +148,12 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   if z0 is not None:
     z0 = np.asarray(z0)
     pipeline.check_batch(z0, "compgen.invert: z0", name="start latents", unit_range=False)
-  start = model.encode(x) if z0 is None else z0.astype(np.float32)
+  start = model._encode(x) if z0 is None else z0.astype(np.float32)  # pylint: disable=protected-access
   starts = start
   if sc.restarts > 1 and start.ndim == 3:
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
     starts = np.asarray(search_run.add_restarts(start, prior, sc.restarts, rng))
-  out = {k: [] for k in ("z", "mse", "trace", "converged", "converged_step")}
-  for lo in range(0, len(x), sc.batch_size):
-    res = search_run.search_batch(searcher, model.params, x[lo:lo + sc.batch_size],
-                                  starts[lo:lo + sc.batch_size], mesh)
-    for k in out:
-      out[k].append(res[k])
-  out = {k: np.concatenate(v) for k, v in out.items()}
+  out = search_run.search_all(searcher, model.params, x, starts, mesh, sc.batch_size)
   first = start if start.ndim == 3 else start[:, 0]
   out["z0"] = first
   out["mse0"] = ((model.decode(first)["output"] - x) ** 2).reshape(len(x), -1).mean(-1)

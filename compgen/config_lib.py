@@ -153,8 +153,6 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   data = config.data
   data.num_train, data.num_test_id, data.num_test_ood = 256, 128, 128
   data.tfds_config = data.tfds_config.replace("_small", "_tiny")
-  if data.dataset == "synthetic":
-    data.synthetic.output_dim = 16  # the `_tiny` builder configs' (and the default) size
   m = config.model
   for name in ("additive", "alpha", "unconstrained"):
     m.decoders[name].hidden = (32, 32)

@@ -32,11 +32,9 @@ def _show(ax, image) -> None:
 
 def image_grid(images: np.ndarray, path=None, title: str = "", columns: int = 8):
   """Images [N, H, W, C] (uint8 or float in [0, 1]) as one grid."""
-  images = np.asarray(images)
+  images = _as_float_images(images)
   if images.ndim != 4 or len(images) == 0:
     raise ValueError(f"image_grid needs images [N, H, W, C] with N >= 1, got {images.shape}.")
-  if images.dtype == np.uint8:
-    images = images.astype(np.float32) / 255.0
   n, h, w, c = images.shape
   cols = min(columns, n)
   rows = math.ceil(n / cols)

@@ -38,7 +38,8 @@ def get_config(arg=None):
   data.tfds_config = f"{data.split.scheme}_{interaction}_small"
   if "tfds" in variants:
     data.source = "tfds"
-    data.synthetic.output_dim = 32  # what the `_small` builder configs render
+    if "smoke" not in variants:
+      data.synthetic.output_dim = 32  # what the `_small` builder configs render
   config.model.decoder = "additive"
   config.train.update(batch_size=128, num_steps=3000)
   config_lib.apply_model_variants(config, variants)

@@ -25,7 +25,6 @@ import time
 import jax
 import ml_collections
 import numpy as np
-import tqdm
 
 from compgen import files
 from compgen import parallel
@@ -74,15 +73,6 @@ def load_arrays(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.nda
           for name, split in SPLITS.items()}
 
 
-def _in_batches(fn, arrays: tuple, batch_size: int, desc: str) -> dict[str, np.ndarray]:
-  """Applies fn(*chunk) -> dict of [b, ...] arrays over chunks of the leading axis."""
-  n = len(arrays[0])
-  parts = [fn(*(a[lo:lo + batch_size] for a in arrays))
-           for lo in tqdm.trange(0, n, batch_size, desc=desc, leave=False,
-                                 disable=jax.process_index() != 0)]
-  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = False) -> dict:
   """Every method's latents for the trained + replayed model of `workdir` (cached):
   {f"{method}/{split}/{field}"} with fields z [N, K, m], mse [N]; search methods also
@@ -105,8 +95,8 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   for method, start in (("search", "encoder"), ("replay_search", "replay_encoder")):
     for split in searched:
       x = objectives.model_input(arrays[split])
-      res = _in_batches(lambda xb, zb: search_run.search_batch(searcher, params, xb, zb, mesh),
-                        (x, out[f"{start}/{split}/z"]), sc.batch_size, f"{method} {split}")
+      res = search_run.search_all(searcher, params, x, out[f"{start}/{split}/z"], mesh,
+                                  sc.batch_size, f"{method} {split}")
       out.update({f"{method}/{split}/z": res["z"], f"{method}/{split}/mse": res["mse"],
                   f"{method}/{split}/trace_mean": res["trace"].mean(0),
                   f"{method}/{split}/converged": res["converged"]})

@@ -41,10 +41,9 @@ def replay_encoder_params(config, workdir, params, mesh):
   optimizer = train_lib.make_optimizer(config.replay.optim, config.replay.num_steps)
   shape = jax.eval_shape(lambda: train_lib.TrainState(
       jnp.zeros((), jnp.int32), params["encoder"], optimizer.init(params["encoder"])))
-  repl = parallel.replicated(mesh)
   try:
     _, state, _ = ckpt.restore_latest(train_lib.abstract_state(
-        shape, jax.tree.map(lambda _: repl, shape)))
+        shape, parallel.state_sharding(shape, mesh)))
   finally:
     ckpt.close()
   return {"encoder": state.params, "decoder": params["decoder"]}
@@ -80,6 +79,16 @@ def search_batch(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh)
   res = searcher(params, batch["x"], batch["z0"])
   return {k: v[:n] for k, v in parallel.to_host(
       {k: getattr(res, k) for k in ("z", "mse", "trace", "converged", "converged_step")}).items()}
+
+
+def search_all(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh,
+               batch_size: int, desc: str = "search") -> dict:
+  """`search_batch` over x [N, ...] and starts z0 [N, (R,) K, m] in batches of `batch_size`,
+  with a progress bar: the same fields for all N images."""
+  parts = [search_batch(searcher, params, x[lo:lo + batch_size], z0[lo:lo + batch_size], mesh)
+           for lo in tqdm.trange(0, len(x), batch_size, desc=desc, leave=False,
+                                 disable=jax.process_index() != 0)]
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def search_and_save(config: ml_collections.ConfigDict, workdir: str,

@@ -46,9 +46,9 @@ def preemption_notice():
     signal.signal(signal.SIGTERM, previous)
 
 
-def _check_finite(desc: str, history: list, last_saved: int) -> None:
-  """Raises FloatingPointError naming the first step (of `history`: [(step, metrics)]) with a
-  non-finite metric and the terms that were."""
+def _check_finite(desc: str, history: list, last_saved: int) -> dict:
+  """Fetches `history` ([(step, metrics)]) to the host and returns the last metrics; raises
+  FloatingPointError naming the first step with a non-finite metric and the terms that were."""
   host = jax.device_get(history)
   for step, metrics in host:
     bad = {k: float(v) for k, v in metrics.items() if not np.all(np.isfinite(v))}
@@ -57,6 +57,7 @@ def _check_finite(desc: str, history: list, last_saved: int) -> None:
           f"Non-finite {desc} loss at step {step}: {', '.join(f'{k}={v}' for k, v in bad.items())}. "
           f"Nothing after step {last_saved} was saved (the newest checkpoint is finite). "
           "Lower the learning rate, raise the gradient clipping, or check the data.")
+  return host[-1][1]
 
 
 def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size: int,
@@ -89,9 +90,8 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
       will_save = step % checkpoint_every == 0 or step in (num_steps, stop) or preempted
       will_log = step % log_every == 0 or step == stop
       if will_log or will_save:
-        _check_finite(desc, unchecked, last_saved)
+        metrics = _check_finite(desc, unchecked, last_saved)
         unchecked = []
-        metrics = jax.device_get(metrics)
       if will_log:
         metrics["examples_per_s"] = window_steps * batch_size / (time.perf_counter() - window_start)
         writer.write(step, metrics)
