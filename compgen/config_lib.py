@@ -36,7 +36,8 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
       "filter_overlap": True,        # sprites: drop scenes with overlapping objects
       "min_visibility": 0.95,
       "seed": 0,
-      "split": {"scheme": "diagonal", "delta": 0.125, "held_out": (), "factor": 0},
+      "split": {"scheme": "diagonal", "delta": 0.125, "held_out": (), "factor": 0,
+                "band": "joint"},
       "sprites": {"resolution": 64, "num_slots": 2, "shapes": sprites_lib.SHAPES,
                   "x_strips": True, "edge_width": 0.75, "background": (0.1, 0.1, 0.1)},
       "synthetic": {"num_slots": 2, "latent_dim": 2, "output_dim": 16, "degree": 0,
@@ -53,8 +54,9 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
       "slot_dim": slot_dim,          # m̂, latent dims per slot
       "variational": False,          # VAE (β-KL, reparametrised sampling) instead of AE
       "decoders": {
-          "additive": {"hidden": (64, 64, 64), "num_frequencies": 6},
-          "alpha": {"hidden": (64, 64, 64), "num_frequencies": 6},
+          # slot_index: slot k decoded by φ(z_k, k); False: one φ shared by exchangeable slots
+          "additive": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
+          "alpha": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
           "transformer": {"width": 64, "num_layers": 2, "num_heads": 4, "num_frequencies": 6},
           "unconstrained": {"hidden": (64, 64, 64), "num_frequencies": 6},
       },
@@ -71,7 +73,10 @@ def training_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "loss": {"beta": 0.05,                       # KL weight (variational models)
                "interaction_weight": 0.05,         # α of the attention-overlap penalty
-               "interaction_warmup_steps": 1000},  # α ramps linearly from 0
+               "interaction_warmup_steps": 1000,   # α ramps linearly from 0
+               "consistency_weight": 0.0,          # λ of the compositional-consistency loss
+               "consistency_warmup_steps": 1000,   # λ ramps linearly from 0
+               "consistency_matching": "permutation_invariant"},  # or "mse" (slots in order)
       "optim": {"name": "adam",                    # "adam" | "adamw"
                 "learning_rate": 5e-4, "warmup_steps": 200,
                 "decay": "cosine",                 # "cosine" | "constant"

@@ -6,8 +6,11 @@ combinations are ID; `sample(spec, domain, n, rng, ...)` draws from one of the t
 
 Schemes:
   diagonal: ID = slots near-equal. With the slot-wise mean z̄ = mean_k z_k, the distance to the
-    diagonal {z_1 = ... = z_K} is d(z) = ‖z − z̄‖ (Frobenius over K × m); ID is d ≤ δ, OOD is
-    d > δ. Categorical factors are drawn uniformly in both.
+    diagonal {z_1 = ... = z_K} is d(z) = ‖z − z̄‖ (Frobenius over K × m, band "joint"), or
+    d(z) = max_l ‖z_{:,l} − z̄_l‖ (over the K slots, latent by latent: band "per_latent", the
+    sampler of Wiedemer et al.'s released code, a wider band in which every latent of the
+    slots may differ by up to √2 δ at once); ID is d ≤ δ, OOD is d > δ. Categorical factors
+    are drawn uniformly in both.
   held_out_combinations: the combination (c_1, ..., c_K) of one categorical factor over the
     slots decides: `held_out` combinations are OOD, the rest ID. Continuous latents uniform.
   iid: no split (ID and OOD are the same distribution), for sanity checks.
@@ -20,6 +23,7 @@ import itertools
 import numpy as np
 
 SCHEMES = ("diagonal", "held_out_combinations", "iid")
+BANDS = ("joint", "per_latent")
 DOMAINS = ("id", "ood")
 
 
@@ -34,22 +38,30 @@ class SplitSpec:
       "held_out_combinations"). Empty means the default: combinations with
       Σ_k c_k ≡ 1 (mod num_categories), which keeps every value of every slot ID.
     factor: index of the categorical factor whose combinations are held out.
+    band: how the diagonal band measures distance, one of `BANDS` (scheme "diagonal").
   """
   scheme: str = "diagonal"
   delta: float = 0.125
   held_out: tuple[tuple[int, ...], ...] = ()
   factor: int = 0
+  band: str = "joint"
 
   def __post_init__(self):
     if self.scheme not in SCHEMES:
       raise ValueError(f"Unknown split scheme {self.scheme!r}: choose one of {SCHEMES}.")
+    if self.band not in BANDS:
+      raise ValueError(f"Unknown diagonal band {self.band!r}: choose one of {BANDS}.")
     if not 0.0 < self.delta < 1.0:
       raise ValueError(f"delta={self.delta!r}: the diagonal band radius must be in (0, 1).")
 
 
-def distance_to_diagonal(z: np.ndarray) -> np.ndarray:
-  """d(z) = ‖z − mean_k z_k‖ over slots and dims: [n, K, m] -> [n]."""
-  return np.linalg.norm(z - z.mean(axis=1, keepdims=True), axis=(1, 2))
+def distance_to_diagonal(z: np.ndarray, band: str = "joint") -> np.ndarray:
+  """d(z): [n, K, m] -> [n]; ‖z − mean_k z_k‖ over slots and dims ("joint") or the largest
+  over latents l of ‖z_{:,l} − mean_k z_{k,l}‖ over slots ("per_latent")."""
+  offsets = z - z.mean(axis=1, keepdims=True)
+  if band == "per_latent":
+    return np.linalg.norm(offsets, axis=1).max(axis=-1)
+  return np.linalg.norm(offsets, axis=(1, 2))
 
 
 def held_out_combinations(spec: SplitSpec, num_slots: int,
@@ -91,16 +103,20 @@ def _uniform_in_ball(rng, n, dim):
   return g * rng.uniform(size=(n, 1)) ** (1.0 / dim)
 
 
-def _sample_diagonal_band(rng, n, num_slots, dim, delta):
-  """Uniform samples of {z in [0,1]^{K×m}: d(z) <= δ}: centre on the diagonal + orthogonal noise."""
+def _sample_diagonal_band(rng, n, num_slots, dim, delta, band):
+  """Uniform samples of {z in [0,1]^{K×m}: d(z) <= δ}: centre on the diagonal + orthogonal
+  noise, uniform in a ball of radius δ of dimension (K−1)m ("joint") or in one of dimension
+  K−1 per latent ("per_latent")."""
   out = np.empty((0, num_slots, dim))
+  axes, ball_dim = ((1, 2), (num_slots - 1) * dim) if band == "joint" else ((1,), num_slots - 1)
   while len(out) < n:
     m = 2 * (n - len(out)) + 16
     centre = rng.uniform(size=(m, 1, dim))
     noise = rng.standard_normal((m, num_slots, dim))
     noise -= noise.mean(axis=1, keepdims=True)  # orthogonal to the diagonal
-    radius = delta * rng.uniform(size=(m, 1, 1)) ** (1.0 / ((num_slots - 1) * dim))
-    noise *= radius / np.maximum(np.linalg.norm(noise, axis=(1, 2), keepdims=True), 1e-12)
+    shape = (m, 1, 1) if band == "joint" else (m, 1, dim)
+    radius = delta * rng.uniform(size=shape) ** (1.0 / ball_dim)
+    noise *= radius / np.maximum(np.linalg.norm(noise, axis=axes, keepdims=True), 1e-12)
     z = centre + noise
     out = np.concatenate([out, z[np.all((z >= 0) & (z <= 1), axis=(1, 2))]])
   return out[:n]
@@ -113,11 +129,11 @@ def _sample_continuous(spec, domain, rng, n, num_slots, dim):
     raise ValueError("Scheme 'diagonal' needs num_slots >= 2: with one slot every scene is "
                      "on the diagonal and OOD is empty.")
   if domain == "id":
-    return _sample_diagonal_band(rng, n, num_slots, dim, spec.delta)
+    return _sample_diagonal_band(rng, n, num_slots, dim, spec.delta, spec.band)
   out = np.empty((0, num_slots, dim))
   while len(out) < n:
     z = rng.uniform(size=(2 * (n - len(out)) + 16, num_slots, dim))
-    out = np.concatenate([out, z[distance_to_diagonal(z) > spec.delta]])
+    out = np.concatenate([out, z[distance_to_diagonal(z, spec.band) > spec.delta]])
   return out[:n]
 
 
@@ -153,7 +169,7 @@ def in_domain(spec: SplitSpec, z: np.ndarray, factors: np.ndarray,
               num_categories: tuple[int, ...] = ()) -> np.ndarray:
   """Membership of the ID region: z: [n, K, m], factors: [n, K, c] -> bool [n]."""
   if spec.scheme == "diagonal":
-    return distance_to_diagonal(z) <= spec.delta
+    return distance_to_diagonal(z, spec.band) <= spec.delta
   if spec.scheme == "held_out_combinations":
     held = held_out_combinations(spec, z.shape[1], num_categories)
     return np.array([tuple(c) not in held for c in factors[:, :, spec.factor].tolist()], bool)

@@ -7,8 +7,6 @@ decoder on the device and used to train an encoder — all inside one jitted opt
 """
 from __future__ import annotations
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -20,24 +18,7 @@ from compgen.data import pipeline
 from compgen.evaluation import readout
 from compgen.inversion import priors
 from compgen.training import checkpoints, loop, objectives, train_lib
-
-LOSSES = ("mse", "permutation_invariant")
-
-
-def latent_loss(pred: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Array:
-  """Mean squared latent error [B, K, m] x2 -> scalar; "permutation_invariant" takes, per
-  example, the best slot permutation (exact Hungarian matching for K <= 6)."""
-  if kind == "mse":
-    return jnp.mean((pred - target) ** 2)
-  if kind != "permutation_invariant":
-    raise ValueError(f"Unknown replay loss {kind!r}: choose one of {LOSSES}.")
-  k = pred.shape[1]
-  if k > 6:
-    raise ValueError(f"permutation_invariant enumerates all {k}! slot orders; use K <= 6.")
-  perms = jnp.asarray(list(itertools.permutations(range(k))))  # [P, K]
-  errors = jnp.mean((pred[:, perms] - target[:, None]) ** 2, axis=(2, 3))  # [B, P]
-  return jnp.mean(jnp.min(errors, axis=1))
-
+from compgen.training.objectives import LATENT_LOSSES, latent_loss
 
 def replay_sampler(decode_fn, batch_size: int, mesh=None, micro_batch: int | None = None):
   """(rng, decoder_params, prior) -> (x̂ = f̂(ẑ), ẑ) with ẑ ~ prior: [B, ...], [B, K, m];
@@ -82,8 +63,8 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         stop_at_step: int | None = None) -> dict:
   """Trains a replay encoder on the trained model of `workdir`; returns the summary dict."""
   rc = config.replay
-  if rc.loss not in LOSSES:
-    raise ValueError(f"Unknown replay.loss={rc.loss!r}: choose one of {LOSSES}.")
+  if rc.loss not in LATENT_LOSSES:
+    raise ValueError(f"Unknown replay.loss={rc.loss!r}: choose one of {LATENT_LOSSES}.")
   if rc.init not in ("id_encoder", "scratch"):
     raise ValueError(f"Unknown replay.init={rc.init!r}: choose 'id_encoder' or 'scratch'.")
   mesh = parallel.make_mesh(config.mesh)

@@ -47,21 +47,26 @@ class _SlotPixelMLP(nn.Module):
     return layers.MLP(tuple(self.hidden[1:]) + (self.out,))(h)
 
 
-def _with_slot_index(z):
-  """[B, K, m] -> [B, K, m + K]: each slot tagged with its one-hot index."""
+def _slot_inputs(z, slot_index: bool):
+  """[B, K, m] -> [B, K, m + K] with each slot tagged by its one-hot index (slot k decoded by
+  φ(·, k)), or z unchanged (one φ shared by exchangeable slots)."""
+  if not slot_index:
+    return z
   b, k, _ = z.shape
   return jnp.concatenate([z, jnp.broadcast_to(jnp.eye(k, dtype=z.dtype), (b, k, k))], axis=-1)
 
 
 class AdditiveDecoder(nn.Module):
-  """f̂(z) = b + Σ_k φ(z_k, k): additive over slots (F_int with n = 0)."""
+  """f̂(z) = b + Σ_k φ(z_k, k): additive over slots (F_int with n = 0); with
+  `slot_index=False`, f̂(z) = b + Σ_k φ(z_k), one φ for exchangeable slots."""
   output_shape: tuple[int, ...]
   hidden: Sequence[int] = (64, 64, 64)
   num_frequencies: int = 6
+  slot_index: bool = True
 
   @nn.compact
   def __call__(self, z):
-    inputs = _with_slot_index(z)
+    inputs = _slot_inputs(z, self.slot_index)
     bias = self.param("bias", nn.initializers.zeros, self.output_shape)
     if len(self.output_shape) == 1:
       slots = layers.MLP(tuple(self.hidden) + self.output_shape)(inputs)  # [B, K, d_x]
@@ -73,10 +78,12 @@ class AdditiveDecoder(nn.Module):
 
 
 class AlphaDecoder(nn.Module):
-  """x̂ = Σ_k m_k ⊙ rgb_k with masks m = softmax over slots (+ a learned background)."""
+  """x̂ = Σ_k m_k ⊙ rgb_k with masks m = softmax over slots (+ a learned background); slot k's
+  RGB and mask logit come from φ(z_k, k), or from one shared φ(z_k) with `slot_index=False`."""
   output_shape: tuple[int, ...]
   hidden: Sequence[int] = (64, 64, 64)
   num_frequencies: int = 6
+  slot_index: bool = True
 
   @nn.compact
   def __call__(self, z):
@@ -85,7 +92,7 @@ class AlphaDecoder(nn.Module):
                        "'additive', 'transformer' or 'unconstrained'.")
     h, w, c = self.output_shape
     feats = _pixel_features(self.output_shape, self.num_frequencies)
-    out = _SlotPixelMLP(self.hidden, c + 1, feats)(_with_slot_index(z))  # [B, K, P, C+1]
+    out = _SlotPixelMLP(self.hidden, c + 1, feats)(_slot_inputs(z, self.slot_index))
     rgb = nn.sigmoid(out[..., :c])
     bg_rgb = nn.sigmoid(self.param("background_rgb", nn.initializers.zeros, (c,)))
     bg_logit = self.param("background_logit", nn.initializers.zeros, ())

@@ -1,14 +1,22 @@
 """The ID training objective (Eq. 4.2) and its terms.
 
   loss = E_x ‖x − f̂(z)‖²  +  β · KL(q(z|x) ‖ N(0, I))  +  α(t) · Ω(attention)
+         + λ(t) · E_ẑ ‖ĝ(sg f̂(ẑ)) − ẑ‖²
 
 with z = ĝ(x) (autoencoder) or z ~ q(z|x) = N(μ, σ²) by reparametrisation (VAE), the squared
 error summed over pixels (or vector dims) and averaged over the batch, KL summed over slots
 and dims, Ω the interaction penalty of attention decoders and α(t) = α · min(1, t / warm-up).
+The last term is the compositional-consistency loss (Wiedemer et al., ICLR 2024), replay run
+during training: ẑ recombines the batch's inferred slots (slot k of ẑ_i from a random example
+j_k, μ under stop-gradient), decoded without gradient (sg) and re-encoded; its squared error
+is standardised per latent dim by the batch's std (no gradient) and summed over slots and dims,
+with slots Hungarian-matched or in order; λ(t) ramps likewise.
+Off by default (λ = 0); it costs one more decode and encode per step.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +43,32 @@ def kl_to_standard_normal(mean: jax.Array, logvar: jax.Array) -> jax.Array:
   """KL(N(μ, σ²) ‖ N(0, I)) summed over all but the batch axis: -> [B]."""
   kl = 0.5 * (mean**2 + jnp.exp(logvar) - 1.0 - logvar)
   return kl.reshape(kl.shape[0], -1).sum(-1)
+
+
+LATENT_LOSSES = ("mse", "permutation_invariant")
+
+
+def latent_loss(pred: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Array:
+  """Mean squared latent error [B, K, m] x2 -> scalar; "permutation_invariant" takes, per
+  example, the best slot permutation (exact Hungarian matching for K <= 6)."""
+  if kind == "mse":
+    return jnp.mean((pred - target) ** 2)
+  if kind != "permutation_invariant":
+    raise ValueError(f"Unknown latent loss {kind!r}: choose one of {LATENT_LOSSES}.")
+  k = pred.shape[1]
+  if k > 6:
+    raise ValueError(f"permutation_invariant enumerates all {k}! slot orders; use K <= 6.")
+  perms = jnp.asarray(list(itertools.permutations(range(k))))  # [P, K]
+  errors = jnp.mean((pred[:, perms] - target[:, None]) ** 2, axis=(2, 3))  # [B, P]
+  return jnp.mean(jnp.min(errors, axis=1))
+
+
+def recombine_slots(rng: jax.Array, z: jax.Array) -> jax.Array:
+  """Slot k of example i from example j_ik ~ U{0..B-1}, independently per slot: [B, K, m] ->
+  [B, K, m], a draw from the batch's factorised (empirical) slot prior."""
+  b, k = z.shape[:2]
+  donors = jax.random.randint(rng, (b, k), 0, b)
+  return z[donors, jnp.arange(k)[None, :]]
 
 
 def _shape(shape) -> str:
@@ -128,5 +162,21 @@ def loss_fn(model: Autoencoder, loss_config: ml_collections.ConfigDict, params, 
     terms["interaction"] = interaction_penalty(decoded["attention"])
     terms["interaction_weight"] = alpha
     loss = loss + alpha * terms["interaction"]
+  if loss_config.consistency_weight:
+    if rng is None:
+      raise ValueError("The consistency loss draws slot recombinations: pass an rng.")
+    z_hat = recombine_slots(jax.random.fold_in(rng, 1), jax.lax.stop_gradient(encoded["mean"]))
+    x_hat = jax.lax.stop_gradient(model.decode(params, z_hat)["output"])
+    z_back = model.encode(params, x_hat)["mean"]
+    # standardised by the batch's latent std (no gradient), so that growing the latents'
+    # scale cannot inflate or shrink it; summed over slots and dims like KL
+    scale = jax.lax.stop_gradient(jnp.std(z_hat, axis=(0, 1)) + 1e-3)  # [m]
+    per_example = z_hat.shape[1] * z_hat.shape[2]
+    terms["consistency"] = per_example * latent_loss(z_back / scale, z_hat / scale,
+                                                     loss_config.consistency_matching)
+    warmup = max(loss_config.consistency_warmup_steps, 1)
+    lam = loss_config.consistency_weight * jnp.minimum(1.0, step / warmup)
+    terms["consistency_weight"] = lam
+    loss = loss + lam * terms["consistency"]
   terms["loss"] = loss
   return loss, terms

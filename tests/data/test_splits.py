@@ -11,17 +11,18 @@ def _draw(spec, domain, n=4000, seed=0, **dims):
   return splits.sample(spec, domain, n, np.random.default_rng(seed), **(dims or DIMS))
 
 
-@pytest.mark.parametrize("num_slots", [2, 3])
-def test_diagonal_id_and_ood_are_disjoint_and_in_the_cube(num_slots):
-  spec = splits.SplitSpec("diagonal", delta=0.125)
+@pytest.mark.parametrize("num_slots, band", [(2, "joint"), (3, "joint"), (2, "per_latent"),
+                                             (3, "per_latent")])
+def test_diagonal_id_and_ood_are_disjoint_and_in_the_cube(num_slots, band):
+  spec = splits.SplitSpec("diagonal", delta=0.125, band=band)
   dims = dict(DIMS, num_slots=num_slots)
   z_id, f_id = _draw(spec, "id", **dims)
   z_ood, f_ood = _draw(spec, "ood", **dims)
   assert z_id.shape == (4000, num_slots, 4) and f_id.shape == (4000, num_slots, 1)
   for z in (z_id, z_ood):
     assert z.dtype == np.float32 and z.min() >= 0.0 and z.max() <= 1.0
-  assert splits.distance_to_diagonal(z_id).max() <= 0.125 + 1e-6
-  assert splits.distance_to_diagonal(z_ood).min() > 0.125
+  assert splits.distance_to_diagonal(z_id, band).max() <= 0.125 + 1e-6
+  assert splits.distance_to_diagonal(z_ood, band).min() > 0.125
   assert splits.in_domain(spec, z_id, f_id).all()
   assert not splits.in_domain(spec, z_ood, f_ood).any()
 
@@ -31,6 +32,17 @@ def test_diagonal_band_is_filled_not_just_its_centre():
   d = splits.distance_to_diagonal(z_id)
   # Uniform in a 4-dim ball of radius δ: most mass near the rim (P[d > δ/2] = 1 − 2⁻⁴).
   assert 0.85 < (d > 0.0625).mean() < 0.97
+
+
+def test_per_latent_band_bounds_each_latent_and_is_wider_than_the_joint_band():
+  z_id, _ = _draw(splits.SplitSpec("diagonal", delta=0.125, band="per_latent"), "id")
+  per_latent = np.abs(z_id[:, 0] - z_id[:, 1]) / np.sqrt(2)  # K = 2: distance per latent
+  assert per_latent.max() <= 0.125 + 1e-6
+  # uniform in a 1-dim ball per latent: |z_1 − z_2| / √2 ~ U(0, δ), independently per latent
+  np.testing.assert_allclose(per_latent.mean(0), 0.0625, atol=0.004)
+  assert abs(np.corrcoef(per_latent[:, 0], per_latent[:, 1])[0, 1]) < 0.05
+  joint = splits.distance_to_diagonal(z_id, "joint")
+  assert joint.max() > 0.2  # outside the joint band: every latent may differ at once
 
 
 @pytest.mark.parametrize("scheme", ["diagonal", "held_out_combinations"])
@@ -72,6 +84,7 @@ def test_samplers_are_deterministic_given_a_seed():
 
 @pytest.mark.parametrize("make, match", [
     (lambda: splits.SplitSpec("checkerboard"), "Unknown split scheme"),
+    (lambda: splits.SplitSpec("diagonal", band="radial"), "Unknown diagonal band"),
     (lambda: splits.SplitSpec("diagonal", delta=0.0), "delta"),
     (lambda: splits.SplitSpec("diagonal", delta=1.5), "delta"),
     (lambda: _draw(splits.SplitSpec("diagonal"), "id", num_slots=1, latent_dim=2),

@@ -21,9 +21,10 @@ ENCODER_PARAMS = {("cnn", False, IMAGE): 252144, ("cnn", False, VECTOR): 73232,
                   ("slot_attention", True, IMAGE): 115504}
 
 
-def _decoder(name, shape):
+def _decoder(name, shape, **settings):
   cfg = config_lib.model_config(slot_dim=8)
   cfg.decoder = name
+  cfg.decoders[name].update(settings)
   dec = models.make_decoder(cfg, shape)
   return dec, dec.init(jax.random.PRNGKey(0), jnp.zeros((1, 2, 8)))
 
@@ -77,6 +78,22 @@ def test_additive_decoder_has_no_cross_slot_interaction(shape):
                                          ("alpha", IMAGE), ("transformer", VECTOR)])
 def test_other_decoders_let_slots_interact(name, shape):
   assert _mixed_difference(name, shape) > 1e-4
+
+
+@pytest.mark.parametrize("name, shape", [("additive", IMAGE), ("additive", VECTOR),
+                                         ("alpha", IMAGE)])
+def test_shared_slot_decoder_treats_slots_as_exchangeable(name, shape):
+  """slot_index=False: f̂(z_π) = f̂(z) for every slot order π; with the index tag it differs."""
+  z = jnp.asarray(np.random.default_rng(0).normal(size=(3, 2, 8)), jnp.float32)
+  swapped = z[:, ::-1]
+  for slot_index in (False, True):
+    dec, params = _decoder(name, shape, slot_index=slot_index)
+    out, out_swapped = (dec.apply(params, v)["output"] for v in (z, swapped))
+    if slot_index:
+      assert float(jnp.abs(out - out_swapped).max()) > 1e-4
+    else:
+      np.testing.assert_allclose(out, out_swapped, atol=1e-5)
+      assert _count(params) < DECODER_PARAMS[name, shape]  # no slot-index weights
 
 
 def test_interaction_penalty_known_answers():
