@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs compgen, then runs the main job on the embedded default: the whole experiment on a
 # CPU-sized sprites config (16x16 images rendered locally, diagonal ID/OOD split) — ID training
-# of the alpha-compositing decoder and the unconstrained control, encoder, search, replay and
+# of the additive slot decoder and the unconstrained control, encoder, search, replay and
 # replay + search, scored ID vs OOD — and prints the results table.
 # Usage: bash launch/quickstart.sh [WORKDIR]   (default /tmp/compgen_quickstart)
 set -euo pipefail

@@ -35,7 +35,8 @@ def test_fit_load_encode_decode(model):
   np.testing.assert_array_equal(z, again.encode(ood["image"]))
   assert z.shape == (5, 2, model.config.model.slot_dim)
   decoded = model.decode(z)
-  assert decoded["output"].shape == (5, 16, 16, 3) and decoded["masks"].shape == (5, 3, 16, 16)
+  assert decoded["output"].shape == (5, 16, 16, 3)
+  assert decoded["slots"].shape == (5, 2, 16, 16, 3)  # the default additive decoder's parts
 
 
 def test_invert_searches_from_the_encoder_and_records_iterates(model):
@@ -97,9 +98,10 @@ def test_every_plot_writes_a_png_or_returns_a_figure(model, tmp_path):
   rng = np.random.default_rng(0)
   attention = rng.dirichlet(np.ones(2), size=(4, 2, 3, 256))  # [B, L, heads, P, K]
   decoded_kinds = {
-      "alpha": decoded,
+      "alpha": {"output": decoded["output"],
+                "masks": np.moveaxis(rng.dirichlet(np.ones(3), size=(4, 16, 16)), -1, 1)},
       "transformer": {"output": decoded["output"], "attention": attention},
-      "additive": {"output": decoded["output"], "slots": rng.normal(size=(4, 2, 16, 16, 3))}}
+      "additive": decoded}
   figures = {
       "samples": lambda p: compgen.plots.samples(ood["image"], ood["image"], p),
       "trajectory": lambda p: compgen.plots.search_trajectory(

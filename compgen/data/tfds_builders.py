@@ -53,7 +53,8 @@ def _sprites_configs():
           name=f"{scheme}_{size}",
           description=f"{res}x{res} sprites, K=2, split '{scheme}', {n_train} train images.",
           spec=scenes.DatasetSpec(sprites_lib.SpritesSpec(resolution=res),
-                                  splits_lib.SplitSpec(scheme), n_train, n_id, n_ood))
+                                  splits_lib.SplitSpec(scheme, band="per_latent"),
+                                  n_train, n_id, n_ood))
 
 
 def _synthetic_configs():
@@ -114,6 +115,9 @@ class _CompgenBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 class CompgenSprites(_CompgenBuilder):
   """Sprites scenes (K objects, shape/x/y/scale/hue) with ID/OOD splits."""
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "1.1.0": "Diagonal split with the per-latent band (1.0.0: the joint band)."}
   BUILDER_CONFIGS = list(_sprites_configs())
 
 

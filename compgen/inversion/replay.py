@@ -20,6 +20,7 @@ from compgen.inversion import priors
 from compgen.training import checkpoints, loop, objectives, train_lib
 from compgen.training.objectives import LATENT_LOSSES, latent_loss
 
+
 def replay_sampler(decode_fn, batch_size: int, mesh=None, micro_batch: int | None = None):
   """(rng, decoder_params, prior) -> (x̂ = f̂(ẑ), ẑ) with ẑ ~ prior: [B, ...], [B, K, m];
   decoded in chunks of `micro_batch` samples (`parallel.map_in_chunks`) when given."""

@@ -163,6 +163,9 @@ def loss_fn(model: Autoencoder, loss_config: ml_collections.ConfigDict, params, 
     terms["interaction_weight"] = alpha
     loss = loss + alpha * terms["interaction"]
   if loss_config.consistency_weight:
+    if loss_config.consistency_matching not in LATENT_LOSSES:
+      raise ValueError(f"Unknown loss.consistency_matching={loss_config.consistency_matching!r}"
+                       f": choose one of {LATENT_LOSSES}.")
     if rng is None:
       raise ValueError("The consistency loss draws slot recombinations: pass an rng.")
     z_hat = recombine_slots(jax.random.fold_in(rng, 1), jax.lax.stop_gradient(encoded["mean"]))

@@ -19,7 +19,7 @@ def ran(tmp_path_factory):
 
 def test_experiment_scores_every_method_and_the_control(ran):
   config, workdir, results = ran
-  rows = {f"{model}: {method}" for model in ("alpha", "unconstrained")
+  rows = {f"{model}: {method}" for model in ("additive", "unconstrained")
           for method in experiment.METHODS}
   assert set(results["summary"]) == rows
   for row in rows:
@@ -29,7 +29,7 @@ def test_experiment_scores_every_method_and_the_control(ran):
         assert cell[key]["n"] == 1 and cell[key]["mean"] == cell[key]["mean"]  # not NaN
       assert cell["recon_mse"]["mean"] > 0
   # search starts from the encoder's guess and keeps its best iterate: never worse
-  for model in ("alpha", "unconstrained"):
+  for model in ("additive", "unconstrained"):
     for split in ("id", "ood"):
       s = results["summary"]
       assert (s[f"{model}: search"][split]["recon_mse"]["mean"]
@@ -42,18 +42,18 @@ def test_experiment_scores_every_method_and_the_control(ran):
     assert f"| {row} |" in table
   for name in ("identifiability.png", "reconstructions_ood.png", "search_loss.png"):
     assert os.path.getsize(os.path.join(workdir, name)) > 1000
-  assert set(results["interaction"]) == {"alpha", "unconstrained"}
+  assert set(results["interaction"]) == {"additive", "unconstrained"}
 
 
 def test_rerun_reuses_the_cached_latents_and_the_cli_prints_the_table(ran):
   config, workdir, _ = ran
-  cache = os.path.join(workdir, "seed0", "alpha", "experiment", "latents.npz")
+  cache = os.path.join(workdir, "seed0", "additive", "experiment", "latents.npz")
   written = os.path.getmtime(cache)
   out = subprocess.run(
       [sys.executable, "-m", "compgen.experiment", "--config=configs/sprites.py:smoke",
        f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
-  assert "| alpha: replay_search |" in out.stdout
+  assert "| additive: replay_search |" in out.stdout
   assert os.path.getmtime(cache) == written
 
 

@@ -76,3 +76,11 @@ def test_consistency_loss_trains_the_encoder_through_a_frozen_decoder(vector_mod
   off = objectives.loss_fn(model, config_lib.training_config().loss, params, batch,
                            jax.random.PRNGKey(2), jnp.asarray(5))[1]
   assert "consistency" not in off  # off by default
+
+
+def test_unknown_consistency_matching_is_refused(vector_model):
+  model, params, batch = vector_model
+  loss_cfg = config_lib.training_config().loss
+  loss_cfg.update(consistency_weight=0.5, consistency_matching="hungarian_soft")
+  with pytest.raises(ValueError, match="loss.consistency_matching='hungarian_soft'"):
+    objectives.loss_fn(model, loss_cfg, params, batch, jax.random.PRNGKey(0), jnp.asarray(1))

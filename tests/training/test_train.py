@@ -22,7 +22,7 @@ def _metrics(workdir):
     return [json.loads(line) for line in f]
 
 
-SMOKE_RUNS = [("sprites", "smoke"), ("sprites", "additive,smoke"),
+SMOKE_RUNS = [("sprites", "smoke"), ("sprites", "alpha,smoke"),
               ("sprites", "transformer,smoke"), ("sprites", "unconstrained,smoke"),
               ("sprites", "transformer_encoder,vae,smoke"), ("sprites", "slot_attention,smoke"),
               ("synthetic", "smoke"),
