@@ -276,7 +276,7 @@ def _copy(prepared, tmp_path):
 
 
 def test_prepared_dataset_records_its_builder_config_and_is_read_again(prepared):
-  stored = json.loads((prepared / NAME / "1.0.0" / "metadata.json").read_text())["spec"]
+  stored = json.loads((prepared / NAME / "1.1.0" / "metadata.json").read_text())["spec"]
   assert stored["generator"]["resolution"] == 16 and stored["num_train"] == 256
   tfds_builders.check_prepared(NAME, str(prepared))
   assert len(pipeline.load_split(_tfds_config(prepared), "train")) == 256
@@ -284,24 +284,24 @@ def test_prepared_dataset_records_its_builder_config_and_is_read_again(prepared)
 
 def test_data_dir_of_another_dataset_version_is_refused(prepared, tmp_path):
   data_dir, root = _copy(prepared, tmp_path)
-  (root / "1.0.0").rename(root / "0.9.0")
+  (root / "1.1.0").rename(root / "0.9.0")
   with pytest.raises(DataError, match=r"holds version 0\.9\.0 of compgen_sprites/diagonal_tiny, "
-                                      r"but this compgen builds and reads version 1\.0\.0.*Delete "
+                                      r"but this compgen builds and reads version 1\.1\.0.*Delete "
                                       r".*diagonal_tiny \(it is rebuilt on first use\) or point "
                                       r"data.tfds_data_dir elsewhere"):
     pipeline.load_split(_tfds_config(data_dir), "train")
-  assert not (root / "1.0.0").exists()  # nothing built next to it
+  assert not (root / "1.1.0").exists()  # nothing built next to it
 
 
 def test_data_dir_prepared_from_another_builder_config_is_refused(prepared, tmp_path):
   data_dir, root = _copy(prepared, tmp_path)
-  meta = root / "1.0.0" / "metadata.json"
+  meta = root / "1.1.0" / "metadata.json"
   record = json.loads(meta.read_text())
   record["spec"]["generator"]["resolution"] = 32
   record["spec"]["num_train"] = 100
   meta.write_text(json.dumps(record))
   with pytest.raises(DataError, match=r"was prepared from another builder config than this "
-                                      r"compgen's compgen_sprites/diagonal_tiny \(version 1\.0\.0\): "
+                                      r"compgen's compgen_sprites/diagonal_tiny \(version 1\.1\.0\): "
                                       r"generator.resolution: found 32, expected 16; num_train: "
                                       r"found 100, expected 256\. Delete"):
     pipeline.load_split(_tfds_config(data_dir), "test_id")

@@ -109,4 +109,4 @@ def test_tfds_build_and_read_round_trip_without_tensorflow(tmp_path):
   assert len(result) == 6
   for name, (n_read, n_expected, same) in result.items():
     assert n_read == n_expected > 0 and same, name
-  assert list(tmp_path.glob("compgen_sprites/diagonal_tiny/1.0.0/*.array_record*"))
+  assert list(tmp_path.glob("compgen_sprites/diagonal_tiny/1.1.0/*.array_record*"))

@@ -26,7 +26,7 @@ def test_search_job_writes_latents_and_never_ends_worse_than_its_start(trained):
   for split in ("test_id", "test_ood"):
     with np.load(os.path.join(workdir, "search", f"{split}.npz")) as f:
       n = config.data["num_" + split]
-      assert f["z"].shape == f["z0"].shape == f["latents"].shape[:2] + (8,)
+      assert f["z"].shape == f["z0"].shape == f["latents"].shape[:2] + (config.model.slot_dim,)
       assert f["z"].shape[0] == n and f["mse"].shape == (n,)
       assert (f["mse"] <= f["mse0"] + 1e-6).all()
     assert summary[split]["image_steps_per_s"] > 0
