@@ -22,9 +22,12 @@ from compgen.data import sprites as sprites_lib
 
 def split_statistics(arrays: dict[str, np.ndarray],
                      spec: scenes.DatasetSpec | None = None) -> dict:
-  """Summary of one split's arrays: sizes, latent ranges, distance to the diagonal, ..."""
+  """Summary of one split's arrays: sizes, latent ranges, distance to the diagonal (measured
+  as `spec`'s split band, joint without a spec), ..."""
   lat = arrays["latents"]
-  dist = splits_lib.distance_to_diagonal(lat) if lat.shape[1] > 1 else np.zeros(len(lat))
+  band = spec.split.band if spec is not None else "joint"
+  dist = (splits_lib.distance_to_diagonal(lat, band) if lat.shape[1] > 1
+          else np.zeros(len(lat)))
   stats = {
       "num_examples": int(len(lat)),
       "latent_shape": list(lat.shape[1:]),
