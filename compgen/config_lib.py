@@ -19,6 +19,7 @@ from typing import Any
 
 import ml_collections
 
+from compgen.data import splits as splits_lib
 from compgen.data import sprites as sprites_lib
 
 
@@ -36,10 +37,8 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
       "filter_overlap": True,        # sprites: drop scenes with overlapping objects
       "min_visibility": 0.95,
       "seed": 0,
-      # band: "per_latent" for sprites (the released sprites sampler, which gives object
-      # slots; README "Measured"), "joint" elsewhere
       "split": {"scheme": "diagonal", "delta": 0.125, "held_out": (), "factor": 0,
-                "band": "per_latent" if dataset == "sprites" else "joint"},
+                "band": splits_lib.default_band(dataset)},  # "joint" | "per_latent"
       "sprites": {"resolution": 64, "num_slots": 2, "shapes": sprites_lib.SHAPES,
                   "x_strips": True, "edge_width": 0.75, "background": (0.1, 0.1, 0.1)},
       "synthetic": {"num_slots": 2, "latent_dim": 2, "output_dim": 16, "degree": 0,

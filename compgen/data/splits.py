@@ -25,6 +25,12 @@ import numpy as np
 SCHEMES = ("diagonal", "held_out_combinations", "iid")
 BANDS = ("joint", "per_latent")
 DOMAINS = ("id", "ood")
+_DATASET_BANDS = {"sprites": "per_latent"}  # the released sprites sampler: gives object slots
+
+
+def default_band(dataset: str) -> str:
+  """The diagonal band of `dataset`'s benchmark: "per_latent" for sprites, else "joint"."""
+  return _DATASET_BANDS.get(dataset, "joint")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -52,9 +52,10 @@ def _sprites_configs():
       yield CompgenConfig(
           name=f"{scheme}_{size}",
           description=f"{res}x{res} sprites, K=2, split '{scheme}', {n_train} train images.",
-          spec=scenes.DatasetSpec(sprites_lib.SpritesSpec(resolution=res),
-                                  splits_lib.SplitSpec(scheme, band="per_latent"),
-                                  n_train, n_id, n_ood))
+          spec=scenes.DatasetSpec(
+              sprites_lib.SpritesSpec(resolution=res),
+              splits_lib.SplitSpec(scheme, band=splits_lib.default_band("sprites")),
+              n_train, n_id, n_ood))
 
 
 def _synthetic_configs():

@@ -18,7 +18,6 @@ from compgen.data import pipeline
 from compgen.evaluation import readout
 from compgen.inversion import priors
 from compgen.training import checkpoints, loop, objectives, train_lib
-from compgen.training.objectives import LATENT_LOSSES, latent_loss
 
 
 def replay_sampler(decode_fn, batch_size: int, mesh=None, micro_batch: int | None = None):
@@ -47,8 +46,8 @@ def make_encoder_step(encode_fn, sampler, optimizer, loss: str = "mse"):
   pairs (x, z) = sampler(rng, *sampler_args); state.params are the encoder's."""
   def step(state: train_lib.TrainState, rng, *sampler_args):
     x, z = sampler(rng, *sampler_args)
-    value, grads = jax.value_and_grad(lambda p: latent_loss(encode_fn(p, x), z, loss))(
-        state.params)
+    value, grads = jax.value_and_grad(
+        lambda p: objectives.latent_loss(encode_fn(p, x), z, loss))(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     return (train_lib.TrainState(state.step + 1, optax.apply_updates(state.params, updates),
                                  opt_state), {"latent_mse": value})
@@ -64,8 +63,9 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         stop_at_step: int | None = None) -> dict:
   """Trains a replay encoder on the trained model of `workdir`; returns the summary dict."""
   rc = config.replay
-  if rc.loss not in LATENT_LOSSES:
-    raise ValueError(f"Unknown replay.loss={rc.loss!r}: choose one of {LATENT_LOSSES}.")
+  if rc.loss not in objectives.LATENT_LOSSES:
+    raise ValueError(f"Unknown replay.loss={rc.loss!r}: choose one of "
+                     f"{objectives.LATENT_LOSSES}.")
   if rc.init not in ("id_encoder", "scratch"):
     raise ValueError(f"Unknown replay.init={rc.init!r}: choose 'id_encoder' or 'scratch'.")
   mesh = parallel.make_mesh(config.mesh)

@@ -71,6 +71,11 @@ def recombine_slots(rng: jax.Array, z: jax.Array) -> jax.Array:
   return z[donors, jnp.arange(k)[None, :]]
 
 
+def _ramp(weight: float, warmup_steps: int, step: jax.Array) -> jax.Array:
+  """weight · min(1, t / warm-up): a loss weight that ramps linearly from 0."""
+  return weight * jnp.minimum(1.0, step / max(warmup_steps, 1))
+
+
 def _shape(shape) -> str:
   """(5, 32, 32, 3) -> '(B, 32, 32, 3)'."""
   return "(" + ", ".join(["B"] + [str(d) for d in shape[1:]]) + ")"
@@ -157,8 +162,7 @@ def loss_fn(model: Autoencoder, loss_config: ml_collections.ConfigDict, params, 
     terms["kl"] = kl_to_standard_normal(encoded["mean"], encoded["logvar"]).mean()
     loss = loss + loss_config.beta * terms["kl"]
   if "attention" in decoded:
-    warmup = max(loss_config.interaction_warmup_steps, 1)
-    alpha = loss_config.interaction_weight * jnp.minimum(1.0, step / warmup)
+    alpha = _ramp(loss_config.interaction_weight, loss_config.interaction_warmup_steps, step)
     terms["interaction"] = interaction_penalty(decoded["attention"])
     terms["interaction_weight"] = alpha
     loss = loss + alpha * terms["interaction"]
@@ -177,8 +181,7 @@ def loss_fn(model: Autoencoder, loss_config: ml_collections.ConfigDict, params, 
     per_example = z_hat.shape[1] * z_hat.shape[2]
     terms["consistency"] = per_example * latent_loss(z_back / scale, z_hat / scale,
                                                      loss_config.consistency_matching)
-    warmup = max(loss_config.consistency_warmup_steps, 1)
-    lam = loss_config.consistency_weight * jnp.minimum(1.0, step / warmup)
+    lam = _ramp(loss_config.consistency_weight, loss_config.consistency_warmup_steps, step)
     terms["consistency_weight"] = lam
     loss = loss + lam * terms["consistency"]
   terms["loss"] = loss
