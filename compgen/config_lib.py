@@ -25,6 +25,7 @@ from compgen.data import sprites as sprites_lib
 
 def data_config(dataset: str) -> ml_collections.ConfigDict:
   """Defaults of `config.data` (fields documented in `compgen.data.pipeline`)."""
+  split = splits_lib.default_split(dataset)
   return ml_collections.ConfigDict({
       "dataset": dataset,            # "sprites" | "synthetic" | "npz" | "pug" (tfds only)
       "source": "generate",          # "generate" (in memory) | "tfds" (array_record on disk)
@@ -37,13 +38,14 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
       "filter_overlap": True,        # sprites: drop scenes with overlapping objects
       "min_visibility": 0.95,
       "seed": 0,
-      "split": {"scheme": "diagonal", "delta": 0.125, "held_out": (), "factor": 0,
-                "band": splits_lib.default_band(dataset)},  # "joint" | "per_latent"
+      "split": {"scheme": split.scheme,   # "diagonal" | "l_shaped" | "held_out_combinations" | "iid"
+                "delta": split.delta, "held_out": (), "factor": 0,
+                "band": split.band},       # "joint" | "per_latent"
       "sprites": {"resolution": 64, "num_slots": 2, "shapes": sprites_lib.SHAPES,
                   "x_strips": True, "edge_width": 0.75, "background": (0.1, 0.1, 0.1)},
       "synthetic": {"num_slots": 2, "latent_dim": 2, "output_dim": 16, "degree": 0,
                     "interaction": "polynomial", "interaction_scale": 0.5,
-                    "hidden_dim": 32, "feature_dim": 8, "seed": 0},
+                    "hidden_dim": 32, "feature_dim": 8, "input_scale": 1.0, "seed": 0},
   })
 
 

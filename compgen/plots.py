@@ -204,6 +204,58 @@ def search_trajectory(inputs: np.ndarray, iterates: dict[int, np.ndarray], trace
   return _finish(fig, path)
 
 
+SWEEP_METHODS = {"encoder": ("encoder", "C0"), "search": ("search", "C1"),
+                 "replay_encoder": ("replay", "C2"), "replay_search": ("replay + search", "C3")}
+
+
+def sweep_map(sweep: dict, path=None, split: str = "ood"):
+  """A sweep's `split` identifiability (mean ± std over seeds) of each method against its
+  first axis, one panel per value of the second axis (columns) and of the third (rows);
+  `sweep` as written by `compgen.evaluation.sweep.run_sweep` -> PNG."""
+  axes = sweep["axes"]
+  if not 1 <= len(axes) <= 3:
+    raise ValueError(f"sweep_map draws 1 to 3 grid axes (x, columns, rows); this sweep has "
+                     f"{len(axes)}: {[a['key'] for a in axes]}.")
+  x_key = axes[0]["key"]
+  col = axes[1] if len(axes) > 1 else {"key": None, "values": [None]}
+  row = axes[2] if len(axes) > 2 else {"key": None, "values": [None]}
+  fig = Figure(figsize=(2.6 * len(col["values"]) + 0.6, 2.2 * len(row["values"]) + 0.6))
+  grid = fig.subplots(len(row["values"]), len(col["values"]), squeeze=False, sharex=True,
+                      sharey=True)
+  short = lambda key: key.rsplit(".", 1)[-1]
+  for r, row_value in enumerate(row["values"]):
+    for c, col_value in enumerate(col["values"]):
+      ax = grid[r][c]
+      cells = [cell for cell in sweep["cells"]
+               if (col["key"] is None or cell["values"][col["key"]] == col_value)
+               and (row["key"] is None or cell["values"][row["key"]] == row_value)]
+      xs = [cell["values"][x_key] for cell in cells]
+      for method, (label, colour) in SWEEP_METHODS.items():
+        stats = [cell["methods"].get(method, {}).get(split, {}).get("identifiability")
+                 for cell in cells]
+        if not any(stats):
+          continue
+        means = np.array([s["mean"] if s else np.nan for s in stats])
+        stds = np.array([s["std"] if s else np.nan for s in stats])
+        ax.errorbar(xs, means, yerr=stds, color=colour, label=label, marker="o", ms=3,
+                    capsize=2, lw=1)
+      ax.axhline(0, color="k", lw=0.4)
+      lowest = min([s["mean"] for cell in sweep["cells"] for m in cell["methods"].values()
+                    if (s := m.get(split, {}).get("identifiability"))], default=0.0)
+      ax.set_ylim(max(min(-0.1, lowest - 0.05), -1.0), 1.05)  # scores below -1: off the panel
+      title = " ".join(f"{short(a['key'])}={v}" for a, v in ((col, col_value), (row, row_value))
+                       if a["key"] is not None)
+      ax.set_title(title, fontsize=8)
+      if r == len(row["values"]) - 1:
+        ax.set_xlabel(short(x_key), fontsize=8)
+      if c == 0:
+        ax.set_ylabel(f"{split.upper()} identifiability", fontsize=8)
+      ax.tick_params(labelsize=7)
+  grid[0][0].legend(fontsize=6, loc="lower right")
+  fig.tight_layout()
+  return _finish(fig, path)
+
+
 def _finish(fig: Figure, path):
   """Saves `fig` as PNG to `path` (local or a bucket) and returns the path; returns the
   figure itself when path is None."""

@@ -11,6 +11,12 @@ Schemes:
     sampler of Wiedemer et al.'s released code, a wider band in which every latent of the
     slots may differ by up to √2 δ at once); ID is d ≤ δ, OOD is d > δ. Categorical factors
     are drawn uniformly in both.
+  l_shaped: ID = some slot lies in the corner box [0, δ]^m, every other slot anywhere:
+    {z : min_k max_l z_{k,l} <= δ}, a union of K product sets (for K = 2, m = 1 the L-shaped
+    support of Lachapelle et al., NeurIPS 2023). Every slot takes every value ID, the support is
+    path-connected and full-dimensional, and OOD (no slot in the box) recombines values that
+    were only seen next to an anchored slot: Cartesian-product extrapolation. ID holds a
+    fraction 1 − (1 − δ^m)^K of the cube.
   held_out_combinations: the combination (c_1, ..., c_K) of one categorical factor over the
     slots decides: `held_out` combinations are OOD, the rest ID. Continuous latents uniform.
   iid: no split (ID and OOD are the same distribution), for sanity checks.
@@ -22,24 +28,17 @@ import dataclasses
 import itertools
 import numpy as np
 
-SCHEMES = ("diagonal", "held_out_combinations", "iid")
+SCHEMES = ("diagonal", "l_shaped", "held_out_combinations", "iid")
 BANDS = ("joint", "per_latent")
 DOMAINS = ("id", "ood")
-_DATASET_BANDS = {"sprites": "per_latent"}  # the released sprites sampler: gives object slots
-
-
-def default_band(dataset: str) -> str:
-  """The diagonal band of `dataset`'s benchmark: "per_latent" for sprites, else "joint"."""
-  return _DATASET_BANDS.get(dataset, "joint")
-
-
 @dataclasses.dataclass(frozen=True)
 class SplitSpec:
   """Which slot combinations are in-domain.
 
   Attributes:
     scheme: one of `SCHEMES`.
-    delta: radius δ of the diagonal band, in (0, 1) (scheme "diagonal").
+    delta: radius δ of the diagonal band (scheme "diagonal") or side of the corner box
+      (scheme "l_shaped"), in (0, 1).
     held_out: combinations (c_1, ..., c_K) of factor `factor` that are OOD only (scheme
       "held_out_combinations"). Empty means the default: combinations with
       Σ_k c_k ≡ 1 (mod num_categories), which keeps every value of every slot ID.
@@ -58,7 +57,20 @@ class SplitSpec:
     if self.band not in BANDS:
       raise ValueError(f"Unknown diagonal band {self.band!r}: choose one of {BANDS}.")
     if not 0.0 < self.delta < 1.0:
-      raise ValueError(f"delta={self.delta!r}: the diagonal band radius must be in (0, 1).")
+      raise ValueError(f"delta={self.delta!r}: the diagonal band radius (or the L-shaped "
+                       "split's box side) must be in (0, 1).")
+
+
+# Each dataset's benchmark split: sprites use the per-latent band of the released sprites
+# sampler (it gives object slots); synthetic vectors the L-shaped support, where additive
+# decoders identify the slots (README.md, "The experiment on synthetic vectors").
+_DATASET_SPLITS = {"sprites": SplitSpec("diagonal", 0.125, band="per_latent"),
+                   "synthetic": SplitSpec("l_shaped", 0.3)}
+
+
+def default_split(dataset: str) -> SplitSpec:
+  """The split of `dataset`'s benchmark (the diagonal joint band, δ = 0.125, for others)."""
+  return _DATASET_SPLITS.get(dataset, SplitSpec())
 
 
 def distance_to_diagonal(z: np.ndarray, band: str = "joint") -> np.ndarray:
@@ -128,18 +140,41 @@ def _sample_diagonal_band(rng, n, num_slots, dim, delta, band):
   return out[:n]
 
 
+def anchored_slots(z: np.ndarray, delta: float) -> np.ndarray:
+  """Slots in the corner box [0, δ]^m of scheme "l_shaped": z [n, K, m] -> bool [n, K]."""
+  return z.max(axis=-1) <= delta
+
+
+def _sample_l_shaped(rng, n, num_slots, dim, delta):
+  """Uniform samples of {z : some slot in [0, δ]^m}: one slot drawn in the box, the others
+  uniform, kept with probability 1 / (number of slots in the box) so that the overlaps of
+  the K product sets are not counted twice."""
+  out = np.empty((0, num_slots, dim))
+  while len(out) < n:
+    m = 2 * (n - len(out)) + 16
+    z = rng.uniform(size=(m, num_slots, dim))
+    z[np.arange(m), rng.integers(0, num_slots, m)] *= delta
+    keep = rng.uniform(size=m) * anchored_slots(z, delta).sum(-1) <= 1.0
+    out = np.concatenate([out, z[keep]])
+  return out[:n]
+
+
 def _sample_continuous(spec, domain, rng, n, num_slots, dim):
-  if spec.scheme != "diagonal":
+  if spec.scheme not in ("diagonal", "l_shaped"):
     return rng.uniform(size=(n, num_slots, dim))
   if num_slots == 1:
-    raise ValueError("Scheme 'diagonal' needs num_slots >= 2: with one slot every scene is "
-                     "on the diagonal and OOD is empty.")
+    raise ValueError(f"Scheme {spec.scheme!r} needs num_slots >= 2: with one slot there are "
+                     "no combinations to recombine OOD.")
   if domain == "id":
+    if spec.scheme == "l_shaped":
+      return _sample_l_shaped(rng, n, num_slots, dim, spec.delta)
     return _sample_diagonal_band(rng, n, num_slots, dim, spec.delta, spec.band)
   out = np.empty((0, num_slots, dim))
   while len(out) < n:
     z = rng.uniform(size=(2 * (n - len(out)) + 16, num_slots, dim))
-    out = np.concatenate([out, z[distance_to_diagonal(z, spec.band) > spec.delta]])
+    ood = (~anchored_slots(z, spec.delta).any(-1) if spec.scheme == "l_shaped"
+           else distance_to_diagonal(z, spec.band) > spec.delta)
+    out = np.concatenate([out, z[ood]])
   return out[:n]
 
 
@@ -176,6 +211,8 @@ def in_domain(spec: SplitSpec, z: np.ndarray, factors: np.ndarray,
   """Membership of the ID region: z: [n, K, m], factors: [n, K, c] -> bool [n]."""
   if spec.scheme == "diagonal":
     return distance_to_diagonal(z, spec.band) <= spec.delta
+  if spec.scheme == "l_shaped":
+    return anchored_slots(z, spec.delta).any(-1)
   if spec.scheme == "held_out_combinations":
     held = held_out_combinations(spec, z.shape[1], num_categories)
     return np.array([tuple(c) not in held for c in factors[:, :, spec.factor].tolist()], bool)

@@ -36,6 +36,8 @@ class SyntheticSpec:
     interaction_scale: γ, the weight of the cross-slot terms relative to the slot terms.
     hidden_dim: width of the random MLPs.
     feature_dim: r, width of the slot features u_k entering the interactions.
+    input_scale: s, the random MLPs read s · (2z − 1): larger s bends the slot functions
+      more (more tanh units saturate and turn within [0, 1]), so the data manifold curves more.
     seed: seed of the random generator's weights (not of the latents).
   """
   num_slots: int = 2
@@ -46,6 +48,7 @@ class SyntheticSpec:
   interaction_scale: float = 0.5
   hidden_dim: int = 32
   feature_dim: int = 8
+  input_scale: float = 1.0
   seed: int = 0
 
   def __post_init__(self):
@@ -58,6 +61,8 @@ class SyntheticSpec:
           f"output_dim={self.output_dim} < num_slots * latent_dim = "
           f"{self.num_slots * self.latent_dim}: the generator could not be injective; "
           "raise output_dim.")
+    if not self.input_scale > 0:
+      raise ValueError(f"input_scale={self.input_scale!r}: must be > 0.")
     if self.degree not in (0, 1, 2):
       raise ValueError(f"degree={self.degree!r}: must be 0 (additive), 1 or 2.")
     if self.interaction not in INTERACTIONS:
@@ -112,7 +117,7 @@ def init_params(spec: SyntheticSpec) -> dict:
 def generate(spec: SyntheticSpec, params: dict, z: jax.Array) -> jax.Array:
   """The true generator f(z): one sample z: [K, m] -> x: [d_x]."""
   chex.assert_shape(z, (spec.num_slots, spec.latent_dim))
-  centred = 2.0 * z - 1.0  # [0, 1] -> [-1, 1], where the random MLPs are most non-linear
+  centred = spec.input_scale * (2.0 * z - 1.0)  # [0, 1] -> [-s, s]
   if spec.interaction == "mlp":
     return _mlp_apply(params["mlp"], centred.reshape(-1))
   x = sum(_mlp_apply(params["slot"][k], centred[k]) for k in range(spec.num_slots))

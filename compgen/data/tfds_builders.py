@@ -5,7 +5,8 @@ They render locally (nothing is downloaded), write array_record and are read wit
 
 Builder configs are named `{scheme}_{size}` for sprites (e.g. `diagonal_tiny`,
 `held_out_combinations_small`) and `{scheme}_{interaction}_{size}` for synthetic vectors
-(`diagonal_n0_tiny` ... `diagonal_n2_small`, `diagonal_mlp_small` for the negative control).
+(`l_shaped_n0_small`, the benchmark's split, `diagonal_n0_tiny` ... `diagonal_n2_small`,
+`diagonal_mlp_small` for the negative control).
 The `tiny` configs are for tests.
 
 Each prepared dataset stores the `DatasetSpec` it was rendered from (`metadata.json`, key
@@ -47,26 +48,32 @@ class CompgenConfig(tfds.core.BuilderConfig):
 
 
 def _sprites_configs():
-  for scheme in splits_lib.SCHEMES:
+  for scheme in ("diagonal", "held_out_combinations", "iid"):
     for size, (res, n_train, n_id, n_ood) in SPRITES_SIZES.items():
       yield CompgenConfig(
           name=f"{scheme}_{size}",
           description=f"{res}x{res} sprites, K=2, split '{scheme}', {n_train} train images.",
           spec=scenes.DatasetSpec(
               sprites_lib.SpritesSpec(resolution=res),
-              splits_lib.SplitSpec(scheme, band=splits_lib.default_band("sprites")),
+              dataclasses.replace(splits_lib.default_split("sprites"), scheme=scheme),
               n_train, n_id, n_ood))
 
 
 def _synthetic_configs():
-  for scheme in ("diagonal", "iid"):
+  for scheme in ("diagonal", "l_shaped", "iid"):
     for inter, kwargs in SYNTHETIC_INTERACTIONS.items():
       for size, (d_x, n_train, n_id, n_ood) in SYNTHETIC_SIZES.items():
         yield CompgenConfig(
             name=f"{scheme}_{inter}_{size}",
             description=f"K=2, m=2, d_x={d_x} vectors, interaction '{inter}', split '{scheme}'.",
             spec=scenes.DatasetSpec(synthetic_lib.SyntheticSpec(output_dim=d_x, **kwargs),
-                                    splits_lib.SplitSpec(scheme), n_train, n_id, n_ood))
+                                    _synthetic_split(scheme), n_train, n_id, n_ood))
+
+
+def _synthetic_split(scheme: str) -> splits_lib.SplitSpec:
+  """The benchmark's L-shaped split, or the diagonal (δ = 0.125) or iid one."""
+  default = splits_lib.default_split("synthetic")
+  return default if scheme == default.scheme else splits_lib.SplitSpec(scheme)
 
 
 def features_of(spec: scenes.DatasetSpec) -> tfds.features.FeaturesDict:
@@ -124,6 +131,10 @@ class CompgenSprites(_CompgenBuilder):
 
 class CompgenSynthetic(_CompgenBuilder):
   """Synthetic F_int vectors (and an MLP negative control) with ID/OOD splits."""
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "1.1.0": "L-shaped split configs; the spec records the generator's "
+                            "input_scale (1.0: the same vectors as 1.0.0)."}
   BUILDER_CONFIGS = list(_synthetic_configs())
 
 

@@ -7,9 +7,11 @@ workdir `{workdir}/seed{s}/{decoder}` it runs (reusing whatever is already there
   ID training (Eq. 4.2, `compgen.train`) → replay (Eq. 4.4, `compgen.replay`) → perception of
   ID and OOD test images by four methods:
     encoder         ĝ(x), the non-generative baseline (one forward pass)
-    search          Eq. 4.3 from ĝ(x)
+    search          Eq. 4.3 from ĝ(x) (and `search.restarts` − 1 starts drawn from a
+                    factorised prior fitted on the encoder's ID latents; the best
+                    reconstruction is kept)
     replay_encoder  ĝ_replay(x)
-    replay_search   Eq. 4.3 from ĝ_replay(x)
+    replay_search   Eq. 4.3 from ĝ_replay(x) (and as many prior starts)
   cached in `{model workdir}/experiment/latents.npz`.
 
 Each method's latents are scored with `identifiability` (readouts fitted on ID latents only:
@@ -92,11 +94,16 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   prior = priors.fit_prior(sc.prior, out["encoder/fit/z"], seed=config.seed)
   searcher = search_run.make_searcher(config, model, prior, mesh)
   searched = ("fit", "id", "ood") if config.experiment.readout_fit == "own" else ("id", "ood")
+  restart_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 7)
   for method, start in (("search", "encoder"), ("replay_search", "replay_encoder")):
     for split in searched:
       x = objectives.model_input(arrays[split])
-      res = search_run.search_all(searcher, params, x, out[f"{start}/{split}/z"], mesh,
-                                  sc.batch_size, f"{method} {split}")
+      z0 = out[f"{start}/{split}/z"]
+      if sc.restarts > 1:  # the start plus restarts − 1 prior samples; the best one is kept
+        z0 = np.asarray(search_run.add_restarts(
+            z0, prior, sc.restarts, jax.random.fold_in(restart_key, len(out))))
+      res = search_run.search_all(searcher, params, x, z0, mesh, sc.batch_size,
+                                  f"{method} {split}")
       out.update({f"{method}/{split}/z": res["z"], f"{method}/{split}/mse": res["mse"],
                   f"{method}/{split}/trace_mean": res["trace"].mean(0),
                   f"{method}/{split}/converged": res["converged"]})

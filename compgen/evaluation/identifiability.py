@@ -8,7 +8,8 @@ categorical factors c [N, K, n_c], optional):
    true) slot pair — or `"per_example"` — one readout shared by all slots, fitted with the
    best slot order per example (a permutation-invariant loss), then each example's slots
    matched by the lowest readout error to the (standardised) true slots; for models whose
-   slots are exchangeable.
+   slots are exchangeable. Choosing each example's order with the truth lifts uninformative
+   latents a little above chance (random latents, K = 2: mean R² 0.04–0.09 instead of ≈ 0).
 2. Readouts (Flax, trained with optax full-batch Adam under one `jit`, vmapped over slots):
    `"linear"` or `"mlp"` from one inferred slot to that true slot's factors — a regression
    head (standardised targets) and a softmax head per categorical factor.

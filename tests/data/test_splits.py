@@ -45,7 +45,27 @@ def test_per_latent_band_bounds_each_latent_and_is_wider_than_the_joint_band():
   assert joint.max() > 0.2  # outside the joint band: every latent may differ at once
 
 
-@pytest.mark.parametrize("scheme", ["diagonal", "held_out_combinations"])
+@pytest.mark.parametrize("num_slots", [2, 3])
+def test_l_shaped_id_is_uniform_on_the_union_of_anchored_product_sets(num_slots):
+  spec = splits.SplitSpec("l_shaped", delta=0.3)
+  dims = dict(num_slots=num_slots, latent_dim=2)
+  z_id, f_id = _draw(spec, "id", n=20000, **dims)
+  z_ood, f_ood = _draw(spec, "ood", **dims)
+  assert z_id.min() >= 0 and z_id.max() <= 1 and z_ood.min() >= 0 and z_ood.max() <= 1
+  assert splits.in_domain(spec, z_id, f_id).all() and not splits.in_domain(spec, z_ood, f_ood).any()
+  # the oracle: uniform draws from the cube, kept where some slot is in the box [0, 0.3]^2
+  cube = np.random.default_rng(1).uniform(size=(400_000, num_slots, 2))
+  oracle = cube[splits.anchored_slots(cube, 0.3).any(-1)]
+  anchored = lambda z: splits.anchored_slots(z, 0.3).sum(-1)
+  for count in range(1, num_slots + 1):  # overlaps (several slots anchored) not double-counted
+    np.testing.assert_allclose((anchored(z_id) == count).mean(),
+                               (anchored(oracle) == count).mean(), atol=0.01)
+  bins = np.linspace(0, 1, 6)
+  np.testing.assert_allclose(np.histogram(z_id[:, 0, 0], bins)[0] / len(z_id),
+                             np.histogram(oracle[:, 0, 0], bins)[0] / len(oracle), atol=0.01)
+
+
+@pytest.mark.parametrize("scheme", ["diagonal", "l_shaped", "held_out_combinations"])
 def test_every_ood_slot_value_is_seen_in_domain(scheme):
   """OOD is new combinations, not extrapolation: each slot's marginal support is ID's."""
   spec = splits.SplitSpec(scheme)

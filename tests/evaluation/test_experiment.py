@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from compgen.evaluation import experiment
@@ -62,3 +63,29 @@ def test_bad_experiment_settings_are_refused(ran, tmp_path):
   config.experiment.readout_fit = "decoder"
   with pytest.raises(ValueError, match="readout_fit"):
     experiment.run_experiment(config, str(tmp_path))
+
+
+def test_readouts_are_fitted_on_id_latents_only():
+  """Poisoned latents: every method's fit and ID latents are noise, its OOD latents the truth.
+  Readouts fitted on ID learn nothing and score ≈ 0 OOD; fitted on OOD they would score ≈ 1,
+  as they do once the fit latents are the truth too."""
+  rng = np.random.default_rng(0)
+  n, k, m = 300, 2, 2
+  arrays = {s: {"latents": rng.uniform(size=(n, k, m)).astype(np.float32),
+                "x": rng.normal(size=(n, 8)).astype(np.float32)} for s in ("fit", "id", "ood")}
+  latents = {}
+  for method in experiment.METHODS:
+    for split in ("fit", "id", "ood"):
+      latents[f"{method}/{split}/z"] = (arrays["ood"]["latents"] if split == "ood"
+                                        else rng.normal(size=(n, k, m)))
+      latents[f"{method}/{split}/mse"] = np.ones(n)
+  config = get_config("synthetic", "smoke")
+  config.experiment.readout_steps = 200
+  score = lambda: experiment.score_methods(config, latents, arrays, ["z0", "z1"], None, 0)
+  for readout_fit in ("own", "encoder"):
+    config.experiment.readout_fit = readout_fit
+    for method, scores in score().items():
+      assert scores["ood"]["identifiability"] < 0.15, (readout_fit, method, scores["ood"])
+  for method in experiment.METHODS:
+    latents[f"{method}/fit/z"] = arrays["fit"]["latents"]
+  assert min(s["ood"]["identifiability"] for s in score().values()) > 0.9

@@ -45,18 +45,23 @@ def test_perfect_permuted_and_reparametrised_inversions_score_one(data, readout,
       0.99 if readout == "mlp" else 0.95)
 
 
-@pytest.mark.parametrize("readout", ["linear", "mlp"])
-def test_random_and_slot_mixed_inversions_score_near_zero(data, readout):
+@pytest.mark.parametrize("readout,matching", [("linear", "global"), ("mlp", "global"),
+                                              ("mlp", "per_example")])
+def test_random_and_slot_mixed_inversions_score_near_zero(data, readout, matching):
   rng = data[2]
-  random = _score(data, lambda z, c: rng.normal(size=(len(z), K, 5)), readout=readout)
+  random = _score(data, lambda z, c: rng.normal(size=(len(z), K, 5)), readout=readout,
+                  matching=matching)
   # each inferred slot holds only products of both true slots: E[z_1 | z_1 z_2] = 0
   mixed = _score(data, lambda z, c: np.stack([z[:, 0] * z[:, 1], z[:, 0] * z[:, 1] ** 3], 1),
-                 readout=readout)
+                 readout=readout, matching=matching)
   for result in (random, mixed):
     r2 = np.asarray(result["r2"])
-    assert np.all(r2 < 0.15), r2
+    if matching == "global":
+      assert np.all(r2 < 0.15), r2
+    else:  # the better of the 2 slot orders per example, chosen with the truth: a small bias
+      assert r2.mean() < 0.12 and np.all(r2 < 0.25), r2
     assert np.all(np.asarray(result["accuracy"]) < 0.45)  # chance: 1/3
-    assert result["score"] < 0.15
+    assert result["score"] < 0.15  # chance: (3 · 0 + 1/3) / 4 ≈ 0.08
 
 
 def test_diagonal_slot_mixing_is_identifiable_in_domain_only():

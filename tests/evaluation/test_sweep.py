@@ -1,0 +1,70 @@
+"""The sweep: every cell of the grid runs the experiment (resuming is the experiment's own,
+tests/evaluation/test_experiment.py); sweep.json, the table and the map."""
+import json
+import os
+
+import pytest
+
+from compgen import plots
+from compgen.evaluation import experiment, sweep
+from tests.training.test_train import ROOT
+
+SPEC = os.path.join(ROOT, "configs", "synthetic.py:smoke")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("sweep"))
+  axes = [sweep.Axis.parse("data.split.delta=0.1,0.3"), sweep.Axis.parse("variant=n1")]
+  return workdir, axes, sweep.run_sweep(SPEC, axes, workdir, {"experiment.readout_steps": 20})
+
+
+def test_every_cell_is_an_experiment_of_its_own_settings(swept):
+  workdir, _, out = swept
+  assert [c["values"] for c in out["cells"]] == [
+      {"data.split.delta": d, "variant": "n1"} for d in (0.1, 0.3)]
+  for cell in out["cells"]:
+    folder = os.path.join(workdir, sweep.cell_name(cell["values"]))
+    with open(os.path.join(folder, "results.json")) as f:
+      results = json.load(f)
+    config = results["config"]
+    assert config["data"]["split"]["delta"] == cell["values"]["data.split.delta"]
+    assert config["data"]["synthetic"]["degree"] == int(cell["values"]["variant"][1])
+    assert config["experiment"]["readout_steps"] == 20 and config["experiment"]["control"] == ""
+    assert set(results["interaction"]) == {"additive"}  # no control: the grid holds it
+    assert set(cell["methods"]) == set(experiment.METHODS)
+    for method in experiment.METHODS:
+      ood = cell["methods"][method]["ood"]["identifiability"]
+      summary = results["summary"][f"additive: {method}"]["ood"]["identifiability"]
+      assert ood["values"] == [pytest.approx(summary["mean"])] and ood["std"] == 0.0
+  with open(os.path.join(workdir, "sweep.json")) as f:
+    assert json.load(f)["cells"] == json.loads(json.dumps(out["cells"]))
+  assert os.path.getsize(os.path.join(workdir, "sweep.png")) > 5000
+  table = sweep.format_table(out)
+  assert table.count("\n") == 1 + len(out["cells"]) and "| 0.3 | n1 |" in table
+
+
+def test_a_rerun_reads_finished_cells_back_and_a_changed_config_runs_again(swept, monkeypatch):
+  workdir, axes, out = swept
+  calls = []
+  monkeypatch.setattr(experiment, "run_experiment", lambda config, wd: calls.append(wd))
+  again = sweep.run_sweep(SPEC, axes, workdir, {"experiment.readout_steps": 20})
+  assert again["cells"] == out["cells"] and not calls
+  with pytest.raises(TypeError):  # the stand-in returns None: it was called
+    sweep.run_sweep(SPEC, axes, workdir, {"experiment.readout_steps": 21})
+  assert calls == [os.path.join(workdir, sweep.cell_name(out["cells"][0]["values"]))]
+
+
+def test_bad_grids_are_refused_before_anything_runs(tmp_path):
+  with pytest.raises(ValueError, match="KEY=V1,V2"):
+    sweep.Axis.parse("data.split.delta")
+  with pytest.raises(KeyError, match="data.split.delta"):
+    sweep.run_sweep(SPEC, [sweep.Axis.parse("data.split.detla=0.1")], str(tmp_path))
+  with pytest.raises(ValueError, match="Unknown config variant"):
+    sweep.run_sweep(SPEC, [sweep.Axis.parse("variant=n7")], str(tmp_path))
+  with pytest.raises(ValueError, match="twice"):
+    sweep.run_sweep(SPEC, [sweep.Axis.parse("seed=0"), sweep.Axis.parse("seed=1")],
+                    str(tmp_path))
+  assert not os.listdir(tmp_path)
+  with pytest.raises(ValueError, match="1 to 3 grid axes"):
+    plots.sweep_map({"axes": [{"key": k, "values": [0]} for k in "abcd"], "cells": []})
