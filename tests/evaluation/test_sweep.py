@@ -10,13 +10,14 @@ from compgen.evaluation import experiment, sweep
 from tests.training.test_train import ROOT
 
 SPEC = os.path.join(ROOT, "configs", "synthetic.py:smoke")
+SETTINGS = {"experiment.readout_steps": 20, "mesh.data": 1}
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("sweep"))
   axes = [sweep.Axis.parse("data.split.delta=0.1,0.3"), sweep.Axis.parse("variant=n1")]
-  return workdir, axes, sweep.run_sweep(SPEC, axes, workdir, {"experiment.readout_steps": 20})
+  return workdir, axes, sweep.run_sweep(SPEC, axes, workdir, SETTINGS)
 
 
 def test_every_cell_is_an_experiment_of_its_own_settings(swept):
@@ -48,10 +49,10 @@ def test_a_rerun_reads_finished_cells_back_and_a_changed_config_runs_again(swept
   workdir, axes, out = swept
   calls = []
   monkeypatch.setattr(experiment, "run_experiment", lambda config, wd: calls.append(wd))
-  again = sweep.run_sweep(SPEC, axes, workdir, {"experiment.readout_steps": 20})
+  again = sweep.run_sweep(SPEC, axes, workdir, SETTINGS)
   assert again["cells"] == out["cells"] and not calls
   with pytest.raises(TypeError):  # the stand-in returns None: it was called
-    sweep.run_sweep(SPEC, axes, workdir, {"experiment.readout_steps": 21})
+    sweep.run_sweep(SPEC, axes, workdir, {**SETTINGS, "experiment.readout_steps": 21})
   assert calls == [os.path.join(workdir, sweep.cell_name(out["cells"][0]["values"]))]
 
 

@@ -50,10 +50,11 @@ def test_gaussian_log_prob_is_the_product_of_slot_densities(diagonal_latents):
     priors.fit_prior("gaussian", np.full((4, 2, 3), np.nan))
 
 
-def _train_encoder(sampler, sampler_args, steps=800, seed=0):
-  cfg = config_lib.model_config(slot_dim=3)
+def _train_encoder(sampler, sampler_args, steps=800, seed=0, dim=16, slot_dim=3):
+  """An MLP encoder trained on `sampler` batches (x [B, dim], z [B, 2, slot_dim]) -> ĝ."""
+  cfg = config_lib.model_config(slot_dim=slot_dim)
   encoder = models.make_encoder(cfg, num_slots=2)
-  params = encoder.init(jax.random.PRNGKey(seed), jnp.zeros((1, 16)))["params"]
+  params = encoder.init(jax.random.PRNGKey(seed), jnp.zeros((1, dim)))["params"]
   optimizer = train_lib.make_optimizer(config_lib.training_config().optim, steps)
   encode = lambda p, x: encoder.apply({"params": p}, x)["mean"]
   step = jax.jit(replay.make_encoder_step(encode, sampler, optimizer))
