@@ -71,9 +71,11 @@ def _synthetic_configs():
 
 
 def _synthetic_split(scheme: str) -> splits_lib.SplitSpec:
-  """The benchmark's L-shaped split, or the diagonal (δ = 0.125) or iid one."""
-  default = splits_lib.default_split("synthetic")
-  return default if scheme == default.scheme else splits_lib.SplitSpec(scheme)
+  """The paper's diagonal split (joint band, δ = 0.125), or the benchmark's split with
+  `scheme` (the L-shaped one, or iid)."""
+  if scheme == "diagonal":
+    return splits_lib.SplitSpec("diagonal")
+  return dataclasses.replace(splits_lib.default_split("synthetic"), scheme=scheme)
 
 
 def features_of(spec: scenes.DatasetSpec) -> tfds.features.FeaturesDict:

@@ -29,12 +29,14 @@ def test_experiment_scores_every_method_and_the_control(ran):
       for key in ("identifiability", "recon_mse", "recon_r2", "factor/x", "factor/shape"):
         assert cell[key]["n"] == 1 and cell[key]["mean"] == cell[key]["mean"]  # not NaN
       assert cell["recon_mse"]["mean"] > 0
-  # search starts from the encoder's guess and keeps its best iterate: never worse
+  # search moves from the encoder's guess to a markedly better explanation of the images
+  # ("no worse" would hold by construction: the start is one of its iterates); measured on
+  # this smoke model: 0.75-0.80 of the encoder's error
   for model in ("additive", "unconstrained"):
     for split in ("id", "ood"):
       s = results["summary"]
       assert (s[f"{model}: search"][split]["recon_mse"]["mean"]
-              <= s[f"{model}: encoder"][split]["recon_mse"]["mean"] + 1e-7)
+              < 0.95 * s[f"{model}: encoder"][split]["recon_mse"]["mean"])
   with open(os.path.join(workdir, "results.json")) as f:
     saved = json.load(f)
   assert saved["seeds"] == [0] and len(saved["runs"]) == 2 * 4 * 2
