@@ -52,19 +52,21 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
 def model_config(slot_dim: int) -> ml_collections.ConfigDict:
   """Defaults of `config.model`: which decoder/encoder, and each one's own settings."""
   return ml_collections.ConfigDict({
-      "decoder": "alpha",            # "additive" | "alpha" | "transformer" | "unconstrained"
-      "encoder": "cnn",              # "cnn" | "transformer" | "slot_attention"
+      "decoder": "alpha",            # "additive" | "alpha" | "conv" | "transformer" | "unconstrained"
+      "encoder": "cnn",              # "cnn" | "conv" | "transformer" | "slot_attention"
       "slot_dim": slot_dim,          # m̂, latent dims per slot
       "variational": False,          # VAE (β-KL, reparametrised sampling) instead of AE
       "decoders": {
           # slot_index: slot k decoded by φ(z_k, k); False: one φ shared by exchangeable slots
           "additive": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
           "alpha": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
+          "conv": {"hidden": (256, 256), "channels": 32},
           "transformer": {"width": 64, "num_layers": 2, "num_heads": 4, "num_frequencies": 6},
           "unconstrained": {"hidden": (64, 64, 64), "num_frequencies": 6},
       },
       "encoders": {
           "cnn": {"channels": (32, 64, 64, 64), "hidden": 256},
+          "conv": {"channels": (32, 32, 32, 32), "hidden": (256, 256)},
           "transformer": {"width": 64, "depth": 2, "num_heads": 4, "patch_size": 4},
           "slot_attention": {"channels": (32, 32, 32), "width": 64, "iterations": 3},
       },
@@ -139,15 +141,17 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   return config
 
 
-MODEL_VARIANTS = ("additive", "alpha", "transformer", "unconstrained", "vae",
-                  "transformer_encoder", "slot_attention")
+MODEL_VARIANTS = ("additive", "alpha", "conv", "transformer", "unconstrained", "vae",
+                  "conv_encoder", "transformer_encoder", "slot_attention")
 
 
 def apply_model_variants(config: ml_collections.ConfigDict, variants: set[str]) -> None:
   """Decoder / encoder / VAE variants shared by every config file."""
-  for name in ("additive", "alpha", "transformer", "unconstrained"):
+  for name in ("additive", "alpha", "conv", "transformer", "unconstrained"):
     if name in variants:
       config.model.decoder = name
+  if "conv_encoder" in variants:
+    config.model.encoder = "conv"
   if "transformer_encoder" in variants:
     config.model.encoder = "transformer"
   if "slot_attention" in variants:
@@ -167,6 +171,8 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
     m.decoders[name].num_frequencies = 3
   m.decoders.transformer.update(width=32, num_layers=2, num_heads=2, num_frequencies=3)
   m.encoders.cnn.update(channels=(16, 16), hidden=64)
+  m.decoders.conv.update(hidden=(32,), channels=8)
+  m.encoders.conv.update(channels=(8, 8), hidden=(32,))
   m.encoders.transformer.update(width=32, depth=1, num_heads=2)
   m.encoders.slot_attention.update(channels=(16, 16), width=32, iterations=2)
   config.loss.interaction_warmup_steps = 2

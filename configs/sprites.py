@@ -15,9 +15,10 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
   data:    held_out (held-out shape combinations), iid (no split), tfds (read the TFDS
            builder `compgen_sprites/<scheme>_small`, or `_tiny` with smoke, built on first
            use; sizes no builder config renders, e.g. fast32, are refused)
-  decoder: additive (default), alpha, transformer (with the interaction penalty), unconstrained
-  encoder: transformer_encoder, slot_attention (default: cnn);  vae: β-VAE instead of an
-           autoencoder
+  decoder: additive (default), alpha, conv (additive, transposed convolutions), transformer
+           (with the interaction penalty), unconstrained
+  encoder: conv_encoder, transformer_encoder, slot_attention (default: cnn);  vae: β-VAE
+           instead of an autoencoder
   size:    quickstart (16x16, 4000 steps: the experiment of launch/quickstart.sh),
            fast32 (32x32 images, 2500 steps), smoke (16x16, 256/128/128 examples, 4 steps:
            the tests)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import ml_collections
 
-from compgen.models.decoders import (AdditiveDecoder, AlphaDecoder, TransformerDecoder,
-                                     UnconstrainedDecoder, interaction_penalty)
-from compgen.models.encoders import CNNEncoder, SlotAttentionEncoder, TransformerEncoder
+from compgen.models.decoders import (AdditiveDecoder, AlphaDecoder, ConvDecoder,
+                                     TransformerDecoder, UnconstrainedDecoder,
+                                     interaction_penalty)
+from compgen.models.encoders import (CNNEncoder, ConvEncoder, SlotAttentionEncoder,
+                                     TransformerEncoder)
 
-DECODERS = {"additive": AdditiveDecoder, "alpha": AlphaDecoder,
+DECODERS = {"additive": AdditiveDecoder, "alpha": AlphaDecoder, "conv": ConvDecoder,
             "transformer": TransformerDecoder, "unconstrained": UnconstrainedDecoder}
-ENCODERS = {"cnn": CNNEncoder, "transformer": TransformerEncoder,
+ENCODERS = {"cnn": CNNEncoder, "conv": ConvEncoder, "transformer": TransformerEncoder,
             "slot_attention": SlotAttentionEncoder}
 
 

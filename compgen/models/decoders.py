@@ -10,11 +10,16 @@ Every decoder returns a dict with "output" and decoder-specific extras:
                  keys/values, `num_layers` cross-attention blocks, an output MLP.
                  "attention": [B, layers, heads, P, K] for the interaction penalty.
   unconstrained  negative control outside F_int: all slots concatenated and decoded jointly.
-For images the per-pixel networks are spatial-broadcast MLPs on Fourier features of the pixel
-coordinates.
+  conv           (F_int, n = 0) f̂(z) = b + Σ_k φ(z_k) with one φ shared by the slots: an MLP
+                 to a 4×4 feature map, then stride-2 transposed convolutions up to the image
+                 (the slot decoder of Wiedemer et al.'s released code). Images 2^n ≥ 8 only.
+                 "slots": [B, K, H, W, C].
+For images the per-pixel networks of the other decoders are spatial-broadcast MLPs on Fourier
+features of the pixel coordinates.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import flax.linen as nn
@@ -153,6 +158,39 @@ class UnconstrainedDecoder(nn.Module):
       feats = _pixel_features(self.output_shape, self.num_frequencies)
       out = _SlotPixelMLP(self.hidden, self.output_shape[-1], feats)(flat)[:, 0]
     return {"output": out.reshape((-1,) + self.output_shape)}
+
+
+class ConvDecoder(nn.Module):
+  """f̂(z) = b + Σ_k φ(z_k): per slot, an MLP (`hidden`, then 4·4·`channels`, ELU between) to
+  a 4×4×`channels` map, log2(H/4) transposed convolutions (4×4, stride 2, ELU; the last to C
+  channels, no activation), the slots' images summed. One φ for exchangeable slots."""
+  output_shape: tuple[int, ...]
+  hidden: Sequence[int] = (256, 256)
+  channels: int = 32
+
+  @nn.compact
+  def __call__(self, z):
+    if len(self.output_shape) != 3:
+      raise ValueError("The conv decoder draws images; for vectors use 'additive', "
+                       "'transformer' or 'unconstrained'.")
+    h, w, c = self.output_shape
+    ups = int(round(math.log2(h / 4))) if h >= 8 else 0
+    if h != w or h < 8 or h != 4 * 2**ups:
+      raise ValueError(f"The conv decoder draws square images of 2^n >= 8 pixels a side, not "
+                       f"{h}x{w}: use a resolution of 8, 16, 32, 64, ...")
+    b, k, _ = z.shape
+    x = z.reshape(b * k, -1)
+    for width in tuple(self.hidden) + (4 * 4 * self.channels,):
+      x = nn.elu(nn.Dense(width)(x))
+    x = x.reshape(b * k, 4, 4, self.channels)
+    for i in range(ups):
+      last = i == ups - 1
+      x = nn.ConvTranspose(c if last else self.channels, (4, 4), strides=(2, 2),
+                           padding="SAME")(x)
+      x = x if last else nn.elu(x)
+    slots = x.reshape(b, k, h, w, c)
+    bias = self.param("bias", nn.initializers.zeros, self.output_shape)
+    return {"output": bias + slots.sum(axis=1), "slots": slots}
 
 
 def interaction_penalty(attention: jax.Array) -> jax.Array:

@@ -3,6 +3,8 @@
 Each returns {"mean": [B, K, m]} and, when `variational`, {"logvar": [B, K, m]} too.
   cnn          strided convolutions (images) or an MLP (vectors), then a slot head that maps
                the pooled features to K slots of m dims.
+  conv         the encoder of Wiedemer et al.'s released code: 4×4 stride-2 convolutions with
+               ELU, flattened, an ELU MLP, the slot head. Images only.
   transformer  patch (or per-dimension) tokens with learned positions, self-attention
                blocks, then K learned slot queries that cross-attend to the tokens.
   slot_attention  a stride-1 conv backbone with a positional embedding, then slot attention
@@ -52,6 +54,27 @@ class CNNEncoder(nn.Module):
       x = x.reshape(x.shape[0], -1)
     x = layers.MLP((self.hidden, self.hidden))(x)
     return _slot_head(nn.gelu(x), self.num_slots, self.slot_dim, self.variational)
+
+
+class ConvEncoder(nn.Module):
+  """Conv stack (4×4, stride 2, ELU) -> flatten -> ELU MLP -> slot head (images only)."""
+  num_slots: int
+  slot_dim: int
+  variational: bool = False
+  channels: Sequence[int] = (32, 32, 32, 32)
+  hidden: Sequence[int] = (256, 256)
+
+  @nn.compact
+  def __call__(self, x):
+    if x.ndim != 4:
+      raise ValueError("The conv encoder reads images [B, H, W, C]; for vectors use 'cnn' or "
+                       "'transformer'.")
+    for ch in self.channels:
+      x = nn.elu(nn.Conv(ch, (4, 4), strides=(2, 2), padding="SAME")(x))
+    x = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      x = nn.elu(nn.Dense(width)(x))
+    return _slot_head(x, self.num_slots, self.slot_dim, self.variational)
 
 
 class _Block(nn.Module):

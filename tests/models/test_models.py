@@ -10,10 +10,11 @@ from compgen import config_lib, models
 IMAGE, VECTOR = (16, 16, 3), (12,)
 
 DECODER_PARAMS = {("additive", IMAGE): 11651, ("additive", VECTOR): 9816,
-                  ("alpha", IMAGE): 10952,
+                  ("alpha", IMAGE): 10952, ("conv", IMAGE): 218403,
                   ("transformer", IMAGE): 82307, ("transformer", VECTOR): 77057,
                   ("unconstrained", IMAGE): 11267, ("unconstrained", VECTOR): 10188}
 ENCODER_PARAMS = {("cnn", False, IMAGE): 252144, ("cnn", False, VECTOR): 73232,
+                  ("conv", False, IMAGE): 129168, ("conv", True, IMAGE): 133280,
                   ("cnn", True, IMAGE): 256256, ("cnn", True, VECTOR): 77344,
                   ("transformer", False, IMAGE): 105352, ("transformer", False, VECTOR): 102088,
                   ("transformer", True, IMAGE): 105872, ("transformer", True, VECTOR): 102608,
@@ -69,9 +70,32 @@ def _mixed_difference(name, shape):
   return float(jnp.abs(f(a, b) + f(a2, b2) - f(a, b2) - f(a2, b)).max())
 
 
-@pytest.mark.parametrize("shape", [IMAGE, VECTOR])
-def test_additive_decoder_has_no_cross_slot_interaction(shape):
-  assert _mixed_difference("additive", shape) < 1e-5
+@pytest.mark.parametrize("name, shape", [("additive", IMAGE), ("additive", VECTOR),
+                                         ("conv", IMAGE)])
+def test_additive_decoders_have_no_cross_slot_interaction(name, shape):
+  assert _mixed_difference(name, shape) < 1e-5
+
+
+def test_conv_decoder_moves_only_the_changed_slots_term_at_every_resolution():
+  """f̂(z) = b + Σ_k φ(z_k), one φ: slot terms are φ of that slot alone; images 2^n ≥ 8."""
+  z = jnp.asarray(np.random.default_rng(0).normal(size=(3, 2, 8)), jnp.float32)
+  moved = z.at[:, 0].add(1.0)
+  for side in (8, 16, 32, 64):
+    dec, params = _decoder("conv", (side, side, 3))
+    out, out_moved = dec.apply(params, z), dec.apply(params, moved)
+    chex.assert_shape(out["output"], (3, side, side, 3))
+    chex.assert_shape(out["slots"], (3, 2, side, side, 3))
+    np.testing.assert_allclose(out_moved["slots"][:, 1], out["slots"][:, 1], atol=1e-6)
+    assert float(jnp.abs(out_moved["slots"][:, 0] - out["slots"][:, 0]).max()) > 1e-3
+    np.testing.assert_allclose(out["output"] - out["slots"].sum(1), out_moved["output"]
+                               - out_moved["slots"].sum(1), atol=1e-5)  # the same bias b
+    # one φ for exchangeable slots: slot 1's term is φ applied to z_1 in slot 0's place
+    np.testing.assert_allclose(dec.apply(params, z[:, ::-1])["slots"][:, 0], out["slots"][:, 1],
+                               atol=1e-5)
+    np.testing.assert_allclose(dec.apply(params, z[:, ::-1])["output"], out["output"], atol=1e-5)
+  for bad in ((12, 12, 3), (4, 4, 3), (16, 32, 3), (12,)):
+    with pytest.raises(ValueError, match="conv decoder"):
+      _decoder("conv", bad)
 
 
 @pytest.mark.parametrize("name, shape", [("unconstrained", IMAGE), ("unconstrained", VECTOR),
@@ -120,6 +144,9 @@ def test_unknown_names_and_impossible_shapes_are_refused():
   cfg.decoder = "alpha"
   with pytest.raises(ValueError, match="draws images"):
     _decoder("alpha", VECTOR)
+  cfg.encoder = "conv"
+  with pytest.raises(ValueError, match="reads images"):
+    models.make_encoder(cfg, 2).init(jax.random.PRNGKey(0), jnp.zeros((1, 12)))
   cfg.encoder = "slot_attention"
   with pytest.raises(ValueError, match="reads images"):
     models.make_encoder(cfg, 2).init(jax.random.PRNGKey(0), jnp.zeros((1, 12)))

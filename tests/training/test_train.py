@@ -25,6 +25,7 @@ def _metrics(workdir):
 SMOKE_RUNS = [("sprites", "smoke"), ("sprites", "alpha,smoke"),
               ("sprites", "transformer,smoke"), ("sprites", "unconstrained,smoke"),
               ("sprites", "transformer_encoder,vae,smoke"), ("sprites", "slot_attention,smoke"),
+              ("sprites", "conv,conv_encoder,smoke"),
               ("synthetic", "smoke"),
               ("synthetic", "transformer,smoke"), ("synthetic", "unconstrained,vae,smoke")]
 
