@@ -14,11 +14,17 @@ Sections (`--sections`, all by default), each on freshly initialised default spr
              same encoder step on pre-decoded images
   streaming  continuous batching (`stream_search`) vs fixed-step search to the same tolerance,
              through the true sprites renderer, on a half-easy, half-hard mix of starts
+  train      one jitted ID train step (Eq. 4.2, Adam, batch `--train_batch_size`) per
+             decoder:encoder pair (`--train_models`) and resolution (`--train_resolutions`):
+             examples/s, XLA's FLOPs per example and the fraction of the matmul rate; the
+             ratio of each pair to the first one, measured side by side
 Writes JSON (`--out`) and prints a table. Ratios are measured in one run on one machine.
 """
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 
 import jax
@@ -34,7 +40,7 @@ from compgen.inversion import replay, search
 from compgen.models import decoders as decoders_lib
 from compgen.training import train_lib
 
-SECTIONS = ("search", "loop", "torch", "replay", "streaming")
+SECTIONS = ("search", "loop", "torch", "replay", "streaming", "train")
 _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Which of {SECTIONS} to run.")
 _DECODERS = flags.DEFINE_list("decoders", ["alpha", "transformer"], "Decoders to time.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "256", "1024"], "Batch sizes.")
@@ -44,6 +50,13 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls; the fastest counts."
 _MICRO_BATCH = flags.DEFINE_integer("micro_batch", -1, "Searcher/replay micro-batch: -1 auto "
                                     "(1 on CPU), 0 whole batch; the whole batch is also timed "
                                     "at batch 256 for comparison.")
+_TRAIN_MODELS = flags.DEFINE_list(
+    "train_models", ["additive:cnn", "conv:conv"],
+    "decoder:encoder pairs the train section times; the first is the baseline of the ratios "
+    "(additive:cnn is the sprites default: one shared φ, 6 dims per slot).")
+_TRAIN_RESOLUTIONS = flags.DEFINE_list("train_resolutions", ["16", "32", "64"],
+                                       "Image sizes the train section times.")
+_TRAIN_BATCH = flags.DEFINE_integer("train_batch_size", 64, "Batch size of the train section.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny sizes: checks that everything runs.")
 _OUT = flags.DEFINE_string("out", "bench.json", "Where the JSON results go.")
 
@@ -69,6 +82,17 @@ def _decoder(name: str, resolution: int, batch_size: int, slot_dim: int = 8):
   params = dec.init(jax.random.PRNGKey(1), z[:1])
   x = jax.random.uniform(jax.random.PRNGKey(2), (batch_size, resolution, resolution, 3))
   return dec, params, x, z
+
+
+def cpu_model() -> str:
+  """The host CPU's model name (/proc/cpuinfo on Linux), and its core count."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      name = next((line.split(":", 1)[1].strip() for line in f
+                   if line.startswith("model name")), "")
+  except OSError:
+    name = ""
+  return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def matmul_flops_per_s(n: int = 1024, repeats: int = 5) -> float:
@@ -269,16 +293,56 @@ def streaming_comparison(resolution: int, num_images: int, batch_size: int, max_
                      max(fixed_converged.sum() / t_fixed, 1e-9)}
 
 
+def train_throughput(decoder: str, encoder: str, resolution: int, batch_size: int,
+                     repeats: int, steps: int = 5, matmul_rate: float | None = None) -> dict:
+  """Examples/s of one jitted, donated ID train step (Eq. 4.2, default optimiser) of the
+  sprites models `decoder` + `encoder` (sprites defaults: additive φ shared by the slots, 6
+  dims per slot), with XLA's FLOPs per example."""
+  config = config_lib.base_config("sprites")
+  config.model.update(decoder=decoder, encoder=encoder, slot_dim=6)
+  config.model.decoders.additive.slot_index = False
+  rng = np.random.default_rng(0)
+  batch = {"image": jnp.asarray(rng.uniform(size=(batch_size, resolution, resolution, 3)),
+                                jnp.float32),
+           "latents": jnp.zeros((batch_size, 2, 5), jnp.float32)}
+  model = train_lib.build_model(config, batch)
+  optimizer = train_lib.make_optimizer(config.optim, 1000)
+  state = train_lib.state_initializer(config, model, optimizer, batch)()
+  step = jax.jit(train_lib.make_train_step(model, config, optimizer), donate_argnums=0)
+  key = jax.random.PRNGKey(0)
+  cost = step.lower(state, batch, key).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get("flops", float("nan"))) / batch_size if cost else float("nan")
+  holder = [state]
+
+  def run():
+    for _ in range(steps):
+      holder[0], _ = step(holder[0], batch, key)
+    jax.block_until_ready(holder[0].params)
+  first, best = _best_time(run, repeats)
+  rate = batch_size * steps / best
+  row = {"decoder": decoder, "encoder": encoder, "resolution": resolution,
+         "batch_size": batch_size, "examples_per_s": rate, "first_call_s": first,
+         "flops_per_example": flops,
+         "parameters": int(sum(x.size for x in jax.tree.leaves(state.params)))}
+  if matmul_rate:
+    row["fraction_of_matmul_rate"] = rate * flops / matmul_rate
+  return row
+
+
 def run_benchmarks(sections, decoders, batch_sizes, resolution, steps, repeats,
-                   quick: bool = False, micro_batch: int = -1) -> dict:
+                   quick: bool = False, micro_batch: int = -1,
+                   train_models=("additive:cnn", "conv:conv"), train_resolutions=(16, 32, 64),
+                   train_batch_size: int = 64) -> dict:
   """All requested sections; `quick` shrinks every size so the whole run takes seconds."""
   if quick:
     resolution, steps, repeats, batch_sizes = 8, 2, 1, [2]
+    train_resolutions, train_batch_size = (8,), 2
   unknown = set(sections) - set(SECTIONS)
   if unknown:
     raise ValueError(f"Unknown bench section(s) {sorted(unknown)}: choose from {SECTIONS}.")
   big = max(batch_sizes)  # the PyTorch comparison runs at min(big, 256)
-  out = {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
+  out = {"jax": jax.__version__, "devices": [str(d) for d in jax.devices()], "cpu": cpu_model(),
          "date": time.strftime("%Y-%m-%d"), "resolution": resolution, "quick": quick,
          "micro_batch": parallel.resolve_micro_batch(micro_batch),
          "matmul_flops_per_s": matmul_flops_per_s(128 if quick else 1024)}
@@ -301,13 +365,21 @@ def run_benchmarks(sections, decoders, batch_sizes, resolution, steps, repeats,
     out["streaming"] = streaming_comparison(
         resolution, 4 if quick else 128, 2 if quick else 64, 4 if quick else 400,
         2 if quick else 25)
+  if "train" in sections:
+    pairs = [tuple(m.split(":")) for m in train_models]
+    bad = [m for m, p in zip(train_models, pairs) if len(p) != 2]
+    if bad:
+      raise ValueError(f"--train_models {bad}: write decoder:encoder, e.g. conv:conv.")
+    out["train"] = [train_throughput(d, e, r, train_batch_size, repeats,
+                                     2 if quick else 5, out["matmul_flops_per_s"])
+                    for r in train_resolutions for d, e in pairs]
   return out
 
 
 def format_table(results: dict) -> str:
   """The results as text tables, with each target's ratio."""
   lines = [f"matmul: {results['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s "
-           f"({results['devices'][0]}, jax {results['jax']})", "",
+           f"({results['devices'][0]}; {results.get('cpu', '?')}; jax {results['jax']})", "",
            f"{'decoder':<12}{'batch':>6}{'micro':>6}{'image-steps/s':>15}{'compile s':>11}"
            f"{'MFLOP/img-step':>16}{'of matmul':>11}{'memory MB':>11}"]
   for r in results.get("search", []):
@@ -342,6 +414,17 @@ def format_table(results: dict) -> str:
                      f"(compgen {r['speedup_vs_torch']:.2f}x; encoder ports differ by "
                      f"{r['torch_encoder_max_abs_diff']:.1e})"
                      if "torch_replay_steps_per_s" in r else ""))
+  rows = results.get("train", [])
+  if rows:
+    base = {r["resolution"]: r for r in rows[::-1]}  # the first pair at each resolution
+    lines += ["", f"{'train: decoder:encoder':<24}{'res':>5}{'examples/s':>12}"
+              f"{'vs first':>10}{'MFLOP/example':>15}{'of matmul':>11}"]
+    for r in rows:
+      lines.append(f"{r['decoder'] + ':' + r['encoder']:<24}{r['resolution']:>5}"
+                   f"{r['examples_per_s']:>12.1f}"
+                   f"{r['examples_per_s'] / base[r['resolution']]['examples_per_s']:>9.2f}x"
+                   f"{r['flops_per_example'] / 1e6:>15.1f}"
+                   f"{r.get('fraction_of_matmul_rate', float('nan')):>11.1%}")
   s = results.get("streaming")
   if s:
     lines.append(f"\nStreaming: {s['stream_converged']}/{s['images']} converged in "
@@ -354,7 +437,9 @@ def main(argv):
   del argv
   results = run_benchmarks(_SECTIONS.value, _DECODERS.value,
                            [int(b) for b in _BATCH_SIZES.value], _RESOLUTION.value,
-                           _STEPS.value, _REPEATS.value, _QUICK.value, _MICRO_BATCH.value)
+                           _STEPS.value, _REPEATS.value, _QUICK.value, _MICRO_BATCH.value,
+                           _TRAIN_MODELS.value, [int(r) for r in _TRAIN_RESOLUTIONS.value],
+                           _TRAIN_BATCH.value)
   with open(_OUT.value, "w") as f:
     json.dump(results, f, indent=2, default=float)
   print(format_table(results))

@@ -36,6 +36,10 @@ def test_quick_bench_cli_writes_consistent_json_and_prints_a_table(tmp_path):
   assert results["replay"]["torch_encoder_max_abs_diff"] < 1e-4  # same encoder in PyTorch
   streaming = results["streaming"]
   assert 0 <= streaming["stream_converged"] <= streaming["images"]
+  assert [(r["decoder"], r["encoder"], r["resolution"]) for r in results["train"]] == [
+      ("additive", "cnn", 8), ("conv", "conv", 8)]
+  assert all(r["examples_per_s"] > 0 and r["flops_per_example"] > 0 for r in results["train"])
+  assert "train: decoder:encoder" in proc.stdout
 
 
 def test_launch_scripts_parse():
