@@ -14,7 +14,8 @@ from compgen.data import pipeline, report, scenes
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 VARIANTS = {"sprites": ["", "smoke", "held_out,smoke", "iid,smoke"],
-            "synthetic": ["", "smoke", "n1,smoke", "n2,smoke", "mlp,smoke", "iid,smoke"]}
+            "synthetic": ["", "smoke", "n1,smoke", "n2,smoke", "mlp,smoke", "iid,smoke",
+                          "diagonal,smoke"]}
 
 
 def _load(path, arg):
