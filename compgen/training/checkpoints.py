@@ -18,21 +18,34 @@ from compgen import files
 _COMPATIBLE_SECTIONS = ("data", "model")
 
 
+def _used(section: str, value):
+  """What of a saved or current config section the run depends on: the model section keeps
+  its decoder's and encoder's settings only (settings of other decoders, or decoders added
+  later, do not make a workdir another run's)."""
+  if section != "model" or not isinstance(value, dict):
+    return value
+  kept = {k: v for k, v in value.items() if k not in ("decoders", "encoders")}
+  for group, name in (("decoders", value.get("decoder")), ("encoders", value.get("encoder"))):
+    kept[group] = {name: (value.get(group) or {}).get(name)}
+  return kept
+
+
 class CheckpointError(RuntimeError):
   """A checkpoint or workdir that cannot be used; the message says why and what to do."""
 
 
 def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
                          write: bool = True) -> None:
-  """Refuses a workdir whose saved config.json differs in data or model; else (if `write`)
-  saves the config there."""
+  """Refuses a workdir whose saved config.json differs in data or in the model it trains (its
+  decoder's and encoder's settings); else (if `write`) saves the config there."""
   path = files.path(workdir, "config.json")
   current = json.loads(config.to_json_best_effort())
   if path.exists():
     saved = files.read_json(path)
-    diffs = [f"{section}: {_diff(saved.get(section), current.get(section))}"
-             for section in _COMPATIBLE_SECTIONS
-             if saved.get(section) != current.get(section)]
+    pairs = {section: (_used(section, saved.get(section)), _used(section, current.get(section)))
+             for section in _COMPATIBLE_SECTIONS}
+    diffs = [f"{section}: {_diff(old, new)}" for section, (old, new) in pairs.items()
+             if old != new]
     if diffs:
       raise CheckpointError(
           f"{workdir} holds a run of a different config ({'; '.join(diffs)}). Use a new "

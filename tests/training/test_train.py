@@ -69,8 +69,13 @@ def test_workdir_of_another_config_is_refused(tmp_path):
   other = get_config("synthetic", "transformer,smoke")
   with pytest.raises(checkpoints.CheckpointError, match="model: decoder was 'additive', now 'transformer'"):
     train_lib.train_and_evaluate(other, str(tmp_path))
+  wider = get_config("synthetic", "smoke")
+  wider.model.decoders.additive.hidden = (48, 48)
+  with pytest.raises(checkpoints.CheckpointError, match="decoders.additive.hidden"):
+    train_lib.train_and_evaluate(wider, str(tmp_path))
   longer = get_config("synthetic", "smoke")
   longer.train.num_steps = 6  # training longer is the same run
+  longer.model.decoders.transformer.width = 48  # a decoder this run does not use
   assert int(train_lib.train_and_evaluate(longer, str(tmp_path)).step) == 6
 
 
