@@ -31,6 +31,8 @@ import numpy as np
 SCHEMES = ("diagonal", "l_shaped", "held_out_combinations", "iid")
 BANDS = ("joint", "per_latent")
 DOMAINS = ("id", "ood")
+
+
 @dataclasses.dataclass(frozen=True)
 class SplitSpec:
   """Which slot combinations are in-domain.
