@@ -8,6 +8,8 @@ Each cell runs the whole experiment (control off) in `{workdir}/{cell}/`; a reru
 Writes `{workdir}/sweep.json` and `sweep.png` (OOD identifiability per method against the first
 axis, one panel per value of the second and third axes) and prints the OOD table.
 """
+import sys
+
 from absl import flags
 
 from compgen import cli
@@ -28,10 +30,15 @@ def main():
   for text in _SET.value:
     key, sep, value = text.partition("=")
     if not sep:
-      raise ValueError(f"--set={text!r}: write KEY=VALUE, e.g. --set=train.num_steps=1000.")
-    overrides[key.strip()] = sweep._literal(value.strip())
-  result = sweep.run_sweep(_CONFIG_SPEC.value, [sweep.Axis.parse(a) for a in _GRID.value],
-                           _WORKDIR.value, overrides)
+      sys.exit(f"compgen.sweep: --set={text!r}: write KEY=VALUE, e.g. "
+               "--set=train.num_steps=1000.")
+    overrides[key.strip()] = sweep.parse_value(value.strip())
+  try:
+    axes = [sweep.Axis.parse(a) for a in _GRID.value]
+    sweep.check_grid(_CONFIG_SPEC.value, axes, overrides)
+  except (FileNotFoundError, KeyError, TypeError, ValueError) as e:
+    sys.exit(f"compgen.sweep: {e.args[0] if isinstance(e, KeyError) else e}")
+  result = sweep.run_sweep(_CONFIG_SPEC.value, axes, _WORKDIR.value, overrides)
   cli.report(sweep.format_table(result))
   cli.report(f"\nWrote {_WORKDIR.value}/sweep.json and sweep.png "
              f"({result['wall_seconds'] / 60:.1f} min).")

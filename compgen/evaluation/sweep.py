@@ -51,10 +51,10 @@ class Axis:
     if not sep or not key or not values.strip():
       raise ValueError(f"Grid axis {text!r}: write KEY=V1,V2,... (e.g. "
                        "'data.split.delta=0.1,0.25' or 'variant=n0,mlp').")
-    return cls(key, tuple(_literal(v.strip()) for v in values.split(",") if v.strip()))
+    return cls(key, tuple(parse_value(v.strip()) for v in values.split(",") if v.strip()))
 
 
-def _literal(text: str):
+def parse_value(text: str):
   """'0.25' -> 0.25, 'True' -> True, 'additive' -> 'additive'."""
   try:
     return ast.literal_eval(text)
@@ -107,19 +107,26 @@ def _cell_results(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return experiment_lib.run_experiment(config, workdir)
 
 
-def run_sweep(config_spec: str, axes: list[Axis], workdir: str,
-              overrides: dict | None = None) -> dict:
-  """Runs the grid (see the module doc); returns the contents of sweep.json."""
+def check_grid(config_spec: str, axes: list[Axis], overrides: dict | None = None) -> None:
+  """Refuses an empty or repeated axis, and a misspelt key, variant or value of the wrong
+  type (KeyError / TypeError / ValueError), before hours of running, not at its first cell."""
   if not axes:
     raise ValueError("A sweep needs at least one grid axis (e.g. 'data.split.delta=0.1,0.25').")
   keys = [a.key for a in axes]
   if len(set(keys)) < len(keys):
     raise ValueError(f"Grid axes {keys} name a key twice; give each key one axis.")
-  for axis in axes:  # refuse a misspelt key before hours of running, not at its first cell
+  for axis in axes:
     if not axis.values:
       raise ValueError(f"Grid axis {axis.key!r} has no values.")
     for value in axis.values:
       cell_config(config_spec, {axis.key: value}, overrides)
+
+
+def run_sweep(config_spec: str, axes: list[Axis], workdir: str,
+              overrides: dict | None = None) -> dict:
+  """Runs the grid (see the module doc); returns the contents of sweep.json."""
+  check_grid(config_spec, axes, overrides)
+  keys = [a.key for a in axes]
   cells = [dict(zip(keys, combo)) for combo in itertools.product(*(a.values for a in axes))]
   out = {"config": config_spec, "overrides": dict(overrides or {}),
          "axes": [{"key": a.key, "values": list(a.values)} for a in axes], "cells": []}

@@ -2,6 +2,8 @@
 tests/evaluation/test_experiment.py); sweep.json, the table and the map."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -69,3 +71,13 @@ def test_bad_grids_are_refused_before_anything_runs(tmp_path):
   assert not os.listdir(tmp_path)
   with pytest.raises(ValueError, match="1 to 3 grid axes"):
     plots.sweep_map({"axes": [{"key": k, "values": [0]} for k in "abcd"], "cells": []})
+
+
+def test_the_sweep_cli_refuses_a_misspelt_key_in_one_line(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "compgen.sweep", f"--config={SPEC}",
+                        f"--workdir={tmp_path / 'w'}", "--grid=data.split.detla=0.1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+  assert out.returncode == 1
+  assert out.stderr.strip().splitlines()[-1].startswith(
+      "compgen.sweep: Unknown config key 'data.split.detla'"), out.stderr[-2000:]
+  assert "Did you mean data.split.delta" in out.stderr and not (tmp_path / "w").exists()
