@@ -11,7 +11,6 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
@@ -57,11 +56,11 @@ def l_shaped():
   return spec, scenes.generate(spec, "train"), scenes.generate(spec, "test_ood")
 
 
-def _fit_decoder(name, z, x, steps=2000):
-  """A decoder learned by regression on ID pairs: min ‖x − f̂(z)‖² (Adam, batch 256)."""
+def _fit_additive_decoder(z, x, steps=2000):
+  """An additive decoder learned by regression on ID pairs: min ‖x − f̂(z)‖² (Adam, batch 256)."""
   cfg = config_lib.model_config(slot_dim=2)
-  decoder = models.make_decoder(ml_collections.ConfigDict({**cfg.to_dict(), "decoder": name}),
-                                (x.shape[1],))
+  cfg.decoder = "additive"
+  decoder = models.make_decoder(cfg, (x.shape[1],))
   params = decoder.init(jax.random.PRNGKey(0), z[:1])["params"]
   optimizer = optax.adam(optax.cosine_decay_schedule(1e-3, steps, 0.1))
   decode = lambda p, z: decoder.apply({"params": p}, z)["output"]
@@ -99,7 +98,7 @@ def test_search_and_replay_through_a_learned_additive_decoder_beat_the_encoder_o
   supervised = _train_encoder(replay.dataset_sampler(128), (x, z), dim=64, slot_dim=2)
   guess = np.asarray(supervised(x_ood))
   prior = priors.fit_prior("empirical", np.asarray(z))  # ID latents, slots sampled independently
-  decode, params = _fit_decoder("additive", z, x)
+  decode, params = _fit_additive_decoder(z, x)
   searcher = search_lib.Searcher(decode, optax.adam(0.03), num_steps=150)
   starts = search_run.add_restarts(jnp.asarray(guess), prior, 4, jax.random.PRNGKey(2))
   result = searcher(params, x_ood, starts)
