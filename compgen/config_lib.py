@@ -52,7 +52,7 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
 def model_config(slot_dim: int) -> ml_collections.ConfigDict:
   """Defaults of `config.model`: which decoder/encoder, and each one's own settings."""
   return ml_collections.ConfigDict({
-      "decoder": "alpha",            # "additive" | "alpha" | "conv" | "transformer" | "unconstrained"
+      "decoder": "alpha",            # a name in `decoders` below
       "encoder": "cnn",              # "cnn" | "conv" | "transformer" | "slot_attention"
       "slot_dim": slot_dim,          # m̂, latent dims per slot
       "variational": False,          # VAE (β-KL, reparametrised sampling) instead of AE
@@ -63,6 +63,7 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
           "conv": {"hidden": (256, 256), "channels": 32},
           "transformer": {"width": 64, "num_layers": 2, "num_heads": 4, "num_frequencies": 6},
           "unconstrained": {"hidden": (64, 64, 64), "num_frequencies": 6},
+          "unconstrained_conv": {"hidden": (256, 256), "channels": 32},  # conv's control
       },
       "encoders": {
           "cnn": {"channels": (32, 64, 64, 64), "hidden": 256},
@@ -122,6 +123,7 @@ def experiment_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({"experiment": {
       "seeds": 1,                    # models trained per decoder, seeds 0..seeds-1
       "control": "unconstrained",    # decoder of the negative control; "" for none
+      "control_seeds": -1,           # seeds 0..n-1 the control runs; -1 = all `seeds`
       "fit_examples": 1000,          # ID training images the readouts are fitted on
       "eval_examples": 1000,         # test_id / test_ood images scored
       "readout_fit": "own",          # "own" (each method's ID latents) | "encoder" (ĝ's)
@@ -141,13 +143,15 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
   return config
 
 
-MODEL_VARIANTS = ("additive", "alpha", "conv", "transformer", "unconstrained", "vae",
+DECODER_VARIANTS = ("additive", "alpha", "conv", "transformer", "unconstrained",
+                    "unconstrained_conv")
+MODEL_VARIANTS = DECODER_VARIANTS + ("vae",
                   "conv_encoder", "transformer_encoder", "slot_attention")
 
 
 def apply_model_variants(config: ml_collections.ConfigDict, variants: set[str]) -> None:
   """Decoder / encoder / VAE variants shared by every config file."""
-  for name in ("additive", "alpha", "conv", "transformer", "unconstrained"):
+  for name in DECODER_VARIANTS:
     if name in variants:
       config.model.decoder = name
   if "conv_encoder" in variants:
@@ -172,6 +176,7 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   m.decoders.transformer.update(width=32, num_layers=2, num_heads=2, num_frequencies=3)
   m.encoders.cnn.update(channels=(16, 16), hidden=64)
   m.decoders.conv.update(hidden=(32,), channels=8)
+  m.decoders.unconstrained_conv.update(hidden=(32,), channels=8)
   m.encoders.conv.update(channels=(8, 8), hidden=(32,))
   m.encoders.transformer.update(width=32, depth=1, num_heads=2)
   m.encoders.slot_attention.update(channels=(16, 16), width=32, iterations=2)

@@ -16,11 +16,12 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
            builder `compgen_sprites/<scheme>_small`, or `_tiny` with smoke, built on first
            use; sizes no builder config renders, e.g. fast32, are refused)
   decoder: additive (default), alpha, conv (additive, transposed convolutions), transformer
-           (with the interaction penalty), unconstrained
+           (with the interaction penalty), unconstrained, unconstrained_conv (conv's control)
   encoder: conv_encoder, transformer_encoder, slot_attention (default: cnn);  vae: β-VAE
            instead of an autoencoder
   size:    quickstart (16x16, 4000 steps: the experiment of launch/quickstart.sh),
-           fast32 (32x32 images, 2500 steps), smoke (16x16, 256/128/128 examples, 4 steps:
+           fast32 (32x32 images, 2500 steps), bench32 (the 32x32 benchmark: conv decoder
+           and encoder, AdamW 4e-4, 6000 steps, control `unconstrained_conv`), smoke (16x16, 256/128/128 examples, 4 steps:
            the tests)
 
 Measured results and commands: README.md, "Measured".
@@ -30,7 +31,7 @@ from compgen import config_lib
 
 def get_config(arg=None):
   variants = config_lib.parse_variants(
-      arg, ("smoke", "quickstart", "fast32", "held_out", "iid", "tfds") + config_lib.MODEL_VARIANTS)
+      arg, ("smoke", "quickstart", "fast32", "bench32", "held_out", "iid", "tfds") + config_lib.MODEL_VARIANTS)
   config = config_lib.base_config("sprites")
   data = config.data
   # The benchmark's defaults: the per-latent diagonal band (config_lib.data_config) and an
@@ -53,6 +54,15 @@ def get_config(arg=None):
     config.train.update(num_steps=2500, eval_every=500)
     config.search.num_steps = 100
     config.experiment.update(fit_examples=500, eval_examples=250)
+  if "bench32" in variants:  # the 32x32 benchmark: conv slot decoder, released-code recipe
+    data.sprites.resolution = 32
+    config.model.update(decoder="conv", encoder="conv")
+    config.experiment.update(control="unconstrained_conv", control_seeds=1)
+    config.optim.update(name="adamw", learning_rate=4e-4, weight_decay=1e-3, warmup_steps=200)
+    config.train.update(num_steps=6000, batch_size=64, eval_every=1000, eval_examples=500)
+    config.search.update(num_steps=100, restarts=2, prior="empirical")
+    config.replay.update(num_steps=1000, batch_size=64, eval_every=500)
+    config.experiment.update(fit_examples=500, eval_examples=250, readout_steps=500)
   if "quickstart" in variants:  # the CPU-sized experiment of launch/quickstart.sh
     data.sprites.resolution = 16
     config.train.update(num_steps=4000, batch_size=32, eval_every=1000, checkpoint_every=1000)

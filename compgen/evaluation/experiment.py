@@ -1,8 +1,8 @@
 """The generative-vs-non-generative experiment: `run_experiment(config, workdir)`.
 
 For each seed s < `experiment.seeds` and each model — the configured decoder and, unless it is
-already one, the `experiment.control` decoder (the unconstrained negative control) — in the
-workdir `{workdir}/seed{s}/{decoder}` it runs (reusing whatever is already there):
+already one, the `experiment.control` decoder (the unconstrained negative control; only for
+s < `experiment.control_seeds` when that is ≥ 0) — in the workdir `{workdir}/seed{s}/{decoder}` it runs (reusing whatever is already there):
 
   ID training (Eq. 4.2, `compgen.train`) → replay (Eq. 4.4, `compgen.replay`) → perception of
   ID and OOD test images by four methods:
@@ -191,8 +191,11 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   arrays = load_arrays(config)
   names, num_categories = factor_names(config, arrays)
   runs, stage_seconds, interaction, pictures, traces = [], {}, {}, {}, {}
+  control_seeds = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
   for seed in range(ec.seeds):
     for label, base in model_configs(config).items():
+      if label != config.model.decoder and seed >= control_seeds:
+        continue
       cfg = ml_collections.ConfigDict(base.to_dict())
       cfg.seed = seed
       wd = str(files.path(workdir, f"seed{seed}", label))
@@ -220,7 +223,8 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                        for m in ("search", "replay_search") for s in ("id", "ood")})
   summary = _aggregate(runs)
   results = {"summary": summary, "runs": runs, "interaction": interaction,
-             "seeds": list(range(ec.seeds)), "stage_seconds": stage_seconds,
+             "seeds": list(range(ec.seeds)), "control_seeds": list(range(control_seeds)),
+             "stage_seconds": stage_seconds,
              "wall_seconds": time.perf_counter() - start, "factor_names": names,
              "config": config.to_dict()}
   if jax.process_index() == 0:
@@ -236,8 +240,10 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
       f"- {label}: Jacobian overlap {np.mean([r['jacobian_overlap'] for r in rows]):.3f}, "
       f"cross-slot Hessian share {np.mean([r['hessian_cross'] for r in rows]):.3f}"
       for label, rows in results["interaction"].items())
+  control = ("" if results["control_seeds"] == results["seeds"]
+             else f", control seeds {results['control_seeds']}")
   (out / "results.md").write_text(
-      f"# Experiment results (seeds {results['seeds']}, "
+      f"# Experiment results (seeds {results['seeds']}{control}, "
       f"{results['wall_seconds'] / 60:.1f} min)\n\n{table}\n\n"
       f"Decoder interaction statistics (at ID encoder latents):\n{interaction}\n")
   summary = results["summary"]

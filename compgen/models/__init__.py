@@ -7,13 +7,15 @@ from __future__ import annotations
 import ml_collections
 
 from compgen.models.decoders import (AdditiveDecoder, AlphaDecoder, ConvDecoder,
-                                     TransformerDecoder, UnconstrainedDecoder,
+                                     TransformerDecoder, UnconstrainedConvDecoder,
+                                     UnconstrainedDecoder,
                                      interaction_penalty)
 from compgen.models.encoders import (CNNEncoder, ConvEncoder, SlotAttentionEncoder,
                                      TransformerEncoder)
 
 DECODERS = {"additive": AdditiveDecoder, "alpha": AlphaDecoder, "conv": ConvDecoder,
-            "transformer": TransformerDecoder, "unconstrained": UnconstrainedDecoder}
+            "transformer": TransformerDecoder, "unconstrained": UnconstrainedDecoder,
+            "unconstrained_conv": UnconstrainedConvDecoder}
 ENCODERS = {"cnn": CNNEncoder, "conv": ConvEncoder, "transformer": TransformerEncoder,
             "slot_attention": SlotAttentionEncoder}
 

@@ -14,6 +14,7 @@ Every decoder returns a dict with "output" and decoder-specific extras:
                  to a 4×4 feature map, then stride-2 transposed convolutions up to the image
                  (the slot decoder of Wiedemer et al.'s released code). Images 2^n ≥ 8 only.
                  "slots": [B, K, H, W, C].
+  unconstrained_conv  its negative control: the same network drawing concat_k z_k at once.
 For images the per-pixel networks of the other decoders are spatial-broadcast MLPs on Fourier
 features of the pixel coordinates.
 """
@@ -160,37 +161,57 @@ class UnconstrainedDecoder(nn.Module):
     return {"output": out.reshape((-1,) + self.output_shape)}
 
 
+def _conv_image(x, hidden, channels, output_shape, name):
+  """[N, d] -> [N, H, W, C]: an MLP (`hidden`, then 4·4·`channels`, ELU between) to a
+  4×4×`channels` map, then log2(H/4) transposed convolutions (4×4, stride 2, ELU; the last to
+  C channels, no activation). Called inside a compact module: the layers are its own."""
+  if len(output_shape) != 3:
+    raise ValueError(f"The {name} decoder draws images; for vectors use 'additive', "
+                     "'transformer' or 'unconstrained'.")
+  h, w, c = output_shape
+  ups = int(round(math.log2(h / 4))) if h >= 8 else 0
+  if h != w or h < 8 or h != 4 * 2**ups:
+    raise ValueError(f"The {name} decoder draws square images of 2^n >= 8 pixels a side, not "
+                     f"{h}x{w}: use a resolution of 8, 16, 32, 64, ...")
+  for width in tuple(hidden) + (4 * 4 * channels,):
+    x = nn.elu(nn.Dense(width)(x))
+  x = x.reshape(x.shape[0], 4, 4, channels)
+  for i in range(ups):
+    last = i == ups - 1
+    x = nn.ConvTranspose(c if last else channels, (4, 4), strides=(2, 2), padding="SAME")(x)
+    x = x if last else nn.elu(x)
+  return x
+
+
 class ConvDecoder(nn.Module):
-  """f̂(z) = b + Σ_k φ(z_k): per slot, an MLP (`hidden`, then 4·4·`channels`, ELU between) to
-  a 4×4×`channels` map, log2(H/4) transposed convolutions (4×4, stride 2, ELU; the last to C
-  channels, no activation), the slots' images summed. One φ for exchangeable slots."""
+  """f̂(z) = b + Σ_k φ(z_k): φ (`_conv_image`) draws each slot alone, the slots' images are
+  summed. One φ for exchangeable slots."""
   output_shape: tuple[int, ...]
   hidden: Sequence[int] = (256, 256)
   channels: int = 32
 
   @nn.compact
   def __call__(self, z):
-    if len(self.output_shape) != 3:
-      raise ValueError("The conv decoder draws images; for vectors use 'additive', "
-                       "'transformer' or 'unconstrained'.")
-    h, w, c = self.output_shape
-    ups = int(round(math.log2(h / 4))) if h >= 8 else 0
-    if h != w or h < 8 or h != 4 * 2**ups:
-      raise ValueError(f"The conv decoder draws square images of 2^n >= 8 pixels a side, not "
-                       f"{h}x{w}: use a resolution of 8, 16, 32, 64, ...")
     b, k, _ = z.shape
-    x = z.reshape(b * k, -1)
-    for width in tuple(self.hidden) + (4 * 4 * self.channels,):
-      x = nn.elu(nn.Dense(width)(x))
-    x = x.reshape(b * k, 4, 4, self.channels)
-    for i in range(ups):
-      last = i == ups - 1
-      x = nn.ConvTranspose(c if last else self.channels, (4, 4), strides=(2, 2),
-                           padding="SAME")(x)
-      x = x if last else nn.elu(x)
-    slots = x.reshape(b, k, h, w, c)
+    slots = _conv_image(z.reshape(b * k, -1), self.hidden, self.channels, self.output_shape,
+                        "conv").reshape((b, k) + tuple(self.output_shape))
     bias = self.param("bias", nn.initializers.zeros, self.output_shape)
     return {"output": bias + slots.sum(axis=1), "slots": slots}
+
+
+class UnconstrainedConvDecoder(nn.Module):
+  """Negative control for the conv decoder: f̂(z) = b + g(concat_k z_k), the same network as
+  `ConvDecoder`'s φ drawing all slots at once, so every slot may interact with every other."""
+  output_shape: tuple[int, ...]
+  hidden: Sequence[int] = (256, 256)
+  channels: int = 32
+
+  @nn.compact
+  def __call__(self, z):
+    out = _conv_image(z.reshape(z.shape[0], -1), self.hidden, self.channels,
+                      self.output_shape, "unconstrained_conv")
+    bias = self.param("bias", nn.initializers.zeros, self.output_shape)
+    return {"output": bias + out}
 
 
 def interaction_penalty(attention: jax.Array) -> jax.Array:

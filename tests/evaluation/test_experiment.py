@@ -60,6 +60,20 @@ def test_rerun_reuses_the_cached_latents_and_the_cli_prints_the_table(ran):
   assert os.path.getmtime(cache) == written
 
 
+def test_more_seeds_reuse_seed_0_and_the_control_runs_only_its_seeds(ran):
+  config, workdir, _ = ran
+  config = get_config("sprites", "smoke")
+  config.experiment.update(seeds=2, control_seeds=1)
+  results = experiment.run_experiment(config, workdir)
+  assert results["seeds"] == [0, 1] and results["control_seeds"] == [0]
+  assert {(r["seed"], r["model"]) for r in results["runs"]} == {
+      (0, "additive"), (1, "additive"), (0, "unconstrained")}
+  assert results["summary"]["additive: search"]["ood"]["identifiability"]["n"] == 2
+  assert results["summary"]["unconstrained: search"]["ood"]["identifiability"]["n"] == 1
+  assert "control seeds [0]" in open(os.path.join(workdir, "results.md")).read()
+  assert not os.path.exists(os.path.join(workdir, "seed1", "unconstrained"))
+
+
 def test_bad_experiment_settings_are_refused(ran, tmp_path):
   config = get_config("sprites", "smoke")
   config.experiment.readout_fit = "decoder"

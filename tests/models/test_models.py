@@ -12,7 +12,8 @@ IMAGE, VECTOR = (16, 16, 3), (12,)
 DECODER_PARAMS = {("additive", IMAGE): 11651, ("additive", VECTOR): 9816,
                   ("alpha", IMAGE): 10952, ("conv", IMAGE): 218403,
                   ("transformer", IMAGE): 82307, ("transformer", VECTOR): 77057,
-                  ("unconstrained", IMAGE): 11267, ("unconstrained", VECTOR): 10188}
+                  ("unconstrained", IMAGE): 11267, ("unconstrained", VECTOR): 10188,
+                  ("unconstrained_conv", IMAGE): 220451}
 ENCODER_PARAMS = {("cnn", False, IMAGE): 252144, ("cnn", False, VECTOR): 73232,
                   ("conv", False, IMAGE): 129168, ("conv", True, IMAGE): 133280,
                   ("cnn", True, IMAGE): 256256, ("cnn", True, VECTOR): 77344,
@@ -93,13 +94,15 @@ def test_conv_decoder_moves_only_the_changed_slots_term_at_every_resolution():
     np.testing.assert_allclose(dec.apply(params, z[:, ::-1])["slots"][:, 0], out["slots"][:, 1],
                                atol=1e-5)
     np.testing.assert_allclose(dec.apply(params, z[:, ::-1])["output"], out["output"], atol=1e-5)
-  for bad in ((12, 12, 3), (4, 4, 3), (16, 32, 3), (12,)):
-    with pytest.raises(ValueError, match="conv decoder"):
-      _decoder("conv", bad)
+  for name in ("conv", "unconstrained_conv"):
+    for bad in ((12, 12, 3), (4, 4, 3), (16, 32, 3), (12,)):
+      with pytest.raises(ValueError, match=f"The {name} decoder"):
+        _decoder(name, bad)
 
 
 @pytest.mark.parametrize("name, shape", [("unconstrained", IMAGE), ("unconstrained", VECTOR),
-                                         ("alpha", IMAGE), ("transformer", VECTOR)])
+                                         ("unconstrained_conv", IMAGE), ("alpha", IMAGE),
+                                         ("transformer", VECTOR)])
 def test_other_decoders_let_slots_interact(name, shape):
   assert _mixed_difference(name, shape) > 1e-4
 
