@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs compgen (editable) into the current Python with the tested constraints.
+# Installs compgen (editable) with the tested constraints into the Python launch/python.sh
+# picks (an active environment, or the repository's .venv/, made on first use).
 # Usage: bash launch/install.sh [EXTRA]   e.g. `bash launch/install.sh test`.
 # Idempotent and fast when nothing changed: a stamp keyed on this checkout's path, setup.cfg
 # and launch/constraints.txt skips the pip call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+source launch/python.sh
 extra=${1:-}
 key=$( (pwd; cat setup.cfg launch/constraints.txt; echo "$extra") | sha1sum | cut -c1-16)
 stamp="$("$PYTHON" -c 'import sys; print(sys.prefix)')/.compgen-install-$key"

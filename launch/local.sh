@@ -9,7 +9,7 @@ if [ $# -lt 2 ]; then
   exit 2
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-PYTHON=${PYTHON:-python3}
+source "$root/launch/python.sh"
 config=$1 workdir=$2
 shift 2
 bash "$root/launch/install.sh"

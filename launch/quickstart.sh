@@ -6,7 +6,7 @@
 # Usage: bash launch/quickstart.sh [WORKDIR]   (default /tmp/compgen_quickstart)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+source launch/python.sh
 bash launch/install.sh
 "$PYTHON" -m compgen.experiment --config=configs/sprites.py:quickstart \
   --workdir="${1:-/tmp/compgen_quickstart}"

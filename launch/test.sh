@@ -5,7 +5,7 @@
 # Fails on any test failure, and when no test was collected (pytest exit code 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+source launch/python.sh
 bash launch/install.sh test,bench
 set +e
 "$PYTHON" -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
