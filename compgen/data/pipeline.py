@@ -9,7 +9,9 @@
   data.dataset = "npz"  with data.npz_path: one .npz holding `{split}/{field}` arrays, or a
                  folder holding `{split}.npz` files with `{field}` arrays. Fields: `image`
                  [N, H, W, C] (uint8, or float in [0, 1]) or `x` [N, d_x], `latents`
-                 float [N, K, m], optional `factors` int [N, K, c].
+                 float [N, K, m], optional `factors` int [N, K, c], and optional names for
+                 tables and figures: `latent_names` [m] and `factor_names` [c] strings
+                 (`npz_names`; default z0.., factor0..).
 
 `check_batch(x, where)` checks the values of a batch a user hands to a model or a search
 (non-empty, floating point, finite, images in [0, 1]) and names the bad examples by index.
@@ -278,29 +280,78 @@ def _device_range(x):
   return flat.min(1), flat.max(1)
 
 
-def load_npz(path: str, split: str) -> dict[str, np.ndarray]:
-  """Reads one split of your own data (layouts in the module doc) and validates it."""
+NAME_FIELDS = {"latent_names": "latents", "factor_names": "factors"}  # name array -> field
+
+
+def _read_npz(path: str, split: str) -> dict[str, np.ndarray]:
+  """One split's raw arrays (names included) from a .npz file or a folder of them."""
   if not path:
     raise DataError("data.dataset='npz' needs data.npz_path: a .npz file or a folder of "
                     "{train,test_id,test_ood}.npz.")
   path = os.path.expanduser(path)
   if os.path.isdir(path):
-    file = os.path.join(path, f"{split}.npz")
+    file, prefix = os.path.join(path, f"{split}.npz"), ""
     if not os.path.exists(file):
       raise DataError(f"{path} has no {split}.npz; a folder must hold train.npz, "
                       "test_id.npz and test_ood.npz.")
-    with np.load(file) as f:
-      arrays = {k: f[k] for k in f.files}
   elif os.path.exists(path):
-    with np.load(path) as f:
-      prefix = f"{split}/"
-      arrays = {k[len(prefix):]: f[k] for k in f.files if k.startswith(prefix)}
-      if not arrays:
-        raise DataError(f"{path} holds no '{prefix}*' arrays (found {f.files[:8]}); store "
-                        f"each split's fields as '{prefix}image', '{prefix}latents', ...")
+    file, prefix = path, f"{split}/"
   else:
     raise DataError(f"data.npz_path={path!r} does not exist.")
-  return validate(arrays, f"{path}:{split}")
+  with np.load(file) as f:
+    keys = [k for k in f.files if k.startswith(prefix)]
+    if not keys:
+      raise DataError(f"{path} holds no '{prefix}*' arrays (found {f.files[:8]}); store "
+                      f"each split's fields as '{prefix}image', '{prefix}latents', ...")
+    arrays = {}
+    for k in keys:
+      try:
+        arrays[k[len(prefix):]] = f[k]
+      except ValueError as e:  # an object array needs pickle, which is never loaded
+        raise DataError(f"{file}: '{k}' is an object array ({e}); store plain arrays, "
+                        "e.g. names as np.array(['x', 'y']) rather than dtype=object.") from e
+  return arrays
+
+
+def _check_names(arrays: dict[str, np.ndarray], where: str) -> dict[str, list[str]]:
+  """The optional name arrays of a split, checked against the fields they name."""
+  names = {}
+  for key, field in NAME_FIELDS.items():
+    if key not in arrays:
+      continue
+    value = arrays[key]
+    if field not in arrays:
+      raise DataError(f"{where}: '{key}' names the '{field}' array, which is missing.")
+    count = arrays[field].shape[-1] if arrays[field].ndim == 3 else None
+    if value.ndim != 1 or value.dtype.kind not in "US" or len(value) != count:
+      raise DataError(f"{where}: '{key}' must be {count} strings, one per last-axis entry of "
+                      f"'{field}' {arrays[field].shape}, got {value.dtype} {value.shape}.")
+    listed = [v.decode() if isinstance(v, bytes) else str(v) for v in value.tolist()]
+    if len(set(listed)) != len(listed) or not all(listed):
+      raise DataError(f"{where}: '{key}' {listed} must be distinct, non-empty names.")
+    names[key] = listed
+  return names
+
+
+def load_npz(path: str, split: str) -> dict[str, np.ndarray]:
+  """Reads one split of your own data (layouts in the module doc) and validates it; the name
+  arrays are checked and left out (read them with `npz_names`)."""
+  arrays = _read_npz(path, split)
+  where = f"{path}:{split}"
+  _check_names(arrays, where)
+  return validate({k: v for k, v in arrays.items() if k not in NAME_FIELDS}, where)
+
+
+def npz_names(path: str) -> tuple[list[str] | None, list[str] | None]:
+  """(latent_names, factor_names) of your own data, None where the files hold none; splits
+  that name them must agree."""
+  found = {}
+  for split in scenes.SPLITS:
+    for key, listed in _check_names(_read_npz(path, split), f"{path}:{split}").items():
+      if found.setdefault(key, (split, listed))[1] != listed:
+        raise DataError(f"{path}: '{key}' differ between splits: {found[key][0]} has "
+                        f"{found[key][1]}, {split} has {listed}; use the same names.")
+  return tuple(found[k][1] if k in found else None for k in NAME_FIELDS)
 
 
 def save_npz(path: str, splits: dict[str, dict[str, np.ndarray]]) -> None:

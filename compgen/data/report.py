@@ -119,7 +119,8 @@ def write_report(config: ml_collections.ConfigDict, workdir: str, num_samples: i
                        f"{data.dataset} {split} ({'in-domain' if name == 'id' else 'out-of-domain'})")
       stats["files"][f"{name}_samples"] = path
   if arrays["train"]["latents"].shape[1] >= 2:
-    names = sprites_lib.LATENT_NAMES if data.dataset == "sprites" else ()
+    names = (sprites_lib.LATENT_NAMES if data.dataset == "sprites" else
+             tuple(pipeline.npz_names(data.npz_path)[0] or ()) if data.dataset == "npz" else ())
     path = os.path.join(workdir, "latent_split.png")
     plots.latent_split(arrays["train"]["latents"], arrays["test_ood"]["latents"], path, names)
     stats["files"]["latent_split"] = path

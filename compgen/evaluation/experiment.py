@@ -65,7 +65,10 @@ def factor_names(config: ml_collections.ConfigDict, arrays: dict) -> tuple[list[
   m = arrays["fit"]["latents"].shape[2]
   fac = arrays["fit"].get("factors")
   n_c = 0 if fac is None else fac.shape[2]
-  return [f"z{i}" for i in range(m)] + [f"factor{i}" for i in range(n_c)], None
+  latent, factor = (pipeline.npz_names(config.data.npz_path) if config.data.dataset == "npz"
+                    else (None, None))
+  latent = latent or [f"z{i}" for i in range(m)]
+  return latent + (factor or [f"factor{i}" for i in range(n_c)]), None
 
 
 def load_arrays(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.ndarray]]:

@@ -66,6 +66,33 @@ def test_bad_npz_data_gets_an_error_naming_the_problem(tmp_path, corrupt, match)
     pipeline.load_split(_npz_config(path), "train")
 
 
+def test_npz_names_are_read_checked_and_kept_out_of_the_examples(tmp_path):
+  named = lambda **names: {**_arrays(), **{k: np.array(v) for k, v in names.items()}}
+  path = tmp_path / "named.npz"
+  pipeline.save_npz(str(path), {s: named(latent_names=["a", "b", "c"], factor_names=["f"])
+                                for s in ("train", "test_id", "test_ood")})
+  assert pipeline.npz_names(str(path)) == (["a", "b", "c"], ["f"])
+  assert set(pipeline.load_split(_npz_config(path), "train")[np.arange(2)]) == {
+      "image", "latents", "factors"}
+  pipeline.save_npz(str(path), {s: _arrays() for s in ("train", "test_id", "test_ood")})
+  assert pipeline.npz_names(str(path)) == (None, None)
+  for names, match in ((dict(latent_names=["a", "b"]), "must be 3 strings"),
+                       (dict(latent_names=[1, 2, 3]), "must be 3 strings"),
+                       (dict(latent_names=["a", "a", "c"]), "distinct"),
+                       (dict(factor_names=["f", "g"]), "must be 1 strings")):
+    pipeline.save_npz(str(path), {"train": named(**names)})
+    with pytest.raises(pipeline.DataError, match=match):
+      pipeline.load_split(_npz_config(path), "train")
+  pipeline.save_npz(str(path), {"train": named(latent_names=["a", "b", "c"]),
+                                "test_id": named(latent_names=["a", "b", "d"]),
+                                "test_ood": named()})
+  with pytest.raises(pipeline.DataError, match="differ between splits"):
+    pipeline.npz_names(str(path))
+  pipeline.save_npz(str(path), {"train": named(latent_names=np.array(["a", "b", "c"], object))})
+  with pytest.raises(pipeline.DataError, match="object array"):
+    pipeline.load_split(_npz_config(path), "train")
+
+
 def test_missing_npz_path_and_split_and_unknown_names(npz_file, tmp_path):
   with pytest.raises(pipeline.DataError, match="does not exist"):
     pipeline.load_split(_npz_config(tmp_path / "nope.npz"), "train")
