@@ -25,6 +25,7 @@ import numpy as np
 from compgen import config_lib
 from compgen import files
 from compgen import parallel
+from compgen.data import checks
 from compgen.data import pipeline
 from compgen.evaluation import experiment as experiment_lib
 from compgen.inversion import priors
@@ -71,7 +72,7 @@ class Model:
     """ĝ(x): images [B, H, W, C] float in [0, 1] (or vectors [B, d_x]) -> slot latents
     [B, K, m] (means). Bad input (wrong shape, uint8, NaN, out of range) is a `DataError`."""
     x = np.asarray(x)
-    pipeline.check_batch(x, "compgen.Model.encode: x")
+    checks.check_batch(x, "compgen.Model.encode: x")
     return self._encode(x)
 
   def _encode(self, x) -> np.ndarray:  # x already checked
@@ -82,7 +83,7 @@ class Model:
     """f̂(z): latents [B, K, m] -> {"output": [B, H, W, C], plus the decoder's extras
     ("masks", "slots", "attention"; see `compgen.models.decoders`)}."""
     z = np.asarray(z)
-    pipeline.check_batch(z, "compgen.Model.decode: z", name="latents", unit_range=False)
+    checks.check_batch(z, "compgen.Model.decode: z", name="latents", unit_range=False)
     return jax.tree.map(np.asarray, self._jit("decode", self.autoencoder.decode)(
         self.params, z.astype(np.float32)))
 
@@ -143,11 +144,11 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
     model._cache[key] = search_run.make_searcher(config, model.autoencoder, prior, mesh)  # pylint: disable=protected-access
   searcher = model._cache[key]  # pylint: disable=protected-access
   x = np.asarray(x)
-  pipeline.check_batch(x, "compgen.invert: x")
+  checks.check_batch(x, "compgen.invert: x")
   x = x.astype(np.float32)
   if z0 is not None:
     z0 = np.asarray(z0)
-    pipeline.check_batch(z0, "compgen.invert: z0", name="start latents", unit_range=False)
+    checks.check_batch(z0, "compgen.invert: z0", name="start latents", unit_range=False)
   start = model._encode(x) if z0 is None else z0.astype(np.float32)  # pylint: disable=protected-access
   starts = start
   if sc.restarts > 1 and start.ndim == 3:

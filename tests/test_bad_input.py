@@ -22,7 +22,7 @@ from ml_collections import config_flags
 
 import compgen
 from compgen import config_lib, models
-from compgen.data import pipeline, tfds_builders
+from compgen.data import checks, pipeline, tfds_builders
 from compgen.inversion import priors, search
 from compgen.training import objectives
 
@@ -101,7 +101,7 @@ def test_vector_model_names_the_vector_size():
 
 def test_model_encode_and_decode_check_values_and_name_the_bad_examples(image_model):
   x = _images()
-  pipeline.check_batch(x, "good data passes")
+  checks.check_batch(x, "good data passes")
   nan = x.copy()
   nan[1, 2, 3, 0] = np.nan
   with pytest.raises(DataError, match=r"compgen.Model.encode: x: images at index \[1\] \(of 3\) "

@@ -74,7 +74,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from compgen.data import pipeline
+from compgen.data import checks
 from compgen.data import scenes as scenes_lib
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ CITATION = """\
 _ZLIB = tfds.features.Encoding.ZLIB
 
 
-class PugDataError(pipeline.DataError):
+class PugDataError(checks.DataError):
   """The PUG files cannot be used as they are; the message names the problem and the fix."""
 
 

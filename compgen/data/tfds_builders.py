@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from compgen.data import pipeline
+from compgen.data import checks
 from compgen.data import scenes
 from compgen.data import splits as splits_lib
 from compgen.data import sprites as sprites_lib
@@ -189,7 +189,7 @@ def check_prepared(name: str, data_dir: str) -> None:
   found = sorted(p.name for p in root.iterdir()
                  if tfds.core.Version.is_valid(p.name) and p.is_dir())
   if found and version not in found:
-    raise pipeline.DataError(
+    raise checks.DataError(
         f"{root} holds version {', '.join(found)} of {name}, but this compgen builds and "
         f"reads version {version}: that data comes from another compgen and may differ. {fix}")
   prepared = root / version
@@ -200,11 +200,11 @@ def check_prepared(name: str, data_dir: str) -> None:
   meta = prepared / "metadata.json"
   stored = json.loads(meta.read_text()).get("spec") if meta.exists() else None
   if stored is None:
-    raise pipeline.DataError(
+    raise checks.DataError(
         f"{prepared} holds no record of the builder config it was prepared from "
         f"(metadata.json, key 'spec'), so it cannot be checked against {name}. {fix}")
   diff = spec_differences(stored, spec_record(spec))
   if diff:
-    raise pipeline.DataError(
+    raise checks.DataError(
         f"{prepared} was prepared from another builder config than this compgen's {name} "
         f"(version {version}): {'; '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}. {fix}")

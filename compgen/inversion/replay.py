@@ -15,7 +15,7 @@ import optax
 from compgen import files
 from compgen import parallel
 from compgen.data import pipeline
-from compgen.evaluation import readout
+from compgen.training import probe
 from compgen.inversion import priors
 from compgen.training import checkpoints, loop, objectives, train_lib
 
@@ -142,7 +142,7 @@ def compare_encoders(infer, params, replay_encoder_params, arrays, mesh, batch_s
     row = {}
     for split in ("test_id", "test_ood"):
       row[f"{split}/recon_mse"] = float(res[split][1].mean())
-      row[f"{split}/matched_r2"] = readout.matched_r2(
+      row[f"{split}/matched_r2"] = probe.matched_r2(
           res["train"][0], arrays["train"]["latents"], res[split][0],
           arrays[split]["latents"])["mean"]
     out[name] = row

@@ -21,7 +21,7 @@ import tqdm
 from compgen import files
 from compgen import parallel
 from compgen.data import pipeline
-from compgen.evaluation import readout
+from compgen.training import probe
 from compgen.inversion import priors
 from compgen.inversion import search as search_lib
 from compgen.training import checkpoints, objectives, train_lib
@@ -149,9 +149,9 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
         "image_steps_per_s": len(arrays["z"]) * sc.restarts * sc.num_steps / seconds,
         "mse_init": float(arrays["mse0"].mean()), "mse_search": float(arrays["mse"].mean()),
         "converged": float(arrays["converged"].mean()),
-        "matched_r2_init": readout.matched_r2(id_latents, fit["latents"], arrays["z0"],
+        "matched_r2_init": probe.matched_r2(id_latents, fit["latents"], arrays["z0"],
                                               arrays["latents"])["mean"],
-        "matched_r2_search": readout.matched_r2(id_latents, fit["latents"], arrays["z"],
+        "matched_r2_search": probe.matched_r2(id_latents, fit["latents"], arrays["z"],
                                                 arrays["latents"])["mean"]}
   if jax.process_index() == 0:
     files.write_json(summary_path, summary)

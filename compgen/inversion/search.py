@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from compgen import parallel
-from compgen.data import pipeline
+from compgen.data import checks
 
 
 @flax.struct.dataclass
@@ -80,7 +80,7 @@ class Searcher:
       cache on CPUs. None: the whole batch at once (best on GPUs and TPUs). The results do
       not depend on it.
     check_inputs: refuse x or z0 that are not floating point or hold NaN/Inf, naming the
-      images (`compgen.data.pipeline.check_batch`; one host check per call, not per step).
+      images (`compgen.data.checks.check_batch`; one host check per call, not per step).
       False: search them anyway; such images come back with finite=False.
   """
   decode_fn: Callable
@@ -222,8 +222,8 @@ class Searcher:
   def _check(self, x, z0) -> None:
     if self.check_inputs:
       fix = "drop or fix them, or pass Searcher(check_inputs=False) to search them anyway"
-      pipeline.check_batch(x, "Searcher: x", unit_range=False, fix=fix)
-      pipeline.check_batch(z0, "Searcher: z0", name="start latents", unit_range=False, fix=fix)
+      checks.check_batch(x, "Searcher: x", unit_range=False, fix=fix)
+      checks.check_batch(z0, "Searcher: z0", name="start latents", unit_range=False, fix=fix)
 
 
 def stream_search(searcher: Searcher, params, x: np.ndarray, z0: np.ndarray, *,

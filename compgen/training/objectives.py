@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from compgen.data.pipeline import DataError
+from compgen.data.checks import DataError
 from compgen.models import interaction_penalty
 
 
@@ -88,7 +88,7 @@ class Autoencoder:
   `encode(params, x [B, *decoder.output_shape])` and `decode(params, z [B, K, m])` check
   shapes and dtypes statically (at trace time, free under jit) and raise `DataError`
   saying what the model takes; values (NaN, range) are checked on the host by
-  `compgen.data.pipeline.check_batch` where users hand data in.
+  `compgen.data.checks.check_batch` where users hand data in.
   """
   encoder: object
   decoder: object

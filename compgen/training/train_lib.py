@@ -21,7 +21,7 @@ from compgen import models
 from compgen import parallel
 from compgen import plots
 from compgen.data import pipeline
-from compgen.evaluation import readout
+from compgen.training import probe
 from compgen.training import checkpoints
 from compgen.training import loop
 from compgen.training import objectives
@@ -142,7 +142,7 @@ def _eval_metrics(results: dict, arrays: dict, step: int) -> dict:
   metrics = {f"{split}/recon_mse": float(err.mean()) for split, (_, err, _) in results.items()}
   fit = results["train"][0], arrays["train"]["latents"]
   for split in ("test_id", "test_ood"):
-    scores = readout.matched_r2(*fit, results[split][0], arrays[split]["latents"])
+    scores = probe.matched_r2(*fit, results[split][0], arrays[split]["latents"])
     metrics[f"{split}/matched_r2"] = scores["mean"]
   return metrics
 

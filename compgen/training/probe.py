@@ -1,4 +1,6 @@
-"""A simple identifiability readout: slot matching by R² of polynomial ridge regressions.
+"""A quick identifiability probe, logged by the training, replay and search jobs: slot
+matching by R² of polynomial ridge regressions. (The experiment's score, with MLP readouts and
+categorical factors, is `compgen.evaluation.identifiability`.)
 
 For inferred slots ẑ [N, K, m̂] and true latents z [N, K, m]: fit, on a fit set, a ridge
 regression from degree-`degree` polynomial features of each (standardised) inferred slot i to

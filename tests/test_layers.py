@@ -1,0 +1,109 @@
+"""The imports run one way along the data's journey, and no import cycle exists.
+
+Layers, lowest first (a module may import its own layer and those below it, never above):
+  infra (files, parallel, plots) → data → models → training → inversion → evaluation →
+  the experiment and the config (evaluation.experiment, evaluation.sweep, config_lib) → the
+  entry points (the package, the Python API, the command line and the jobs).
+Every import counts, also those inside functions (lazy ones), since they run too.
+"""
+import ast
+import os
+
+from tests.training.test_train import ROOT
+
+LAYERS = (
+    ("compgen.files", "compgen.parallel", "compgen.plots"),
+    ("compgen.data",),
+    ("compgen.models",),
+    ("compgen.training",),
+    ("compgen.inversion",),
+    ("compgen.evaluation",),
+    ("compgen.evaluation.experiment", "compgen.evaluation.sweep", "compgen.config_lib"),
+    ("compgen", "compgen.api", "compgen.cli", "compgen.data.__main__", "compgen.train",
+     "compgen.search", "compgen.replay", "compgen.experiment", "compgen.sweep",
+     "compgen.bench", "compgen.bench_torch"),
+)
+
+
+def layer(module: str) -> int:
+  """The layer of the longest prefix of `module` named in LAYERS."""
+  best, depth = None, -1
+  for i, names in enumerate(LAYERS):
+    for name in names:
+      if (module == name or module.startswith(name + ".")) and name.count(".") > depth:
+        best, depth = i, name.count(".")
+  assert best is not None, f"{module} is in no layer: add it to LAYERS"
+  return best
+
+
+def import_graph() -> dict[str, set[str]]:
+  """{module: compgen modules it imports}, from the source of every module under compgen/."""
+  modules = {}
+  for folder, _, names in os.walk(os.path.join(ROOT, "compgen")):
+    for name in names:
+      if name.endswith(".py"):
+        path = os.path.join(folder, name)
+        module = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+        modules[module.removesuffix(".__init__")] = path
+  graph = {}
+  for module, path in modules.items():
+    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    deps = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+      if isinstance(node, ast.Import):
+        deps.update(a.name for a in node.names)
+      elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+          base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
+                          + ([base] if base else []))
+        for a in node.names:  # `from compgen.data import pipeline` imports the submodule
+          deps.add(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base)
+    graph[module] = {d for d in deps if d in modules and d != module}
+  return graph
+
+
+def upward_imports(graph) -> list[str]:
+  return [f"{m} (layer {layer(m)}) imports {d} (layer {layer(d)})"
+          for m, deps in sorted(graph.items()) for d in sorted(deps) if layer(d) > layer(m)]
+
+
+def cycles(graph) -> list[str]:
+  """Every back edge a depth-first walk meets, as the cycle it closes."""
+  state, found = {}, []
+  def visit(module, path):
+    state[module] = "open"
+    for dep in sorted(graph.get(module, ())):
+      if state.get(dep) == "open":
+        found.append(" -> ".join(path[path.index(dep):] + [dep]))
+      elif dep not in state:
+        visit(dep, path + [dep])
+    state[module] = "done"
+  for module in sorted(graph):
+    if module not in state:
+      visit(module, [module])
+  return found
+
+
+def test_no_module_imports_a_layer_above_its_own():
+  upward = upward_imports(import_graph())
+  assert not upward, "\n".join(upward)
+
+
+def test_there_is_no_import_cycle():
+  found = cycles(import_graph())
+  assert not found, "\n".join(found)
+
+
+def test_the_checks_catch_the_imports_compgen_once_had():
+  old = {"compgen.training.train_lib": {"compgen.evaluation.readout"},
+         "compgen.data.pipeline": {"compgen.data.pug"},
+         "compgen.data.pug": {"compgen.data.pipeline"},
+         "compgen.cli": {"compgen.config_lib"}, "compgen.config_lib": {"compgen.data.splits"}}
+  assert upward_imports(old) == [
+      "compgen.training.train_lib (layer 3) imports compgen.evaluation.readout (layer 5)"]
+  assert cycles(old) == ["compgen.data.pipeline -> compgen.data.pug -> compgen.data.pipeline"]
+  assert layer("compgen.evaluation.sweep") == 6 and layer("compgen.data.__main__") == 7
+  graph = import_graph()  # the parser resolves `from compgen.data import checks`
+  assert "compgen.data.checks" in graph["compgen.data.pipeline"]
+  assert "compgen.training.probe" in graph["compgen.training.train_lib"]
