@@ -14,8 +14,12 @@ from jax.experimental import multihost_utils
 
 from compgen import files
 
-# Config sections that must match to restore a workdir (others, e.g. train.num_steps, may change).
-_COMPATIBLE_SECTIONS = ("data", "model")
+# Config sections a workdir's trained model depends on: they must match to restore its
+# parameters (for search, replay, the experiment). Resuming the training itself also needs the
+# same loss and optimizer (a changed one would silently go on with the old optimizer state).
+# Others (e.g. train.num_steps, search, replay) may change.
+MODEL_SECTIONS = ("data", "model")
+TRAINING_SECTIONS = MODEL_SECTIONS + ("loss", "optim")
 
 
 def _used(section: str, value):
@@ -35,21 +39,29 @@ class CheckpointError(RuntimeError):
 
 
 def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
-                         write: bool = True) -> None:
-  """Refuses a workdir whose saved config.json differs in data or in the model it trains (its
-  decoder's and encoder's settings); else (if `write`) saves the config there."""
+                         write: bool = True, sections: tuple[str, ...] = TRAINING_SECTIONS) -> None:
+  """Refuses a workdir whose saved config.json differs in `sections` (of the model, only its
+  decoder's and encoder's settings count); else (if `write`) saves the config there.
+
+  Training passes TRAINING_SECTIONS; jobs that only read the trained parameters pass
+  MODEL_SECTIONS (they may use other loss and optimizer settings)."""
   path = files.path(workdir, "config.json")
   current = json.loads(config.to_json_best_effort())
   if path.exists():
     saved = files.read_json(path)
     pairs = {section: (_used(section, saved.get(section)), _used(section, current.get(section)))
-             for section in _COMPATIBLE_SECTIONS}
+             for section in sections}
     diffs = [f"{section}: {_diff(old, new)}" for section, (old, new) in pairs.items()
              if old != new]
     if diffs:
+      reading = sections == MODEL_SECTIONS
       raise CheckpointError(
-          f"{workdir} holds a run of a different config ({'; '.join(diffs)}). Use a new "
-          "--workdir, or delete this one to start over.")
+          f"{workdir} holds a {'model trained with' if reading else 'run of'} a different "
+          f"config ({'; '.join(diffs)}). "
+          + ("Use the config it was trained with for these sections, or train a new model "
+             "in a new --workdir." if reading else
+             "Set these back to resume it, or use a new --workdir to train with the new "
+             "settings (its trained model stays usable by search and replay as it is)."))
   if not write:
     return
   if jax.process_index() == 0:
@@ -62,6 +74,24 @@ def _diff(saved, current, prefix=""):
              for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
     return ", ".join(parts)
   return f"{prefix.rstrip('.')} was {saved!r}, now {current!r}"
+
+
+_TRANSIENT_STATUS = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "PERMISSION_DENIED", "UNAUTHENTICATED",
+                     "RESOURCE_EXHAUSTED", "ABORTED")
+
+
+def _failure_kind(error: Exception) -> str:
+  """Why a step did not restore: "incompatible" (another tree or shapes: a config or code
+  difference), "transient" (the storage, not the files: permissions, time-outs, outages) or
+  "damaged" (anything else: files cut short, missing or corrupt)."""
+  message = str(error)
+  if isinstance(error, ValueError) and any(
+      s in message for s in ("mismatch", "do not match", "not compatible", "shape")):
+    return "incompatible"
+  if isinstance(error, (PermissionError, TimeoutError, ConnectionError, InterruptedError)) or any(
+      s in message for s in _TRANSIENT_STATUS):
+    return "transient"
+  return "damaged"
 
 
 class Checkpointer:
@@ -92,28 +122,55 @@ class Checkpointer:
         state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
     return restored["state"], restored["data"]
 
-  def restore_latest(self, abstract_state):
-    """(step, state, data_state) of the newest step that restores, or None without steps.
+  def restore_params(self, step: int, abstract_params):
+    """Restores only the parameters at `step` (not the optimizer state, whatever optimizer
+    made it) onto the shardings of `abstract_params`; (params, None)."""
+    item = {"params": abstract_params}
+    restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+        partial_restore=True)))
+    return restored["state"]["params"], None
 
-    Raises CheckpointError when no step restores (e.g. checkpoints of other code), listing
-    why, and leaves them in place.
+  def restore_latest(self, abstract_state, params_only: bool = False):
+    """(step, state, data_state) of the newest step that restores, or None without steps;
+    with `params_only`, `abstract_state` is the parameters' and (step, params, None) comes
+    back.
+
+    A damaged step (files cut short or missing) is set aside and the previous one tried.
+    Raises CheckpointError, setting nothing aside, when a step holds another tree than
+    `abstract_state` (it says what differs), when reading fails in a way that is not damage
+    (permissions, a storage outage: retry), or when no step restores (they stay in place).
     """
     failures = []
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        state, data = self.restore(step, abstract_state)
+        state, data = (self.restore_params(step, abstract_state) if params_only
+                       else self.restore(step, abstract_state))
       except Exception as e:  # pylint: disable=broad-except  (tensorstore raises Exception)
-        failures.append((step, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"))
+        why = f"{type(e).__name__}: {str(e)[:1500]}"
+        kind = _failure_kind(e)
+        if kind == "incompatible":
+          raise CheckpointError(
+              f"Checkpoint step {step} in {self.directory} holds other "
+              f"{'parameters' if params_only else 'train state'} than this config builds "
+              f"({why}). Its data and model sections (and, to resume training, its loss and "
+              "optimizer) must be those it was trained with; nothing was moved.") from e
+        if kind == "transient":
+          raise CheckpointError(
+              f"Could not read checkpoint step {step} in {self.directory} ({why}). This is "
+              "a storage error, not a damaged checkpoint: nothing was set aside; retry once "
+              "the storage is readable.") from e
+        failures.append((step, why.splitlines()[0][:300]))
         continue
       for bad, why in failures:
         self._set_aside(bad, why, step)
       return step, state, data
     if failures:
       raise CheckpointError(
-          f"No checkpoint in {self.directory} could be restored: "
+          f"No checkpoint in {self.directory} could be restored; every step is damaged: "
           + "; ".join(f"step {s}: {why}" for s, why in failures)
-          + ". If they come from another version of the model code, use a new --workdir; "
-          "if they are damaged, move them away to start over.")
+          + ". They were left in place: train again in a new --workdir, or move them away "
+          "to start over in this one.")
     return None
 
   def _set_aside(self, step: int, why: str, fallback: int) -> None:

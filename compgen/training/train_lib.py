@@ -176,9 +176,11 @@ def abstract_state(shape_tree, sharding_tree):
 def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
   """The trained autoencoder of `workdir`: (model, params replicated on `mesh`, step).
 
-  Raises CheckpointError when the workdir holds no checkpoint or a different config.
+  Reads the parameters only, so `config.optim` and `config.loss` may differ from training's.
+  Raises CheckpointError when the workdir holds no checkpoint or another model or data.
   """
-  checkpoints.check_workdir_config(workdir, config, write=False)
+  checkpoints.check_workdir_config(workdir, config, write=False,
+                                   sections=checkpoints.MODEL_SECTIONS)
   mesh = mesh or parallel.make_mesh(config.mesh)
   ckpt = checkpoints.Checkpointer(workdir, config.train.keep_checkpoints, create=False)
   if ckpt.latest_step() is None:
@@ -187,15 +189,14 @@ def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
         f"--config=... --workdir={workdir}`.")
   example = first_examples(pipeline.load_split(config.data, "test_id"), 1)
   model = build_model(config, example)
-  init_state = state_initializer(config, model, make_optimizer(config.optim,
-                                                               config.train.num_steps), example)
-  state_shape = jax.eval_shape(init_state)
+  params_shape = jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), objectives.model_input(example)[:1]))
   try:
-    step, state, _ = ckpt.restore_latest(abstract_state(state_shape, parallel.state_sharding(
-        state_shape, mesh, config.mesh.fsdp_min_size)))
+    step, params, _ = ckpt.restore_latest(abstract_state(params_shape, parallel.state_sharding(
+        params_shape, mesh, config.mesh.fsdp_min_size)), params_only=True)
   finally:
     ckpt.close()
-  return model, state.params, step
+  return model, params, step
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,

@@ -3,6 +3,7 @@ stop, a kill or a damaged checkpoint: tests/test_faults.py)."""
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 from ml_collections import config_flags
@@ -77,6 +78,27 @@ def test_workdir_of_another_config_is_refused(tmp_path):
   longer.train.num_steps = 6  # training longer is the same run
   longer.model.decoders.transformer.width = 48  # a decoder this run does not use
   assert int(train_lib.train_and_evaluate(longer, str(tmp_path)).step) == 6
+
+
+def test_other_optimizer_settings_restore_the_model_but_do_not_resume_its_training(tmp_path):
+  config = get_config("synthetic", "smoke")
+  state = train_lib.train_and_evaluate(config, str(tmp_path))
+  other = get_config("synthetic", "smoke")  # another optimizer state tree: no clipping, AdamW
+  other.optim.update(grad_clip_norm=0.0, name="adamw", learning_rate=1e-2)
+  other.loss.consistency_weight = 0.5
+  _, params, step = train_lib.restore_trained(other, str(tmp_path))  # search, replay, experiment
+  assert step == 4
+  for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(params), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  other.train.num_steps = 6
+  with pytest.raises(checkpoints.CheckpointError, match=r"optim: grad_clip_norm was 1\.0, now 0\.0.*"
+                     r"Set these back to resume it"):
+    train_lib.train_and_evaluate(other, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]  # nothing lost
+  changed = get_config("synthetic", "smoke")
+  changed.data.synthetic.output_dim = 12
+  with pytest.raises(checkpoints.CheckpointError, match="model trained with a different config"):
+    train_lib.restore_trained(changed, str(tmp_path))
 
 
 def test_training_reduces_the_loss(tmp_path):

@@ -1,0 +1,70 @@
+"""Checkpointer: which failures set a step aside (damage) and which do not (another tree, a
+storage error). The end-to-end damaged-checkpoint run is in tests/test_faults.py."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from compgen.training import checkpoints
+
+
+def _state(scale):
+  return {"params": {"w": jnp.full((3,), scale)}, "opt_state": {"m": jnp.zeros((3,))},
+          "step": jnp.asarray(int(scale))}
+
+
+@pytest.fixture
+def saved(tmp_path):
+  ckpt = checkpoints.Checkpointer(str(tmp_path), keep=3)
+  for step in (1, 2):
+    ckpt.save(step, _state(float(step)), {"epoch": step})
+  ckpt.close()
+  return tmp_path
+
+
+def _abstract(tree):
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
+
+
+def test_params_only_restore_ignores_the_optimizer_state(saved):
+  ckpt = checkpoints.Checkpointer(str(saved), keep=3, create=False)
+  step, params, data = ckpt.restore_latest(_abstract(_state(0.0)["params"]), params_only=True)
+  assert step == 2 and data is None
+  np.testing.assert_array_equal(params["w"], [2.0, 2.0, 2.0])
+
+
+def test_another_tree_is_refused_with_the_difference_and_nothing_is_moved(saved):
+  ckpt = checkpoints.Checkpointer(str(saved), keep=3, create=False)
+  other = _state(0.0)
+  other["opt_state"] = {"m": jnp.zeros((3,)), "v": jnp.zeros((3,))}  # another optimizer
+  with pytest.raises(checkpoints.CheckpointError, match="holds other train state.*opt_state"):
+    ckpt.restore_latest(_abstract(other))
+  assert not (saved / "checkpoints_unreadable").exists()
+
+
+@pytest.mark.parametrize("error", [PermissionError("denied"), TimeoutError("slow"),
+                                   Exception("UNAVAILABLE: gcs outage")])
+def test_a_storage_error_is_raised_and_sets_nothing_aside(saved, monkeypatch, error):
+  ckpt = checkpoints.Checkpointer(str(saved), keep=3, create=False)
+  def failing(step, abstract):
+    raise error
+  monkeypatch.setattr(ckpt, "restore", failing)
+  with pytest.raises(checkpoints.CheckpointError, match="storage error, not a damaged"):
+    ckpt.restore_latest(_abstract(_state(0.0)))
+  assert not (saved / "checkpoints_unreadable").exists()
+  assert ckpt.latest_step() == 2
+
+
+def test_a_damaged_step_is_set_aside_and_the_previous_one_restored(saved, monkeypatch, capsys):
+  ckpt = checkpoints.Checkpointer(str(saved), keep=3, create=False)
+  restore = ckpt.restore
+  def damaged_newest(step, abstract):
+    if step == 2:
+      raise Exception("Encountered error while reading array index")  # what tensorstore says
+    return restore(step, abstract)
+  monkeypatch.setattr(ckpt, "restore", damaged_newest)
+  step, state, data = ckpt.restore_latest(_abstract(_state(0.0)))
+  assert step == 1 and data == {"epoch": 1}
+  np.testing.assert_array_equal(state["params"]["w"], [1.0, 1.0, 1.0])
+  assert (saved / "checkpoints_unreadable" / "2").is_dir()
+  assert "moved it to" in capsys.readouterr().out
