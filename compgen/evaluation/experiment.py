@@ -12,7 +12,8 @@ s < `experiment.control_seeds` when that is ≥ 0) — in the workdir `{workdir}
                     reconstruction is kept)
     replay_encoder  ĝ_replay(x)
     replay_search   Eq. 4.3 from ĝ_replay(x) (and as many prior starts)
-  cached in `{model workdir}/experiment/latents.npz`.
+  cached in `{model workdir}/experiment/latents.npz`, recomputed when the settings that made
+  them (`LATENT_SECTIONS`, the trained and replay steps; `latents.provenance.json`) change.
 
 Each method's latents are scored with `identifiability` (readouts fitted on ID latents only:
 the encoder's on `experiment.fit_examples` training images when `experiment.readout_fit` is
@@ -38,11 +39,14 @@ from compgen.evaluation import interaction as interaction_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import run as search_run
-from compgen.training import objectives, train_lib
+from compgen.training import checkpoints, objectives, train_lib
 
 METHODS = ("encoder", "search", "replay_encoder", "replay_search")
 SPLITS = {"fit": "train", "id": "test_id", "ood": "test_ood"}  # experiment name -> data split
 READOUT_FITS = ("encoder", "own")
+# What the cached latents depend on (with the trained and replay steps): a change recomputes them.
+LATENT_SECTIONS = ("data", "model", "search", "replay", "seed", "experiment.fit_examples",
+                   "experiment.eval_examples", "experiment.interaction_examples")
 NUM_PICTURES = 8
 
 
@@ -84,8 +88,15 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   trace_mean [T] (mean search loss per step) and converged [N]; plus the decoder's
   interaction statistics as "interaction/{name}"."""
   path = files.path(workdir, "experiment", "latents.npz")
+  record = checkpoints.provenance(
+      config, LATENT_SECTIONS, trained_step=checkpoints.latest_step(workdir),
+      replay_step=checkpoints.latest_step(files.path(workdir, "replay")))
+  record_path = files.path(workdir, "experiment", "latents.provenance.json")
   if path.exists() and not overwrite:
-    return files.load_npz(path)
+    stale = checkpoints.stale_reason(record_path, record, str(path))
+    if not stale:
+      return files.load_npz(path)
+    print(f"{path} was made with other settings ({stale}); inferring the latents again.")
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
   replay_params = search_run.replay_encoder_params(config, workdir, params, mesh)
   infer = jax.jit(train_lib.make_infer(model))
@@ -119,6 +130,7 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   out.update({f"interaction/{name}": np.asarray(v) for name, v in stats.items()})
   if jax.process_index() == 0:
     files.save_npz(path, **out)
+    files.write_json(record_path, record)
   return out
 
 

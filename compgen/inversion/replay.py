@@ -70,7 +70,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     raise ValueError(f"Unknown replay.init={rc.init!r}: choose 'id_encoder' or 'scratch'.")
   mesh = parallel.make_mesh(config.mesh)
   parallel.check_batch_size(rc.batch_size, mesh)
-  model, params, _ = train_lib.restore_trained(config, workdir, mesh)
+  model, params, trained_step = train_lib.restore_trained(config, workdir, mesh)
   out_dir = files.path(workdir, "replay")
 
   n_eval = config.train.eval_examples
@@ -104,6 +104,18 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                       optimizer, rc.loss),
                     out_shardings=(state_sharding, repl), donate_argnums=0)
   ckpt = checkpoints.Checkpointer(out_dir, config.train.keep_checkpoints)
+  record = checkpoints.provenance(config, checkpoints.REPLAY_SECTIONS, trained_step=trained_step)
+  if ckpt.latest_step() is not None:
+    stale = checkpoints.stale_reason(out_dir / "provenance.json", record,
+                                     f"The replay run in {out_dir}")
+    if stale:
+      ckpt.close()
+      raise checkpoints.CheckpointError(
+          f"{out_dir} holds a replay run made with other settings ({stale}). Set them back "
+          f"to resume or reuse it, or delete {out_dir} to replay with the new ones (the "
+          "trained model stays).")
+  if jax.process_index() == 0:
+    files.write_json(out_dir / "provenance.json", record)
   restored = ckpt.restore_latest(train_lib.abstract_state(state_shape, state_sharding))
   if restored is not None:
     start, state, _ = restored

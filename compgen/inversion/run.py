@@ -5,7 +5,8 @@ the encoder (or the replay encoder, a prior, zeros; plus restarts from prior sam
 `Searcher` in sharded batches and writes `{workdir}/search/{split}.npz` with
   z, z0 [N, K, m]; mse, mse0 [N] (after / before search); converged, converged_step [N];
   latents (true) [N, K, m]
-and `{workdir}/search/summary.json`. Splits already written are skipped unless `overwrite`.
+and `{workdir}/search/summary.json`. A split already written is skipped unless `overwrite`, or
+unless it was made with other settings (its `{split}.provenance.json` differs).
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from compgen.inversion import search as search_lib
 from compgen.training import checkpoints, objectives, train_lib
 
 INITS = ("encoder", "replay_encoder", "prior", "zeros")
+# What a split's search results depend on (with the trained step, and the replay section and
+# step for search.init="replay_encoder"): a change makes the job search that split again.
+SEARCH_SECTIONS = ("data", "model", "search", "train.eval_examples", "seed")
 REGULARIZERS = ("none", "latent_l2", "prior")
 
 
@@ -38,15 +42,13 @@ def replay_encoder_params(config, workdir, params, mesh):
     raise checkpoints.CheckpointError(
         f"search.init='replay_encoder' needs a replay run in {workdir}/replay: run `python -m "
         f"compgen.replay --config=... --workdir={workdir}` first.")
-  optimizer = train_lib.make_optimizer(config.replay.optim, config.replay.num_steps)
-  shape = jax.eval_shape(lambda: train_lib.TrainState(
-      jnp.zeros((), jnp.int32), params["encoder"], optimizer.init(params["encoder"])))
-  try:
-    _, state, _ = ckpt.restore_latest(train_lib.abstract_state(
-        shape, parallel.state_sharding(shape, mesh)))
+  shape = jax.eval_shape(lambda: params["encoder"])
+  try:  # the encoder's parameters only: any replay optimizer settings restore it
+    _, encoder, _ = ckpt.restore_latest(train_lib.abstract_state(
+        shape, parallel.state_sharding(shape, mesh)), params_only=True)
   finally:
     ckpt.close()
-  return {"encoder": state.params, "decoder": params["decoder"]}
+  return {"encoder": encoder, "decoder": params["decoder"]}
 
 
 def make_searcher(config, model, prior, mesh) -> search_lib.Searcher:
@@ -98,9 +100,14 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   if sc.init not in INITS:
     raise ValueError(f"Unknown search.init={sc.init!r}: choose one of {INITS}.")
   mesh = parallel.make_mesh(config.mesh)
-  model, params, _ = train_lib.restore_trained(config, workdir, mesh)
+  model, params, trained_step = train_lib.restore_trained(config, workdir, mesh)
   init_params = (replay_encoder_params(config, workdir, params, mesh)
                  if sc.init == "replay_encoder" else params)
+  replay = sc.init == "replay_encoder"
+  record = checkpoints.provenance(
+      config, SEARCH_SECTIONS + (("replay",) if replay else ()), trained_step=trained_step,
+      **({"replay_step": checkpoints.latest_step(files.path(workdir, "replay"))} if replay
+         else {}))
   out_dir = files.path(workdir, "search")
   infer = jax.jit(train_lib.make_infer(model))
   n_dev = mesh.shape[parallel.DATA_AXIS]
@@ -118,8 +125,11 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   for split in sc.splits:
     path = out_dir / f"{split}.npz"
     if path.exists() and not overwrite:
-      print(f"{path} exists; skipping {split} (pass --overwrite to redo it).")
-      continue
+      stale = checkpoints.stale_reason(out_dir / f"{split}.provenance.json", record, str(path))
+      if not stale:
+        print(f"{path} exists; skipping {split} (pass --overwrite to redo it).")
+        continue
+      print(f"{path} was made with other settings ({stale}); searching {split} again.")
     source = pipeline.load_split(config.data, split)
     total = len(source) if sc.num_examples < 0 else min(sc.num_examples, len(source))
     results = {k: [] for k in ("z", "z0", "mse", "mse0", "converged", "converged_step")}
@@ -144,6 +154,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     arrays["latents"] = source[np.arange(total)]["latents"]
     if jax.process_index() == 0:
       files.save_npz(path, **arrays)
+      files.write_json(out_dir / f"{split}.provenance.json", record)
     summary[split] = {
         "num_images": int(len(arrays["z"])), "seconds": seconds,
         "image_steps_per_s": len(arrays["z"]) * sc.restarts * sc.num_steps / seconds,

@@ -20,12 +20,20 @@ from compgen import files
 # Others (e.g. train.num_steps, search, replay) may change.
 MODEL_SECTIONS = ("data", "model")
 TRAINING_SECTIONS = MODEL_SECTIONS + ("loss", "optim")
+REPLAY_SECTIONS = MODEL_SECTIONS + ("replay", "seed")  # a replay run, less its pacing
+
+
+# Settings that only pace or chunk a run, or pick what to run: changing them keeps its results.
+_PACING = {"replay": ("num_steps", "log_every", "eval_every", "checkpoint_every", "micro_batch"),
+           "search": ("splits", "micro_batch")}
 
 
 def _used(section: str, value):
-  """What of a saved or current config section the run depends on: the model section keeps
+  """What of a saved or current config section a result depends on: the model section keeps
   its decoder's and encoder's settings only (settings of other decoders, or decoders added
-  later, do not make a workdir another run's)."""
+  later, do not make a workdir another run's); replay and search drop their pacing."""
+  if section in _PACING and isinstance(value, dict):
+    return {k: v for k, v in value.items() if k not in _PACING[section]}
   if section != "model" or not isinstance(value, dict):
     return value
   kept = {k: v for k, v in value.items() if k not in ("decoders", "encoders")}
@@ -34,8 +42,53 @@ def _used(section: str, value):
   return kept
 
 
+def provenance(config: ml_collections.ConfigDict, sections: tuple[str, ...], **extra) -> dict:
+  """What produced a cached result: {key: used settings} for each config section or dotted
+  key in `sections` (e.g. "search", "experiment.fit_examples"), plus `extra` (e.g. the
+  trained checkpoint step). Compare two with `differences`."""
+  current = json.loads(config.to_json_best_effort())
+  out = {}
+  for key in sections:
+    value = current
+    for part in key.split("."):
+      value = value.get(part) if isinstance(value, dict) else None
+    out[key] = _used(key, value)
+  out.update(extra)
+  return json.loads(json.dumps(out))  # tuples as lists, as they come back from JSON
+
+
+def differences(saved: dict | None, current: dict) -> str:
+  """'' when `saved` (a `provenance` read back) equals `current`, else what differs."""
+  if saved is None:
+    return "no record of the settings it was made with"
+  return _diff(saved, current)
+
+
 class CheckpointError(RuntimeError):
   """A checkpoint or workdir that cannot be used; the message says why and what to do."""
+
+
+def stale_reason(record_path, current: dict, what: str) -> str:
+  """'' when the cached result whose `provenance` is saved at `record_path` was made by the
+  `current` settings, else what differs. A result without a record (written by an older
+  compgen) counts as current, with a printed warning, and gets one."""
+  if not record_path.exists():
+    print(f"WARNING: {what} has no record of the settings it was made with (an older compgen "
+          f"wrote it); taking it as made with the current ones and recording them in "
+          f"{record_path}.")
+    if jax.process_index() == 0:
+      files.write_json(record_path, current)
+    return ""
+  return differences(files.read_json(record_path), current)
+
+
+def latest_step(directory) -> int | None:
+  """The newest checkpoint step under `directory` (a workdir or its replay/), or None."""
+  ckpt = Checkpointer(directory, keep=1, create=False)
+  try:
+    return ckpt.latest_step()
+  finally:
+    ckpt.close()
 
 
 def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,

@@ -74,6 +74,20 @@ def test_more_seeds_reuse_seed_0_and_the_control_runs_only_its_seeds(ran):
   assert not os.path.exists(os.path.join(workdir, "seed1", "unconstrained"))
 
 
+def test_latents_made_with_other_search_settings_are_recomputed(ran, capsys):
+  _, workdir, _ = ran
+  cache = os.path.join(workdir, "seed0", "additive", "experiment", "latents.npz")
+  written = os.path.getmtime(cache)
+  config = get_config("sprites", "smoke")
+  config.search.num_steps += 1
+  config.experiment.control = ""
+  experiment.run_experiment(config, workdir)
+  assert "(search.num_steps was 5, now 6); inferring the latents again" in capsys.readouterr().out
+  assert os.path.getmtime(cache) > written
+  record = json.load(open(cache.replace(".npz", ".provenance.json")))
+  assert record["search"]["num_steps"] == 6 and record["trained_step"] == 4
+
+
 def test_bad_experiment_settings_are_refused(ran, tmp_path):
   config = get_config("sprites", "smoke")
   config.experiment.readout_fit = "decoder"

@@ -20,7 +20,7 @@ def trained(tmp_path_factory):
   return config, workdir
 
 
-def test_search_job_writes_latents_and_never_ends_worse_than_its_start(trained):
+def test_search_job_writes_latents_and_never_ends_worse_than_its_start(trained, capsys):
   config, workdir = trained
   summary = run.search_and_save(config, workdir)
   for split in ("test_id", "test_ood"):
@@ -32,8 +32,18 @@ def test_search_job_writes_latents_and_never_ends_worse_than_its_start(trained):
     assert summary[split]["image_steps_per_s"] > 0
   assert "test_ood" in run.format_summary(summary)
   written = os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz"))
-  run.search_and_save(config, workdir)  # finished splits are not redone ...
+  unrelated = config.copy_and_resolve_references()  # settings the search does not depend on
+  unrelated.optim.grad_clip_norm = 0.0  # (another optimizer state: restores the parameters)
+  unrelated.search.micro_batch = 2
+  run.search_and_save(unrelated, workdir)  # finished splits are not redone ...
   assert os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz")) == written
+  longer = config.copy_and_resolve_references()
+  longer.search.num_steps += 1
+  longer.search.splits = ("test_ood",)
+  run.search_and_save(longer, workdir)  # ... unless made with other settings ...
+  assert "(search.num_steps was 5, now 6); searching test_ood again" in capsys.readouterr().out
+  assert os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz")) > written
+  written = os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz"))
   config.search.splits = ("test_ood",)
   run.search_and_save(config, workdir, overwrite=True)  # ... unless asked
   assert os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz")) > written
@@ -49,6 +59,14 @@ def test_replay_job_then_search_from_the_replay_encoder(trained):
   assert set(summary["encoders"]) == {"id_encoder", "replay_encoder"}
   assert json.load(open(os.path.join(workdir, "replay", "summary.json"))) == summary
   assert sorted(os.listdir(os.path.join(workdir, "replay", "checkpoints"))) == ["2", "4"]
+  other = config.copy_and_resolve_references()
+  other.replay.prior = "gaussian"
+  with pytest.raises(checkpoints.CheckpointError,
+                     match="replay.prior was 'empirical', now 'gaussian'.*delete"):
+    replay.replay_and_evaluate(other, workdir)
+  other = config.copy_and_resolve_references()  # pacing and optimizer-free settings reuse it
+  other.replay.update(log_every=1, eval_every=1)
+  assert replay.replay_and_evaluate(other, workdir)["encoders"] == summary["encoders"]
   config.search.splits = ("test_ood",)
   config.search.restarts = 2
   result = run.search_and_save(config, workdir, overwrite=True)
