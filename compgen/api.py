@@ -130,7 +130,8 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   x: [B, ...]; z0: [B, K, m] or [B, R, K, m]. `search_settings` override `config.search`
   (num_steps, learning_rate, tol, restarts, regularizer, reg_weight, prior, micro_batch).
   Returns numpy arrays: z [B, K, m] (the best iterate), mse [B], trace [B, T] (objective per
-  step), converged [B], converged_step [B], z0 [B, K, m] and mse0 [B] (the start and its
+  step), converged [B], converged_step [B], finite [B] (False: the objective went NaN/Inf and
+  z is the best finite iterate; also printed), z0 [B, K, m] and mse0 [B] (the start and its
   error); with `record_steps`, also "iterates": {step: z [B, K, m]} from the first start.
   """
   config = ml_collections.ConfigDict(model.config.to_dict())
@@ -155,6 +156,7 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
     starts = np.asarray(search_run.add_restarts(start, prior, sc.restarts, rng))
   out = search_run.search_all(searcher, model.params, x, starts, mesh, sc.batch_size)
+  search_run.report_diverged(out["finite"], "compgen.invert")
   first = start if start.ndim == 3 else start[:, 0]
   out["z0"] = first
   out["mse0"] = ((model.decode(first)["output"] - x) ** 2).reshape(len(x), -1).mean(-1)

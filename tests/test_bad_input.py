@@ -15,15 +15,16 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from absl import flags
 from ml_collections import config_flags
 
 import compgen
-from compgen import config_lib, models
+from compgen import config_lib, models, parallel
 from compgen.data import checks, pipeline, tfds_builders
-from compgen.inversion import priors, search
+from compgen.inversion import priors, run, search
 from compgen.training import objectives
 
 DataError = pipeline.DataError
@@ -141,7 +142,7 @@ def _identity(params, z):
   return z.reshape(len(z), -1)
 
 
-def test_searcher_names_non_finite_images_and_starts_and_can_be_told_not_to():
+def test_searcher_names_non_finite_images_and_starts_and_can_be_told_not_to(capsys):
   searcher = search.Searcher(_identity, num_steps=2)
   x, z0 = np.zeros((4, 6), np.float32), np.zeros((4, 2, 3), np.float32)
   fix = r"drop or fix them, or pass Searcher\(check_inputs=False\) to search them anyway"
@@ -164,8 +165,19 @@ def test_searcher_names_non_finite_images_and_starts_and_can_be_told_not_to():
   with pytest.raises(DataError, match=r"Searcher: x: images at index \[5\] \(of 6\)"):
     search.stream_search(searcher, None, np.concatenate([x, x[:1], bad_x[2:3]]),
                          np.zeros((6, 2, 3), np.float32), batch_size=2, chunk_steps=1, max_steps=2)
-  unchecked = search.Searcher(_identity, num_steps=2, check_inputs=False)(None, bad_x, z0)
+  unchecked_searcher = search.Searcher(_identity, num_steps=2, check_inputs=False)
+  unchecked = unchecked_searcher(None, bad_x, z0)
   np.testing.assert_array_equal(np.asarray(unchecked.finite), [True, True, False, True])
+  # a diverged image is reported, never masked, by every batched way of searching
+  streamed = search.stream_search(unchecked_searcher, None, bad_x, z0, batch_size=2,
+                                  chunk_steps=1, max_steps=2)
+  np.testing.assert_array_equal(streamed["finite"], [True, True, False, True])
+  mesh = parallel.make_mesh(ml_collections.ConfigDict({"data": 1, "fsdp_min_size": 0}))
+  batched = run.search_all(unchecked_searcher, None, bad_x, z0, mesh, batch_size=3)
+  np.testing.assert_array_equal(batched["finite"], [True, True, False, True])
+  run.report_diverged(batched["finite"], "search test_ood")
+  assert ("WARNING: search test_ood: the objective went NaN/Inf for 1 of 4 images (index [2])"
+          in capsys.readouterr().out)
 
 
 # --- config keys and names ------------------------------------------------------------------

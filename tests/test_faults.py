@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -216,6 +217,20 @@ def test_sigterm_in_the_loop_saves_the_current_step_and_raises():
     _run_fake_loop(step_fn, recorder)
   assert recorder.saved == [3]
   assert signal.getsignal(signal.SIGTERM) == previous  # handler removed afterwards
+
+
+def test_outside_the_main_thread_sigterm_handling_is_off_and_says_so_once(capsys, monkeypatch):
+  monkeypatch.setattr(loop, "_warned_off_main_thread", False)
+  flags = []
+  def use_twice():
+    for _ in range(2):
+      with loop.preemption_notice() as requested:
+        flags.append(requested(1))
+  worker = threading.Thread(target=use_twice, name="worker")
+  worker.start()
+  worker.join()
+  assert flags == [False, False]
+  assert capsys.readouterr().out.count("cannot install a SIGTERM handler") == 1
 
 
 def test_real_divergence_stops_training_without_a_nan_checkpoint(tmp_path):

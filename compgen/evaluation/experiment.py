@@ -120,7 +120,9 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
                                   f"{method} {split}")
       out.update({f"{method}/{split}/z": res["z"], f"{method}/{split}/mse": res["mse"],
                   f"{method}/{split}/trace_mean": res["trace"].mean(0),
-                  f"{method}/{split}/converged": res["converged"]})
+                  f"{method}/{split}/converged": res["converged"],
+                  f"{method}/{split}/finite": res["finite"]})
+      search_run.report_diverged(res["finite"], f"{method} {split}")
   for method in METHODS:
     out[f"{method}/ood/pictures"] = np.asarray(model.decode(
         params, out[f"{method}/ood/z"][:NUM_PICTURES])["output"])

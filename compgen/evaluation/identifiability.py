@@ -62,7 +62,8 @@ def _fit(module, rng, x, cont, cat, steps: int, learning_rate: float):
 
   x [N, S, d], cont [N, S, m] (standardised), cat [N, S, n_c]: S slots per example read out
   by the same readout; the loss takes, per example, the best of the S! slot orders (S = 1:
-  a plain regression/classification). Returns the params with the lowest validation loss.
+  a plain regression/classification). Returns (the params with the lowest validation loss,
+  whether the validation loss stayed finite: False when the fit diverged).
   """
   perms = jnp.asarray(list(itertools.permutations(range(x.shape[1]))))  # [P, S]
   n_val = max(x.shape[0] // 5, 1)
@@ -83,18 +84,19 @@ def _fit(module, rng, x, cont, cat, steps: int, learning_rate: float):
   opt = optax.adamw(learning_rate, weight_decay=1e-4)
 
   def step(carry, _):
-    p, s, best, best_loss = carry
+    p, s, best, best_loss, finite = carry
     grads = jax.grad(loss)(p, *train)
     updates, s = opt.update(grads, s, p)
     p = optax.apply_updates(p, updates)
     val_loss = loss(p, *val)
     better = val_loss < best_loss
     best = jax.tree.map(lambda new, old: jnp.where(better, new, old), p, best)
-    return (p, s, best, jnp.minimum(val_loss, best_loss)), None
+    return (p, s, best, jnp.minimum(val_loss, best_loss), finite & jnp.isfinite(val_loss)), None
 
-  init = (params, opt.init(params), params, loss(params, *val))
-  (_, _, best, _), _ = jax.lax.scan(step, init, None, length=steps)
-  return best
+  init_loss = loss(params, *val)
+  init = (params, opt.init(params), params, init_loss, jnp.isfinite(init_loss))
+  (_, _, best, _, finite), _ = jax.lax.scan(step, init, None, length=steps)
+  return best, finite
 
 
 @functools.partial(jax.jit, static_argnames=("module", "steps", "learning_rate"))
@@ -121,9 +123,14 @@ class _Readouts:
 
   def fit(self, x, cont, cat):
     rngs = jax.random.split(jax.random.PRNGKey(self.seed), len(x))
-    self.params = _fit_many(self.module, rngs, jnp.asarray(x, jnp.float32),
-                            jnp.asarray(cont, jnp.float32), jnp.asarray(cat, jnp.int32),
-                            steps=self.steps, learning_rate=self.learning_rate)
+    self.params, finite = _fit_many(self.module, rngs, jnp.asarray(x, jnp.float32),
+                                    jnp.asarray(cont, jnp.float32), jnp.asarray(cat, jnp.int32),
+                                    steps=self.steps, learning_rate=self.learning_rate)
+    if not np.asarray(finite).all():
+      raise FloatingPointError(
+          f"{int((~np.asarray(finite)).sum())} of {len(x)} readout fits diverged (validation "
+          "loss NaN/Inf); their weights would be untrained. The latents are likely huge or "
+          "badly scaled: check them, or use readout='linear'.")
     return self
 
   def predict(self, x):
@@ -151,6 +158,13 @@ def _check(name, z_hat, latents, factors):
                      "slots: slot counts must agree to match slots.")
   if factors is not None and factors.shape[:2] != latents.shape[:2]:
     raise ValueError(f"{name}: factors {factors.shape} do not match latents {latents.shape}.")
+  for what, a in (("inferred latents", z_hat), ("true latents", latents)):
+    bad = ~np.isfinite(np.asarray(a, np.float64)).reshape(len(a), -1).all(1)
+    if bad.any():
+      raise ValueError(f"{name}: {what} of examples {np.flatnonzero(bad)[:10].tolist()} (of "
+                       f"{len(a)}) hold NaN/Inf (a diverged search or encoder?): drop those "
+                       "examples or fix what made them; a readout cannot be fitted or scored "
+                       "on them.")
 
 
 def _permute(z, assignment):

@@ -4,7 +4,7 @@
 the encoder (or the replay encoder, a prior, zeros; plus restarts from prior samples), runs
 `Searcher` in sharded batches and writes `{workdir}/search/{split}.npz` with
   z, z0 [N, K, m]; mse, mse0 [N] (after / before search); converged, converged_step [N];
-  latents (true) [N, K, m]
+  finite [N] (False: the objective went NaN/Inf, also printed); latents (true) [N, K, m]
 and `{workdir}/search/summary.json`. A split already written is skipped unless `overwrite`, or
 unless it was made with other settings (its `{split}.provenance.json` differs).
 """
@@ -75,12 +75,25 @@ def add_restarts(z0: jax.Array, prior, restarts: int, rng: jax.Array) -> jax.Arr
 
 def search_batch(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh) -> dict:
   """One batch of any size through `searcher`, padded to the mesh's device count: returns
-  {z, mse, trace, converged, converged_step} as numpy arrays for the B real images."""
+  {z, mse, trace, converged, converged_step, finite} as numpy arrays for the B real images
+  (finite False: the objective went NaN/Inf; z is then the best finite iterate)."""
   batch, n = parallel.pad_to_multiple({"x": np.asarray(x), "z0": np.asarray(z0)},
                                       mesh.shape[parallel.DATA_AXIS])
   res = searcher(params, batch["x"], batch["z0"])
   return {k: v[:n] for k, v in parallel.to_host(
-      {k: getattr(res, k) for k in ("z", "mse", "trace", "converged", "converged_step")}).items()}
+      {k: getattr(res, k) for k in ("z", "mse", "trace", "converged", "converged_step",
+                                     "finite")}).items()}
+
+
+def report_diverged(finite: np.ndarray, where: str) -> None:
+  """Prints which images' search objective went NaN/Inf (their latents are the best finite
+  iterate, often the start), so that a diverged search is never silent."""
+  bad = np.flatnonzero(~np.asarray(finite))
+  if len(bad):
+    more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+    print(f"WARNING: {where}: the objective went NaN/Inf for {len(bad)} of {len(finite)} images "
+          f"(index {bad[:10].tolist()}{more}); their latents are the best finite iterate. Lower "
+          "search.learning_rate or check those images.")
 
 
 def search_all(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh,
@@ -132,7 +145,8 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
       print(f"{path} was made with other settings ({stale}); searching {split} again.")
     source = pipeline.load_split(config.data, split)
     total = len(source) if sc.num_examples < 0 else min(sc.num_examples, len(source))
-    results = {k: [] for k in ("z", "z0", "mse", "mse0", "converged", "converged_step")}
+    results = {k: [] for k in ("z", "z0", "mse", "mse0", "converged", "converged_step",
+                               "finite")}
     start = time.perf_counter()
     for lo in tqdm.trange(0, total, sc.batch_size, desc=f"search {split}",
                           disable=jax.process_index() != 0):
@@ -152,6 +166,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     seconds = time.perf_counter() - start
     arrays = {k: np.concatenate(v) for k, v in results.items()}
     arrays["latents"] = source[np.arange(total)]["latents"]
+    report_diverged(arrays["finite"], f"search {split}")
     if jax.process_index() == 0:
       files.save_npz(path, **arrays)
       files.write_json(out_dir / f"{split}.provenance.json", record)
@@ -160,6 +175,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
         "image_steps_per_s": len(arrays["z"]) * sc.restarts * sc.num_steps / seconds,
         "mse_init": float(arrays["mse0"].mean()), "mse_search": float(arrays["mse"].mean()),
         "converged": float(arrays["converged"].mean()),
+        "diverged": int((~arrays["finite"]).sum()),
         "matched_r2_init": probe.matched_r2(id_latents, fit["latents"], arrays["z0"],
                                               arrays["latents"])["mean"],
         "matched_r2_search": probe.matched_r2(id_latents, fit["latents"], arrays["z"],

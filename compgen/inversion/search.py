@@ -233,7 +233,8 @@ def stream_search(searcher: Searcher, params, x: np.ndarray, z0: np.ndarray, *,
   A device batch of `batch_size` slots runs `chunk_steps` steps at a time; afterwards images
   that converged (MSE <= tol), went non-finite or used `max_steps` retire and new images take
   their slots. Returns per image: z [N, K, m], mse [N], loss [N], steps [N] (steps used),
-  converged [N] and converged_step [N].
+  converged [N], converged_step [N] and finite [N] (False: the objective went NaN/Inf, and z
+  is the best finite iterate seen).
   """
   n = len(x)
   if n == 0:
@@ -242,7 +243,7 @@ def stream_search(searcher: Searcher, params, x: np.ndarray, z0: np.ndarray, *,
   batch_size = min(batch_size, n)
   out = {"z": np.zeros(z0.shape, np.float32), "mse": np.zeros(n, np.float32),
          "loss": np.zeros(n, np.float32), "steps": np.zeros(n, np.int32),
-         "converged_step": np.full(n, -1, np.int32)}
+         "converged_step": np.full(n, -1, np.int32), "finite": np.ones(n, bool)}
   next_image = batch_size
   owner = np.arange(batch_size)  # image index held by each slot, -1 = idle
   state = searcher._init(jnp.asarray(z0[:batch_size]))  # pylint: disable=protected-access
@@ -257,6 +258,7 @@ def stream_search(searcher: Searcher, params, x: np.ndarray, z0: np.ndarray, *,
       i = owner[slot]
       out["z"][i], out["mse"][i], out["loss"][i] = best_z[slot], best_mse[slot], best_loss[slot]
       out["steps"][i], out["converged_step"][i] = steps[slot], conv_step[slot]
+      out["finite"][i] = finite[slot]
       owner[slot] = -1
     free = np.flatnonzero(owner < 0)
     take = min(len(free), n - next_image)

@@ -24,6 +24,9 @@ class Preempted(Exception):
     self.step = step
 
 
+_warned_off_main_thread = False  # the note below is printed once per process
+
+
 @contextlib.contextmanager
 def preemption_notice():
   """Yields `requested(step) -> bool`, True once the job should save and stop.
@@ -37,6 +40,12 @@ def preemption_notice():
     return
   received = []
   if threading.current_thread() is not threading.main_thread():
+    global _warned_off_main_thread
+    if not _warned_off_main_thread:
+      _warned_off_main_thread = True
+      print(f"NOTE: running outside the main thread ({threading.current_thread().name}), where "
+            "Python cannot install a SIGTERM handler: a SIGTERM here ends the job without the "
+            "preemption checkpoint (the last periodic checkpoint is kept).")
     yield lambda step: False
     return
   previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))

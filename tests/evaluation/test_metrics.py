@@ -127,3 +127,19 @@ def test_interaction_statistics_separate_additive_from_interacting_generators():
   assert stats["additive"]["jacobian_overlap"] < stats["mlp"]["jacobian_overlap"] <= 1
   with pytest.raises(ValueError, match=r"\[N, K, m\]"):
     interaction.interaction_statistics(lambda z: z, np.zeros((2, 2)))
+
+
+def test_non_finite_latents_and_a_diverged_readout_fit_are_errors(data):
+  (z, c), (zt, ct), _ = data
+  bad = z.copy()
+  bad[7, 1, 0] = np.nan
+  with pytest.raises(ValueError, match=r"fit: inferred latents of examples \[7\].*NaN/Inf"):
+    ident.identifiability((bad, z, c), {"test": (zt, zt, ct)}, steps=5)
+  with pytest.raises(ValueError, match=r"test: inferred latents of examples \[7\]"):
+    ident.identifiability((z, z, c), {"test": (bad[:200], zt, ct)}, steps=5)
+  # a fit whose validation loss overflows returns an error, not its untrained initial weights
+  # (identifiability() standardises its inputs, so this drives the readouts directly)
+  x = np.full((1, N, 1, M), 3e38, np.float32)
+  readouts = ident._Readouts("mlp", M, (3,), steps=5, seed=0)  # pylint: disable=protected-access
+  with pytest.raises(FloatingPointError, match="1 of 1 readout fits diverged"):
+    readouts.fit(x, z[None, :, :1], c[None, :, :1])
