@@ -8,6 +8,8 @@ Every import counts, also those inside functions (lazy ones), since they run too
 """
 import ast
 import os
+import subprocess
+import sys
 
 from tests.training.test_train import ROOT
 
@@ -107,3 +109,11 @@ def test_the_checks_catch_the_imports_compgen_once_had():
   graph = import_graph()  # the parser resolves `from compgen.data import checks`
   assert "compgen.data.checks" in graph["compgen.data.pipeline"]
   assert "compgen.training.probe" in graph["compgen.training.train_lib"]
+
+
+def test_importing_the_models_loads_no_data_checkpoint_or_plotting_library():
+  code = ("import sys, compgen.models; print(sorted(m for m in ('tensorflow_datasets', "
+          "'orbax.checkpoint', 'matplotlib', 'scipy') if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, check=True)
+  assert out.stdout.strip() == "[]"
