@@ -122,6 +122,14 @@ def pad_to_multiple(batch: dict[str, np.ndarray], multiple: int) -> tuple[dict, 
   return batch, n
 
 
+def call_padded(fn, batch: dict[str, np.ndarray], mesh: Mesh):
+  """fn(**arrays) on a host batch of any size: pads the leading axis to a multiple of the
+  data axis (`pad_to_multiple`), places it sharded over it (`put_global`), calls fn, brings
+  the result to the host (`to_host`) and cuts every leaf back to the real examples."""
+  padded, n = pad_to_multiple(batch, mesh.shape[DATA_AXIS])
+  return jax.tree.map(lambda a: a[:n], to_host(fn(**put_global(padded, mesh))))
+
+
 def resolve_micro_batch(value: int) -> int | None:
   """Config value -> micro-batch size: -1 = auto (1 on CPU, where small working sets stay in
   cache, measured fastest by `compgen.bench`; the whole batch on GPUs/TPUs), 0 = whole batch."""

@@ -77,12 +77,10 @@ def search_batch(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh)
   """One batch of any size through `searcher`, padded to the mesh's device count: returns
   {z, mse, trace, converged, converged_step, finite} as numpy arrays for the B real images
   (finite False: the objective went NaN/Inf; z is then the best finite iterate)."""
-  batch, n = parallel.pad_to_multiple({"x": np.asarray(x), "z0": np.asarray(z0)},
-                                      mesh.shape[parallel.DATA_AXIS])
-  res = searcher(params, batch["x"], batch["z0"])
-  return {k: v[:n] for k, v in parallel.to_host(
-      {k: getattr(res, k) for k in ("z", "mse", "trace", "converged", "converged_step",
-                                     "finite")}).items()}
+  fields = ("z", "mse", "trace", "converged", "converged_step", "finite")
+  return parallel.call_padded(lambda x, z0: {k: getattr(searcher(params, x, z0), k)
+                                             for k in fields},
+                              {"x": np.asarray(x), "z0": np.asarray(z0)}, mesh)
 
 
 def report_diverged(finite: np.ndarray, where: str) -> None:
@@ -123,7 +121,6 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
          else {}))
   out_dir = files.path(workdir, "search")
   infer = jax.jit(train_lib.make_infer(model))
-  n_dev = mesh.shape[parallel.DATA_AXIS]
 
   fit = train_lib.first_examples(pipeline.load_split(config.data, "train"),
                                  config.train.eval_examples)
@@ -151,16 +148,16 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     for lo in tqdm.trange(0, total, sc.batch_size, desc=f"search {split}",
                           disable=jax.process_index() != 0):
       batch = pipeline.to_model_inputs(source[np.arange(lo, min(lo + sc.batch_size, total))])
-      batch, n = parallel.pad_to_multiple(batch, n_dev)
       x = objectives.model_input(batch)
-      z_enc, mse0, _ = infer(init_params, parallel.put_global({"x": x}, mesh)["x"])
-      z0 = {"encoder": z_enc, "replay_encoder": z_enc, "zeros": jnp.zeros_like(z_enc),
-            "prior": prior.sample(jax.random.fold_in(init_key, lo), len(x))}[sc.init]
-      starts = (add_restarts(z0, prior, sc.restarts, jax.random.fold_in(restart_key, lo))
+      z_enc, mse0 = parallel.call_padded(lambda x: infer(init_params, x)[:2], {"x": x}, mesh)
+      z0 = {"encoder": z_enc, "replay_encoder": z_enc, "zeros": np.zeros_like(z_enc),
+            "prior": np.asarray(prior.sample(jax.random.fold_in(init_key, lo), len(x)))
+            }[sc.init]
+      starts = (np.asarray(add_restarts(z0, prior, sc.restarts,
+                                        jax.random.fold_in(restart_key, lo)))
                 if sc.restarts > 1 else z0)
-      starts, z0, mse0 = parallel.to_host((starts, z0, mse0))
-      res = search_batch(searcher, params, x[:n], starts[:n], mesh)
-      res["z0"], res["mse0"] = z0[:n], mse0[:n]
+      res = search_batch(searcher, params, x, starts, mesh)
+      res["z0"], res["mse0"] = z0, mse0
       for key in results:
         results[key].append(res[key])
     seconds = time.perf_counter() - start

@@ -43,9 +43,7 @@ def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Gr
         0.0, peak, warmup_steps=warmup, decay_steps=max(num_steps, warmup + 1),
         end_value=peak * optim.end_learning_rate_fraction)
   elif optim.decay == "constant":
-    schedule = optax.join_schedules(
-        [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
-        [max(warmup, 1)])
+    schedule = optax.warmup_constant_schedule(0.0, peak, warmup_steps=max(warmup, 1))
   else:
     raise ValueError(f"Unknown optim.decay={optim.decay!r}: choose 'cosine' or 'constant'.")
   if optim.name == "adam":
@@ -118,17 +116,11 @@ def first_examples(source, n):
 def evaluate(infer_fn, params, arrays: dict[str, dict], mesh, batch_size: int) -> dict:
   """Encodes/decodes each split's arrays in sharded batches: {split: (z, mse, recon)}."""
   out = {}
-  n_dev = mesh.shape[parallel.DATA_AXIS]
   for split, batch in arrays.items():
     x = objectives.model_input(batch)
-    zs, errs, recons = [], [], []
-    for start in range(0, len(x), batch_size):
-      chunk, n = parallel.pad_to_multiple({"x": x[start:start + batch_size]}, n_dev)
-      z, err, recon = parallel.to_host(infer_fn(params, parallel.put_global(chunk, mesh)["x"]))
-      zs.append(z[:n])
-      errs.append(err[:n])
-      recons.append(recon[:n])
-    out[split] = (np.concatenate(zs), np.concatenate(errs), np.concatenate(recons))
+    parts = [parallel.call_padded(lambda x: infer_fn(params, x), {"x": x[lo:lo + batch_size]},
+                                  mesh) for lo in range(0, len(x), batch_size)]
+    out[split] = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
   return out
 
 
