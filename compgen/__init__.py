@@ -2,7 +2,7 @@
 
 From Python (see `compgen.api` and the README's "Use from Python / Colab"):
   get_config, fit, load, invert, replay_encoder, evaluate, run_experiment, Model;
-  compgen.data (datasets; importing it registers the TFDS builders), compgen.plots (figures).
+  compgen.data (datasets), compgen.plots (figures).
 
 Names load on first use, so `import compgen.models` (say) does not pull in TFDS, orbax or
 matplotlib.

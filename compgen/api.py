@@ -24,6 +24,7 @@ import numpy as np
 
 from compgen import config_lib
 from compgen import files
+from compgen import models
 from compgen import parallel
 from compgen.data import checks
 from compgen.data import pipeline
@@ -31,7 +32,7 @@ from compgen.evaluation import experiment as experiment_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import run as search_run
-from compgen.training import checkpoints, objectives, train_lib
+from compgen.training import checkpoints, train_lib
 
 
 def get_config(spec: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
@@ -50,14 +51,14 @@ class Model:
   Attributes:
     config: the run's config.
     workdir: its workdir (checkpoints, search and replay results).
-    autoencoder: `objectives.Autoencoder` (Flax encoder and decoder modules).
+    autoencoder: `models.Autoencoder` (Flax encoder and decoder modules).
     params: {"encoder", "decoder"} parameters.
     step: the training step restored.
     encoder_source: "id" (trained with the decoder) or "replay" (`replay_encoder`).
   """
   config: ml_collections.ConfigDict
   workdir: str
-  autoencoder: objectives.Autoencoder
+  autoencoder: models.Autoencoder
   params: dict
   step: int
   encoder_source: str = "id"
@@ -99,7 +100,7 @@ class Model:
     n = num_examples or self.config.replay.prior_examples
     key = ("prior", kind, n)
     if key not in self._cache:
-      x = objectives.model_input(self.data("train", n))
+      x = models.model_input(self.data("train", n))
       self._cache[key] = priors.fit_prior(kind, self.encode(x), seed=self.config.seed)
     return self._cache[key]
 

@@ -25,7 +25,6 @@ import compgen
 from compgen import config_lib, models, parallel
 from compgen.data import checks, pipeline, tfds_builders
 from compgen.inversion import priors, run, search
-from compgen.training import objectives
 
 DataError = pipeline.DataError
 IMAGE = (8, 8, 3)
@@ -38,7 +37,7 @@ def _autoencoder(decoder, output_shape):
   cfg.decoder = decoder
   cfg.encoders.cnn.update(channels=(4,), hidden=8)
   cfg.decoders[decoder].update(hidden=(8,), num_frequencies=2)
-  return objectives.Autoencoder(models.make_encoder(cfg, K), models.make_decoder(cfg, output_shape))
+  return models.Autoencoder(models.make_encoder(cfg, K), models.make_decoder(cfg, output_shape))
 
 
 @pytest.fixture(scope="module")

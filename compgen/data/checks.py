@@ -70,7 +70,7 @@ def check_batch(x, where: str, *, name: str = "images", unit_range: bool | None 
   Raises `DataError` naming the bad examples by index. It reads values, so it runs outside
   jit, once per batch handed in by a user (not per step); a jax array is reduced on its
   device and only [B] flags come back. The shape checks against a model are static, in
-  `compgen.training.objectives.Autoencoder`.
+  `compgen.models.Autoencoder`.
   """
   shape = tuple(np.shape(x))
   if not shape or shape[0] == 0:

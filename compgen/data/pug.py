@@ -14,7 +14,7 @@ and facebook/PUG_Animals) under the TFDS manual directory, at any depth:
 where <manual_dir> is `tfds.download.DownloadConfig(manual_dir=...)` or, by default,
 `<data_dir>/downloads/manual/`. Then
 
-    import compgen.data, tensorflow_datasets as tfds  # importing compgen.data registers it
+    import compgen.data.pug, tensorflow_datasets as tfds  # registers compgen_pug
     source = tfds.data_source("compgen_pug/spar_background", data_dir="~/tensorflow_datasets")
 
 Scene -> compgen layout (every example: `image` uint8 [R, R, 3], `latents` float32 [K, m],

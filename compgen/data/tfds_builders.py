@@ -1,4 +1,4 @@
-"""TFDS builders `compgen_sprites` and `compgen_synthetic`, registered on `import compgen.data`.
+"""TFDS builders `compgen_sprites` and `compgen_synthetic`, registered on importing this module.
 
 They render locally (nothing is downloaded), write array_record and are read with
 `tfds.data_source` — TensorFlow is not needed. Splits: train (ID), test_id, test_ood.
@@ -14,7 +14,7 @@ Each prepared dataset stores the `DatasetSpec` it was rendered from (`metadata.j
 rendered from another spec (a renderer or size changed without a version bump), with the
 versions / differing fields and the fix, instead of building next to it or reading it.
 
-    import compgen.data, tensorflow_datasets as tfds  # importing compgen.data registers it
+    import compgen.data.tfds_builders, tensorflow_datasets as tfds  # registers the builders
     source = tfds.data_source("compgen_sprites/diagonal_tiny", data_dir="/tmp/tfds")
 """
 from __future__ import annotations

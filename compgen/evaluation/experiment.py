@@ -30,6 +30,7 @@ import ml_collections
 import numpy as np
 
 from compgen import files
+from compgen import models
 from compgen import parallel
 from compgen import plots
 from compgen.data import pipeline
@@ -39,7 +40,7 @@ from compgen.evaluation import interaction as interaction_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import run as search_run
-from compgen.training import checkpoints, objectives, train_lib
+from compgen.training import checkpoints, train_lib
 
 METHODS = ("encoder", "search", "replay_encoder", "replay_search")
 SPLITS = {"fit": "train", "id": "test_id", "ood": "test_ood"}  # experiment name -> data split
@@ -111,7 +112,7 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   restart_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 7)
   for method, start in (("search", "encoder"), ("replay_search", "replay_encoder")):
     for split in searched:
-      x = objectives.model_input(arrays[split])
+      x = models.model_input(arrays[split])
       z0 = out[f"{start}/{split}/z"]
       if sc.restarts > 1:  # the start plus restarts − 1 prior samples; the best one is kept
         z0 = np.asarray(search_run.add_restarts(
@@ -152,7 +153,7 @@ def score_methods(config, latents: dict, arrays: dict, names, num_categories, se
     for s in ("id", "ood"):
       out[method][s] = {
           "identifiability": scores[s]["score"], "per_factor": scores[s]["per_factor"],
-          **ident_lib.reconstruction_metrics(objectives.model_input(arrays[s]),
+          **ident_lib.reconstruction_metrics(models.model_input(arrays[s]),
                                              latents[f"{method}/{s}/mse"])}
       if f"{method}/{s}/converged" in latents:
         out[method][s]["search_converged"] = float(latents[f"{method}/{s}/converged"].mean())

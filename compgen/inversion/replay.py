@@ -13,11 +13,11 @@ import ml_collections
 import optax
 
 from compgen import files
+from compgen import models
 from compgen import parallel
 from compgen.data import pipeline
-from compgen.training import probe
 from compgen.inversion import priors
-from compgen.training import checkpoints, loop, objectives, train_lib
+from compgen.training import checkpoints, loop, objectives, probe, train_lib
 
 
 def replay_sampler(decode_fn, batch_size: int, mesh=None, micro_batch: int | None = None):
@@ -78,7 +78,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             for s, n in (("train", max(rc.prior_examples, n_eval)), ("test_id", n_eval),
                          ("test_ood", n_eval))}
   infer = jax.jit(train_lib.make_infer(model))
-  id_latents, _, _ = _encode_all(infer, params, objectives.model_input(arrays["train"]), mesh,
+  id_latents, _, _ = _encode_all(infer, params, models.model_input(arrays["train"]), mesh,
                                  config.train.batch_size)
   prior = priors.fit_prior(rc.prior, id_latents[:rc.prior_examples], seed=config.seed)
 
@@ -89,7 +89,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if rc.init == "id_encoder":
       enc = params["encoder"]
     else:
-      x0 = objectives.model_input(arrays["train"])[:1]
+      x0 = models.model_input(arrays["train"])[:1]
       enc = model.encoder.init(jax.random.fold_in(root, 0), x0)["params"]
     return train_lib.TrainState(jnp.zeros((), jnp.int32), enc, optimizer.init(enc))
 
@@ -149,7 +149,7 @@ def compare_encoders(infer, params, replay_encoder_params, arrays, mesh, batch_s
   out = {}
   for name, enc in (("id_encoder", params["encoder"]), ("replay_encoder", replay_encoder_params)):
     p = {"encoder": enc, "decoder": params["decoder"]}
-    res = {s: _encode_all(infer, p, objectives.model_input(a), mesh, batch_size)
+    res = {s: _encode_all(infer, p, models.model_input(a), mesh, batch_size)
            for s, a in arrays.items()}
     row = {}
     for split in ("test_id", "test_ood"):

@@ -20,12 +20,12 @@ import optax
 import tqdm
 
 from compgen import files
+from compgen import models
 from compgen import parallel
 from compgen.data import pipeline
-from compgen.training import probe
 from compgen.inversion import priors
 from compgen.inversion import search as search_lib
-from compgen.training import checkpoints, objectives, train_lib
+from compgen.training import checkpoints, probe, train_lib
 
 INITS = ("encoder", "replay_encoder", "prior", "zeros")
 # What a split's search results depend on (with the trained step, and the replay section and
@@ -148,7 +148,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     for lo in tqdm.trange(0, total, sc.batch_size, desc=f"search {split}",
                           disable=jax.process_index() != 0):
       batch = pipeline.to_model_inputs(source[np.arange(lo, min(lo + sc.batch_size, total))])
-      x = objectives.model_input(batch)
+      x = models.model_input(batch)
       z_enc, mse0 = parallel.call_padded(lambda x: infer(init_params, x)[:2], {"x": x}, mesh)
       z0 = {"encoder": z_enc, "replay_encoder": z_enc, "zeros": np.zeros_like(z_enc),
             "prior": np.asarray(prior.sample(jax.random.fold_in(init_key, lo), len(x)))

@@ -21,10 +21,7 @@ from compgen import models
 from compgen import parallel
 from compgen import plots
 from compgen.data import pipeline
-from compgen.training import probe
-from compgen.training import checkpoints
-from compgen.training import loop
-from compgen.training import objectives
+from compgen.training import checkpoints, loop, objectives, probe
 
 
 @flax.struct.dataclass
@@ -57,11 +54,11 @@ def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Gr
   return opt
 
 
-def build_model(config: ml_collections.ConfigDict, example: dict) -> objectives.Autoencoder:
+def build_model(config: ml_collections.ConfigDict, example: dict) -> models.Autoencoder:
   """The encoder/decoder pair for data whose examples look like `example` (one batch)."""
-  x = objectives.model_input(example)
+  x = models.model_input(example)
   num_slots = example["latents"].shape[1]
-  return objectives.Autoencoder(models.make_encoder(config.model, num_slots),
+  return models.Autoencoder(models.make_encoder(config.model, num_slots),
                                 models.make_decoder(config.model, x.shape[1:]))
 
 
@@ -117,7 +114,7 @@ def evaluate(infer_fn, params, arrays: dict[str, dict], mesh, batch_size: int) -
   """Encodes/decodes each split's arrays in sharded batches: {split: (z, mse, recon)}."""
   out = {}
   for split, batch in arrays.items():
-    x = objectives.model_input(batch)
+    x = models.model_input(batch)
     parts = [parallel.call_padded(lambda x: infer_fn(params, x), {"x": x[lo:lo + batch_size]},
                                   mesh) for lo in range(0, len(x), batch_size)]
     out[split] = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
@@ -152,7 +149,7 @@ def _save_reconstructions(results, arrays, path, dataset: str, n: int = 8) -> st
 
 def state_initializer(config, model, optimizer, example_batch: dict):
   """() -> the initial TrainState (params from `fold_in(PRNGKey(config.seed), 0)`)."""
-  example = objectives.model_input(example_batch)[:1]
+  example = models.model_input(example_batch)[:1]
 
   def init_state():
     params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0), example)
@@ -182,7 +179,7 @@ def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
   example = first_examples(pipeline.load_split(config.data, "test_id"), 1)
   model = build_model(config, example)
   params_shape = jax.eval_shape(
-      lambda: model.init(jax.random.PRNGKey(0), objectives.model_input(example)[:1]))
+      lambda: model.init(jax.random.PRNGKey(0), models.model_input(example)[:1]))
   try:
     step, params, _ = ckpt.restore_latest(abstract_state(params_shape, parallel.state_sharding(
         params_shape, mesh, config.mesh.fsdp_min_size)), params_only=True)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-import compgen.data  # noqa: F401  (registers compgen_pug)
+import compgen.data.pug  # noqa: F401  (registers compgen_pug)
 from compgen import config_lib
 from compgen.data import pipeline, pug
 

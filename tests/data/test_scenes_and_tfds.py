@@ -80,7 +80,7 @@ def test_every_builder_config_is_named_by_scheme_and_size():
 _ROUND_TRIP = textwrap.dedent("""
     import json, sys
     import numpy as np, tensorflow_datasets as tfds
-    import compgen.data  # registers the builders
+    import compgen.data.tfds_builders  # registers the builders
     from compgen.data import scenes, tfds_builders
     out = {}
     for builder, name in ((tfds_builders.CompgenSprites, "compgen_sprites/diagonal_tiny"),

@@ -3,6 +3,7 @@ better than its encoder does, image by image (a gain it has to earn: "no worse" 
 construction, the start being one of the iterates)."""
 import numpy as np
 
+from compgen import models
 from compgen.data import pipeline
 from compgen.inversion import priors
 from compgen.inversion import run as search_run
@@ -25,7 +26,7 @@ def test_search_through_a_briefly_trained_conv_decoder_lowers_the_ood_error(tmp_
   mesh = parallel.make_mesh(config.mesh)
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
   ood = train_lib.first_examples(pipeline.load_split(config.data, "test_ood"), 32)
-  x = objectives.model_input(ood)
+  x = models.model_input(ood)
   z0, mse0, _ = (np.asarray(a) for a in train_lib.make_infer(model)(params, x))
   prior = priors.fit_prior("gaussian", z0)
   searcher = search_run.make_searcher(config, model, prior, mesh)

@@ -44,7 +44,7 @@ def vector_model():
   cfg.decoder = "additive"
   cfg.decoders.additive.hidden = (16,)
   cfg.encoders.cnn.hidden = 16
-  model = objectives.Autoencoder(models.make_encoder(cfg, num_slots=2),
+  model = models.Autoencoder(models.make_encoder(cfg, num_slots=2),
                                  models.make_decoder(cfg, (8,)))
   x = jax.random.normal(jax.random.PRNGKey(1), (16, 8))
   return model, model.init(jax.random.PRNGKey(0), x), {"x": x}
