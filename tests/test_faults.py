@@ -186,6 +186,9 @@ class _Writer:
   def write(self, step, metrics):
     pass
 
+  def flush(self):
+    pass
+
 
 def _run_fake_loop(step_fn, recorder):
   loop.run_loop(step_fn, type("State", (), {"step": 0})(), stop=20, num_steps=20, batch_size=1,

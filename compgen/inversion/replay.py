@@ -139,6 +139,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   summary.update(prior=rc.prior, init=rc.init, loss=rc.loss, steps=rc.num_steps)
   writer.write(step, {f"{enc}/{k}": v for enc, d in summary["encoders"].items()
                       for k, v in d.items()})
+  writer.flush()
   if jax.process_index() == 0:
     files.write_json(out_dir / "summary.json", summary)
   return summary

@@ -111,6 +111,7 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
         on_eval(step, state)
       if will_save:
         checkpointer.save(step, state, data_state())
+        writer.flush()  # the rows up to a checkpoint are on disk with it
         last_saved = step
       if preempted and step < stop:
         checkpointer.close()

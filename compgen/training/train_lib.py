@@ -7,6 +7,7 @@ metrics as JSON lines in `{workdir}/metrics.jsonl`, reconstructions in `{workdir
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import flax
@@ -85,19 +86,40 @@ def make_infer(model):
 
 
 class MetricWriter:
-  """One JSON object per line in `{workdir}/metrics.jsonl`, written by process 0 only."""
+  """One JSON object per line in `{workdir}/metrics.jsonl`, written by process 0 only.
 
-  def __init__(self, workdir: str):
+  Locally each row is appended. An object store (gs://) cannot append, so there rows are
+  kept and the file is rewritten at most every `remote_flush_s` seconds and at `flush()`
+  (which the loops call at every checkpoint and at the end), not at every log.
+  """
+
+  def __init__(self, workdir: str, remote_flush_s: float = 60.0):
     self.path = files.path(workdir, "metrics.jsonl")
+    self.remote, self.remote_flush_s = files.is_remote(self.path), remote_flush_s
+    self._pending, self._flushed_at = [], time.monotonic()
 
   def write(self, step: int, metrics: dict) -> None:
     if jax.process_index() != 0:
       return
-    files.append_line(self.path, json.dumps(
-        {"step": int(step), **{k: float(v) for k, v in metrics.items()}}))
+    line = json.dumps({"step": int(step), **{k: float(v) for k, v in metrics.items()}})
+    if not self.remote:
+      files.append_line(self.path, line)
+      return
+    self._pending.append(line)
+    if time.monotonic() - self._flushed_at >= self.remote_flush_s:
+      self.flush()
+
+  def flush(self) -> None:
+    """Writes the rows kept for an object store (a no-op locally, where rows are appended)."""
+    if self._pending and jax.process_index() == 0:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      old = self.path.read_text() if self.path.exists() else ""
+      self.path.write_text(old + "".join(line + "\n" for line in self._pending))
+    self._pending, self._flushed_at = [], time.monotonic()
 
   def drop_after(self, step: int) -> None:
     """Forgets rows logged after `step` (a resumed run logs those steps again)."""
+    self.flush()
     if jax.process_index() != 0 or not self.path.exists():
       return
     rows = self.path.read_text().splitlines()
@@ -253,6 +275,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   results = evaluate(infer, state.params, eval_arrays, mesh, tc.batch_size)
   final = _eval_metrics(results, eval_arrays, step)
   writer.write(step, final)
+  writer.flush()
   if jax.process_index() == 0:
     _save_reconstructions(results, eval_arrays, files.path(workdir, "reconstructions.png"),
                           config.data.dataset)

@@ -1,5 +1,8 @@
 """Checkpointer: which failures set a step aside (damage) and which do not (another tree, a
-storage error). The end-to-end damaged-checkpoint run is in tests/test_faults.py."""
+storage error; the end-to-end damaged-checkpoint run is in tests/test_faults.py), and the
+metric writer on an object store."""
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -68,3 +71,22 @@ def test_a_damaged_step_is_set_aside_and_the_previous_one_restored(saved, monkey
   np.testing.assert_array_equal(state["params"]["w"], [1.0, 1.0, 1.0])
   assert (saved / "checkpoints_unreadable" / "2").is_dir()
   assert "moved it to" in capsys.readouterr().out
+
+
+def test_metric_rows_on_an_object_store_are_written_in_batches(tmp_path, monkeypatch):
+  from compgen import files  # pylint: disable=g-import-not-at-top
+  from compgen.training import train_lib  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(files, "is_remote", lambda p: True)  # a local folder posing as gs://
+  writer = train_lib.MetricWriter(str(tmp_path), remote_flush_s=3600)
+  rewrites = []
+  real_write = type(writer.path).write_text
+  monkeypatch.setattr(type(writer.path), "write_text",
+                      lambda self, text: (rewrites.append(len(text)), real_write(self, text)))
+  for step in range(1, 51):
+    writer.write(step, {"loss": 1.0 / step})
+  assert not rewrites and not writer.path.exists()  # 50 logs, no rewrite yet
+  writer.flush()  # at a checkpoint
+  writer.write(51, {"loss": 0.0})
+  writer.drop_after(40)  # a resumed run: flushes, then forgets steps after 40
+  steps = [json.loads(r)["step"] for r in writer.path.read_text().splitlines()]
+  assert steps == list(range(1, 41)) and len(rewrites) == 3
