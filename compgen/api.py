@@ -31,7 +31,7 @@ from compgen.data import pipeline
 from compgen.evaluation import experiment as experiment_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
-from compgen.inversion import run as search_run
+from compgen.inversion import search_job
 from compgen.training import checkpoints, train_lib
 
 
@@ -143,7 +143,7 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   needs_prior = sc.restarts > 1 or sc.regularizer == "prior"
   prior = model.prior(sc.prior) if needs_prior else None
   if key not in model._cache:  # pylint: disable=protected-access
-    model._cache[key] = search_run.make_searcher(config, model.autoencoder, prior, mesh)  # pylint: disable=protected-access
+    model._cache[key] = search_job.make_searcher(config, model.autoencoder, prior, mesh)  # pylint: disable=protected-access
   searcher = model._cache[key]  # pylint: disable=protected-access
   x = np.asarray(x)
   checks.check_batch(x, "compgen.invert: x")
@@ -155,9 +155,9 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   starts = start
   if sc.restarts > 1 and start.ndim == 3:
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
-    starts = np.asarray(search_run.add_restarts(start, prior, sc.restarts, rng))
-  out = search_run.search_all(searcher, model.params, x, starts, mesh, sc.batch_size)
-  search_run.report_diverged(out["finite"], "compgen.invert")
+    starts = np.asarray(search_job.add_restarts(start, prior, sc.restarts, rng))
+  out = search_job.search_all(searcher, model.params, x, starts, mesh, sc.batch_size)
+  search_job.report_diverged(out["finite"], "compgen.invert")
   first = start if start.ndim == 3 else start[:, 0]
   out["z0"] = first
   out["mse0"] = ((model.decode(first)["output"] - x) ** 2).reshape(len(x), -1).mean(-1)
@@ -175,7 +175,7 @@ def replay_encoder(model: Model, **replay_settings) -> Model:
   config = ml_collections.ConfigDict(model.config.to_dict())
   config.replay.update(replay_settings)
   replay_lib.replay_and_evaluate(config, model.workdir)
-  params = search_run.replay_encoder_params(config, model.workdir, model.params,
+  params = replay_lib.replay_encoder_params(config, model.workdir, model.params,
                                             parallel.make_mesh(config.mesh))
   return Model(config, model.workdir, model.autoencoder, params, model.step, "replay")
 

@@ -16,7 +16,7 @@ import pytest
 from compgen import cli
 from compgen import parallel
 from compgen.inversion import replay as replay_lib
-from compgen.inversion import run as search_run
+from compgen.inversion import search_job
 from compgen.training import checkpoints, loop, train_lib
 from tests.training.test_train import ROOT, get_config
 
@@ -78,7 +78,7 @@ def reference(tmp_path_factory):
 
 def _replay_encoder(config, workdir):
   _, params, _ = train_lib.restore_trained(config, workdir)
-  return _leaves(search_run.replay_encoder_params(config, workdir, params,
+  return _leaves(replay_lib.replay_encoder_params(config, workdir, params,
                                                   parallel.make_mesh(config.mesh))["encoder"])
 
 

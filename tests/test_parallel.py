@@ -15,7 +15,7 @@ import pytest
 
 from compgen import parallel
 from compgen.inversion import replay as replay_lib
-from compgen.inversion import run as search_run
+from compgen.inversion import search_job
 from compgen.training import train_lib
 from tests.training.test_train import ROOT, get_config
 
@@ -32,7 +32,7 @@ def _config(devices, fsdp_min_size=0):
 def _run_jobs(config, workdir):
   """Train, search, replay in `workdir`: (final train state, search latents, replay summary)."""
   state = train_lib.train_and_evaluate(config, workdir)
-  search_run.search_and_save(config, workdir)
+  search_job.search_and_save(config, workdir)
   replay = replay_lib.replay_and_evaluate(config, workdir)
   latents = {s: np.load(os.path.join(workdir, "search", f"{s}.npz"))["z"]
              for s in ("test_id", "test_ood")}

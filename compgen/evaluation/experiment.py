@@ -39,7 +39,7 @@ from compgen.evaluation import identifiability as ident_lib
 from compgen.evaluation import interaction as interaction_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
-from compgen.inversion import run as search_run
+from compgen.inversion import search_job
 from compgen.training import checkpoints, train_lib
 
 METHODS = ("encoder", "search", "replay_encoder", "replay_search")
@@ -99,7 +99,7 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
       return files.load_npz(path)
     print(f"{path} was made with other settings ({stale}); inferring the latents again.")
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
-  replay_params = search_run.replay_encoder_params(config, workdir, params, mesh)
+  replay_params = replay_lib.replay_encoder_params(config, workdir, params, mesh)
   infer = jax.jit(train_lib.make_infer(model))
   sc = config.search
   out = {}
@@ -107,7 +107,7 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
     for split, (z, mse, _) in train_lib.evaluate(infer, p, arrays, mesh, sc.batch_size).items():
       out[f"{name}/{split}/z"], out[f"{name}/{split}/mse"] = z, mse
   prior = priors.fit_prior(sc.prior, out["encoder/fit/z"], seed=config.seed)
-  searcher = search_run.make_searcher(config, model, prior, mesh)
+  searcher = search_job.make_searcher(config, model, prior, mesh)
   searched = ("fit", "id", "ood") if config.experiment.readout_fit == "own" else ("id", "ood")
   restart_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 7)
   for method, start in (("search", "encoder"), ("replay_search", "replay_encoder")):
@@ -115,15 +115,15 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
       x = models.model_input(arrays[split])
       z0 = out[f"{start}/{split}/z"]
       if sc.restarts > 1:  # the start plus restarts − 1 prior samples; the best one is kept
-        z0 = np.asarray(search_run.add_restarts(
+        z0 = np.asarray(search_job.add_restarts(
             z0, prior, sc.restarts, jax.random.fold_in(restart_key, len(out))))
-      res = search_run.search_all(searcher, params, x, z0, mesh, sc.batch_size,
+      res = search_job.search_all(searcher, params, x, z0, mesh, sc.batch_size,
                                   f"{method} {split}")
       out.update({f"{method}/{split}/z": res["z"], f"{method}/{split}/mse": res["mse"],
                   f"{method}/{split}/trace_mean": res["trace"].mean(0),
                   f"{method}/{split}/converged": res["converged"],
                   f"{method}/{split}/finite": res["finite"]})
-      search_run.report_diverged(res["finite"], f"{method} {split}")
+      search_job.report_diverged(res["finite"], f"{method} {split}")
   for method in METHODS:
     out[f"{method}/ood/pictures"] = np.asarray(model.decode(
         params, out[f"{method}/ood/z"][:NUM_PICTURES])["output"])

@@ -145,6 +145,23 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return summary
 
 
+def replay_encoder_params(config, workdir, params, mesh):
+  """Params with the encoder of the replay run in `workdir` (for search.init=replay_encoder)."""
+  ckpt = checkpoints.Checkpointer(files.path(workdir, "replay"), 1, create=False)
+  step = ckpt.latest_step()
+  if step is None:
+    raise checkpoints.CheckpointError(
+        f"search.init='replay_encoder' needs a replay run in {workdir}/replay: run `python -m "
+        f"compgen.replay --config=... --workdir={workdir}` first.")
+  shape = jax.eval_shape(lambda: params["encoder"])
+  try:  # the encoder's parameters only: any replay optimizer settings restore it
+    _, encoder, _ = ckpt.restore_latest(train_lib.abstract_state(
+        shape, parallel.state_sharding(shape, mesh)), params_only=True)
+  finally:
+    ckpt.close()
+  return {"encoder": encoder, "decoder": params["decoder"]}
+
+
 def compare_encoders(infer, params, replay_encoder_params, arrays, mesh, batch_size) -> dict:
   """Reconstruction MSE (decode ∘ encode) and matched R² per split, ID vs replay encoder."""
   out = {}

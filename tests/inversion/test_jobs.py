@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from compgen.inversion import replay, run
+from compgen.inversion import replay, search_job
 from compgen.training import checkpoints, train_lib
 from tests.training.test_train import ROOT, get_config
 
@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
 
 def test_search_job_writes_latents_and_never_ends_worse_than_its_start(trained, capsys):
   config, workdir = trained
-  summary = run.search_and_save(config, workdir)
+  summary = search_job.search_and_save(config, workdir)
   for split in ("test_id", "test_ood"):
     with np.load(os.path.join(workdir, "search", f"{split}.npz")) as f:
       n = config.data["num_" + split]
@@ -30,22 +30,22 @@ def test_search_job_writes_latents_and_never_ends_worse_than_its_start(trained, 
       assert f["z"].shape[0] == n and f["mse"].shape == (n,)
       assert (f["mse"] <= f["mse0"] + 1e-6).all()
     assert summary[split]["image_steps_per_s"] > 0
-  assert "test_ood" in run.format_summary(summary)
+  assert "test_ood" in search_job.format_summary(summary)
   written = os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz"))
   unrelated = config.copy_and_resolve_references()  # settings the search does not depend on
   unrelated.optim.grad_clip_norm = 0.0  # (another optimizer state: restores the parameters)
   unrelated.search.micro_batch = 2
-  run.search_and_save(unrelated, workdir)  # finished splits are not redone ...
+  search_job.search_and_save(unrelated, workdir)  # finished splits are not redone ...
   assert os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz")) == written
   longer = config.copy_and_resolve_references()
   longer.search.num_steps += 1
   longer.search.splits = ("test_ood",)
-  run.search_and_save(longer, workdir)  # ... unless made with other settings ...
+  search_job.search_and_save(longer, workdir)  # ... unless made with other settings ...
   assert "(search.num_steps was 5, now 6); searching test_ood again" in capsys.readouterr().out
   assert os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz")) > written
   written = os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz"))
   config.search.splits = ("test_ood",)
-  run.search_and_save(config, workdir, overwrite=True)  # ... unless asked
+  search_job.search_and_save(config, workdir, overwrite=True)  # ... unless asked
   assert os.path.getmtime(os.path.join(workdir, "search", "test_ood.npz")) > written
 
 
@@ -54,7 +54,7 @@ def test_replay_job_then_search_from_the_replay_encoder(trained):
   config = config.copy_and_resolve_references()
   config.search.init = "replay_encoder"
   with pytest.raises(checkpoints.CheckpointError, match="needs a replay run"):
-    run.search_and_save(config, workdir)
+    search_job.search_and_save(config, workdir)
   summary = replay.replay_and_evaluate(config, workdir)
   assert set(summary["encoders"]) == {"id_encoder", "replay_encoder"}
   assert json.load(open(os.path.join(workdir, "replay", "summary.json"))) == summary
@@ -69,14 +69,14 @@ def test_replay_job_then_search_from_the_replay_encoder(trained):
   assert replay.replay_and_evaluate(other, workdir)["encoders"] == summary["encoders"]
   config.search.splits = ("test_ood",)
   config.search.restarts = 2
-  result = run.search_and_save(config, workdir, overwrite=True)
+  result = search_job.search_and_save(config, workdir, overwrite=True)
   assert np.isfinite(result["test_ood"]["mse_search"])
 
 
 def test_jobs_refuse_a_workdir_without_a_trained_model(tmp_path):
   config = get_config("sprites", "smoke")
   with pytest.raises(checkpoints.CheckpointError, match="No trained model"):
-    run.search_and_save(config, str(tmp_path))
+    search_job.search_and_save(config, str(tmp_path))
   with pytest.raises(checkpoints.CheckpointError, match="No trained model"):
     replay.replay_and_evaluate(config, str(tmp_path))
 

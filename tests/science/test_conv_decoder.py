@@ -6,7 +6,7 @@ import numpy as np
 from compgen import models
 from compgen.data import pipeline
 from compgen.inversion import priors
-from compgen.inversion import run as search_run
+from compgen.inversion import search_job
 from compgen.training import objectives, train_lib
 from compgen import parallel
 from tests.training.test_train import get_config
@@ -29,8 +29,8 @@ def test_search_through_a_briefly_trained_conv_decoder_lowers_the_ood_error(tmp_
   x = models.model_input(ood)
   z0, mse0, _ = (np.asarray(a) for a in train_lib.make_infer(model)(params, x))
   prior = priors.fit_prior("gaussian", z0)
-  searcher = search_run.make_searcher(config, model, prior, mesh)
-  found = search_run.search_all(searcher, params, x, z0, mesh, 32)
+  searcher = search_job.make_searcher(config, model, prior, mesh)
+  found = search_job.search_all(searcher, params, x, z0, mesh, 32)
   assert np.isfinite(found["mse"]).all()
   # measured: 0.88 of the encoder's error after 400 steps (the decoder's own floor is near)
   assert found["mse"].mean() < 0.95 * mse0.mean(), (found["mse"].mean(), mse0.mean())

@@ -24,6 +24,7 @@ from compgen import models
 from compgen import parallel
 from compgen.data import pipeline
 from compgen.inversion import priors
+from compgen.inversion import replay as replay_lib
 from compgen.inversion import search as search_lib
 from compgen.training import checkpoints, probe, train_lib
 
@@ -32,23 +33,6 @@ INITS = ("encoder", "replay_encoder", "prior", "zeros")
 # step for search.init="replay_encoder"): a change makes the job search that split again.
 SEARCH_SECTIONS = ("data", "model", "search", "train.eval_examples", "seed")
 REGULARIZERS = ("none", "latent_l2", "prior")
-
-
-def replay_encoder_params(config, workdir, params, mesh):
-  """Params with the encoder of the replay run in `workdir` (for search.init=replay_encoder)."""
-  ckpt = checkpoints.Checkpointer(files.path(workdir, "replay"), 1, create=False)
-  step = ckpt.latest_step()
-  if step is None:
-    raise checkpoints.CheckpointError(
-        f"search.init='replay_encoder' needs a replay run in {workdir}/replay: run `python -m "
-        f"compgen.replay --config=... --workdir={workdir}` first.")
-  shape = jax.eval_shape(lambda: params["encoder"])
-  try:  # the encoder's parameters only: any replay optimizer settings restore it
-    _, encoder, _ = ckpt.restore_latest(train_lib.abstract_state(
-        shape, parallel.state_sharding(shape, mesh)), params_only=True)
-  finally:
-    ckpt.close()
-  return {"encoder": encoder, "decoder": params["decoder"]}
 
 
 def make_searcher(config, model, prior, mesh) -> search_lib.Searcher:
@@ -112,7 +96,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     raise ValueError(f"Unknown search.init={sc.init!r}: choose one of {INITS}.")
   mesh = parallel.make_mesh(config.mesh)
   model, params, trained_step = train_lib.restore_trained(config, workdir, mesh)
-  init_params = (replay_encoder_params(config, workdir, params, mesh)
+  init_params = (replay_lib.replay_encoder_params(config, workdir, params, mesh)
                  if sc.init == "replay_encoder" else params)
   replay = sc.init == "replay_encoder"
   record = checkpoints.provenance(
