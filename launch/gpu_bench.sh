@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The benchmark suite on a single-GPU host, nothing downloaded; meant to take under 5 minutes on an H100 (not yet measured: no GPU run so far).
+# The benchmark suite on a single-GPU host, nothing downloaded; meant to take under 5 minutes
+# on an H100 (not measured yet: no GPU run so far).
 # Assumes jax[cuda], flax, optax, chex, orbax-checkpoint and torch are installed there; the
 # rest of compgen's dependencies (ml-collections, tensorflow-datasets, ...) come from a folder
 # of wheels when missing: WHEELS=/path/to/wheels (made here with `pip download -d wheels .`).
