@@ -61,10 +61,11 @@ def search_batch(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh)
   """One batch of any size through `searcher`, padded to the mesh's device count: returns
   {z, mse, trace, converged, converged_step, finite} as numpy arrays for the B real images
   (finite False: the objective went NaN/Inf; z is then the best finite iterate)."""
-  fields = ("z", "mse", "trace", "converged", "converged_step", "finite")
-  return parallel.call_padded(lambda x, z0: {k: getattr(searcher(params, x, z0), k)
-                                             for k in fields},
-                              {"x": np.asarray(x), "z0": np.asarray(z0)}, mesh)
+  def run(x, z0):
+    res = searcher(params, x, z0)
+    return {k: getattr(res, k) for k in ("z", "mse", "trace", "converged", "converged_step",
+                                         "finite")}
+  return parallel.call_padded(run, {"x": np.asarray(x), "z0": np.asarray(z0)}, mesh)
 
 
 def report_diverged(finite: np.ndarray, where: str) -> None:

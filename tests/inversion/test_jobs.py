@@ -90,3 +90,20 @@ def test_train_search_replay_from_the_command_line(tmp_path):
   assert "matched R²" in proc.stdout or "replay_encoder" in proc.stdout
   assert (tmp_path / "search" / "test_ood.npz").exists()
   assert (tmp_path / "replay" / "summary.json").exists()
+
+
+def test_search_all_runs_the_searcher_once_per_batch():
+  import types  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from compgen import parallel  # pylint: disable=g-import-not-at-top
+  calls = []
+  def searcher(params, x, z0):
+    calls.append(len(x))
+    n = len(x)
+    return types.SimpleNamespace(z=z0, mse=np.zeros(n), trace=np.zeros((n, 3)),
+                                 converged=np.ones(n, bool), converged_step=np.zeros(n, int),
+                                 finite=np.ones(n, bool))
+  mesh = parallel.make_mesh(ml_collections.ConfigDict({"data": 1, "fsdp_min_size": 0}))
+  out = search_job.search_all(searcher, None, np.zeros((5, 4), np.float32),
+                              np.zeros((5, 2, 3), np.float32), mesh, batch_size=2)
+  assert calls == [2, 2, 1] and out["z"].shape == (5, 2, 3) and out["finite"].all()
