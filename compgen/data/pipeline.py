@@ -160,8 +160,9 @@ def builder_config_names(dataset: str) -> list[str]:
 NAME_FIELDS = {"latent_names": "latents", "factor_names": "factors"}  # name array -> field
 
 
-def _read_npz(path: str, split: str) -> dict[str, np.ndarray]:
-  """One split's raw arrays (names included) from a .npz file or a folder of them."""
+def _read_npz(path: str, split: str, fields=None) -> dict[str, np.ndarray]:
+  """One split's raw arrays (names included) from a .npz file or a folder of them; only those
+  in `fields` when given (the others are not read from disk)."""
   if not path:
     raise DataError("data.dataset='npz' needs data.npz_path: a .npz file or a folder of "
                     "{train,test_id,test_ood}.npz.")
@@ -182,6 +183,8 @@ def _read_npz(path: str, split: str) -> dict[str, np.ndarray]:
                       f"each split's fields as '{prefix}image', '{prefix}latents', ...")
     arrays = {}
     for k in keys:
+      if fields is not None and k[len(prefix):] not in fields:
+        continue
       try:
         arrays[k[len(prefix):]] = f[k]
       except ValueError as e:  # an object array needs pickle, which is never loaded
@@ -224,7 +227,9 @@ def npz_names(path: str) -> tuple[list[str] | None, list[str] | None]:
   that name them must agree."""
   found = {}
   for split in scenes.SPLITS:
-    for key, listed in _check_names(_read_npz(path, split), f"{path}:{split}").items():
+    # only the name arrays and the fields they are checked against: no images
+    arrays = _read_npz(path, split, fields=set(NAME_FIELDS) | set(NAME_FIELDS.values()))
+    for key, listed in _check_names(arrays, f"{path}:{split}").items():
       if found.setdefault(key, (split, listed))[1] != listed:
         raise DataError(f"{path}: '{key}' differ between splits: {found[key][0]} has "
                         f"{found[key][1]}, {split} has {listed}; use the same names.")

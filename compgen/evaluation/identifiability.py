@@ -159,7 +159,7 @@ def _check(name, z_hat, latents, factors):
   if factors is not None and factors.shape[:2] != latents.shape[:2]:
     raise ValueError(f"{name}: factors {factors.shape} do not match latents {latents.shape}.")
   for what, a in (("inferred latents", z_hat), ("true latents", latents)):
-    bad = ~np.isfinite(np.asarray(a, np.float64)).reshape(len(a), -1).all(1)
+    bad = ~np.isfinite(a).reshape(len(a), -1).all(1)
     if bad.any():
       raise ValueError(f"{name}: {what} of examples {np.flatnonzero(bad)[:10].tolist()} (of "
                        f"{len(a)}) hold NaN/Inf (a diverged search or encoder?): drop those "

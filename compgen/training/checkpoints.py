@@ -46,15 +46,20 @@ def provenance(config: ml_collections.ConfigDict, sections: tuple[str, ...], **e
   """What produced a cached result: {key: used settings} for each config section or dotted
   key in `sections` (e.g. "search", "experiment.fit_examples"), plus `extra` (e.g. the
   trained checkpoint step). Compare two with `differences`."""
-  current = json.loads(config.to_json_best_effort())
+  out = _select(json.loads(config.to_json_best_effort()), sections)
+  out.update(extra)
+  return json.loads(json.dumps(out))  # tuples as lists, as they come back from JSON
+
+
+def _select(config: dict, sections: tuple[str, ...]) -> dict:
+  """{key: the used settings of that section or dotted key} of a config as a JSON dict."""
   out = {}
   for key in sections:
-    value = current
+    value = config
     for part in key.split("."):
       value = value.get(part) if isinstance(value, dict) else None
     out[key] = _used(key, value)
-  out.update(extra)
-  return json.loads(json.dumps(out))  # tuples as lists, as they come back from JSON
+  return out
 
 
 def differences(saved: dict | None, current: dict) -> str:
@@ -101,11 +106,9 @@ def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
   path = files.path(workdir, "config.json")
   current = json.loads(config.to_json_best_effort())
   if path.exists():
-    saved = files.read_json(path)
-    pairs = {section: (_used(section, saved.get(section)), _used(section, current.get(section)))
-             for section in sections}
-    diffs = [f"{section}: {_diff(old, new)}" for section, (old, new) in pairs.items()
-             if old != new]
+    old, new = _select(files.read_json(path), sections), _select(current, sections)
+    diffs = [f"{section}: {_diff(old[section], new[section])}" for section in sections
+             if old[section] != new[section]]
     if diffs:
       reading = sections == MODEL_SECTIONS
       raise CheckpointError(

@@ -3,6 +3,7 @@ storage error; the end-to-end damaged-checkpoint run is in tests/test_faults.py)
 metric writer on an object store."""
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -25,7 +26,6 @@ def saved(tmp_path):
 
 
 def _abstract(tree):
-  import jax  # pylint: disable=g-import-not-at-top
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
 
 
