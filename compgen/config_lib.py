@@ -56,6 +56,8 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
       "encoder": "cnn",              # "cnn" | "conv" | "transformer" | "slot_attention"
       "slot_dim": slot_dim,          # m̂, latent dims per slot
       "variational": False,          # VAE (β-KL, reparametrised sampling) instead of AE
+      "candidates": 1,               # autoencoders trained side by side from independent
+                                     # inits; the lowest ID training reconstruction is kept
       "decoders": {
           # slot_index: slot k decoded by φ(z_k, k); False: one φ shared by exchangeable slots
           "additive": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
@@ -130,7 +132,8 @@ def experiment_config() -> ml_collections.ConfigDict:
       "readout": "mlp",              # "linear" | "mlp"
       "matching": "global",          # "global" | "per_example"
       "readout_steps": 1000,         # full-batch Adam steps per readout
-      "interaction_examples": 16}})  # latents the decoder interaction statistics use
+      "interaction_examples": 16,    # latents the decoder interaction statistics use
+      "score_candidates": False}})   # also score every candidate of a population run
 
 
 def base_config(dataset: str) -> ml_collections.ConfigDict:
@@ -170,6 +173,7 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   data.num_train, data.num_test_id, data.num_test_ood = 256, 128, 128
   data.tfds_config = data.tfds_config.replace("_small", "_tiny")
   m = config.model
+  m.candidates = 1
   for name in ("additive", "alpha", "unconstrained"):
     m.decoders[name].hidden = (32, 32)
     m.decoders[name].num_frequencies = 3

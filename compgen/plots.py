@@ -208,6 +208,40 @@ SWEEP_METHODS = {"encoder": ("encoder", "C0"), "search": ("search", "C1"),
                  "replay_encoder": ("replay", "C2"), "replay_search": ("replay + search", "C3")}
 
 
+def candidate_fits(runs: dict[str, dict], path=None):
+  """Per candidate of population runs: OOD identifiability against its ID training
+  reconstruction MSE (log scale) -> PNG. runs: {"seed{s}/{model}": {"train_recon_mse": [C],
+  "selected": i, "scores": {"encoder/ood": [C], "search/ood": [C], ...}}}; one colour per
+  model, o = search, x = encoder; kept candidates are ringed."""
+  if not runs:
+    raise ValueError("candidate_fits needs at least one run with scored candidates.")
+  fig = Figure(figsize=(5.5, 3.6))
+  ax = fig.subplots()
+  models = sorted({label.split("/")[-1] for label in runs})
+  colours = {m: f"C{i}" for i, m in enumerate(models)}
+  labelled = set()
+  for label, run in runs.items():
+    model = label.split("/")[-1]
+    mse = np.asarray(run["train_recon_mse"])
+    for method, marker in (("search/ood", "o"), ("encoder/ood", "x")):
+      name = f"{model}: {method.split('/')[0]}"
+      score = np.asarray(run["scores"][method])
+      ax.scatter(mse, score, marker=marker, color=colours[model], s=18,
+                 label=None if name in labelled else name)
+      labelled.add(name)
+    i = run["selected"]
+    ax.scatter(mse[i], run["scores"]["search/ood"][i], s=90, facecolors="none",
+               edgecolors="black", label=None if "kept" in labelled else "kept (lowest ID error)")
+    labelled.add("kept")
+  ax.set_xscale("log")
+  ax.set_xlabel("ID training reconstruction MSE of the candidate")
+  ax.set_ylabel("OOD identifiability")
+  ax.axhline(0.0, color="grey", lw=0.5)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  return _finish(fig, path)
+
+
 def sweep_map(sweep: dict, path=None, split: str = "ood"):
   """A sweep's `split` identifiability (mean ± std over seeds) of each method against its
   first axis, one panel per value of the second axis (columns) and of the third (rows);

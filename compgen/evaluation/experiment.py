@@ -19,7 +19,10 @@ Each method's latents are scored with `identifiability` (readouts fitted on ID l
 the encoder's on `experiment.fit_examples` training images when `experiment.readout_fit` is
 "encoder", or each method's own when "own", which also searches those images) and by
 reconstruction. Writes `{workdir}/results.json`, `results.md` (mean ± std over seeds) and
-figures: `identifiability.png`, `reconstructions_ood.png`, `search_loss.png`.
+figures: `identifiability.png`, `reconstructions_ood.png`, `search_loss.png`. A population
+run (`model.candidates` > 1) records which candidate it kept and each one's ID training error;
+with `experiment.score_candidates` every candidate is also scored (`score_candidates`) and
+`candidates.png` plots its OOD identifiability against its ID error.
 """
 from __future__ import annotations
 
@@ -137,6 +140,52 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   return out
 
 
+def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_categories) -> dict:
+  """Every candidate of a population run (`model.candidates` > 1) scored on its own, kept or
+  not: identifiability of its encoder (ID, OOD) and of search from it (OOD; with the configured
+  restarts from the prior of its ID latents), readouts fitted on its encoder's latents of the
+  fit images — the same protocol for every candidate (cheaper than the main table's when
+  `readout_fit` is "own"). Returns {"encoder/id", "encoder/ood", "search/ood": [C] scores};
+  cached in `{workdir}/experiment/candidates.json` with the latents' provenance."""
+  path = files.path(workdir, "experiment", "candidates.json")
+  record = checkpoints.provenance(config, LATENT_SECTIONS + ("experiment.readout",
+                                                             "experiment.readout_steps"),
+                                  trained_step=checkpoints.latest_step(workdir))
+  if path.exists():
+    saved = files.read_json(path)
+    if saved.get("provenance") == record:
+      return saved["scores"]
+  model, stacked, _ = train_lib.restore_candidates(config, workdir, mesh)
+  infer = jax.jit(train_lib.make_infer(model))
+  sc, ec = config.search, config.experiment
+  truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
+  restart_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 8)
+  scores = {"encoder/id": [], "encoder/ood": [], "search/ood": []}
+  for i in range(train_lib.num_candidates(config)):
+    params = train_lib.candidate(stacked, i)
+    z = {split: r[0] for split, r in
+         train_lib.evaluate(infer, params, arrays, mesh, sc.batch_size).items()}
+    prior = priors.fit_prior(sc.prior, z["fit"], seed=config.seed)
+    z0 = z["ood"]
+    if sc.restarts > 1:
+      z0 = np.asarray(search_job.add_restarts(z0, prior, sc.restarts,
+                                              jax.random.fold_in(restart_key, i)))
+    searched = search_job.search_all(
+        search_job.make_searcher(config, model, prior, mesh), params,
+        models.model_input(arrays["ood"]), z0, mesh, sc.batch_size, f"candidate {i} search ood")
+    result = ident_lib.identifiability(
+        (z["fit"], *truth("fit")), {"encoder/id": (z["id"], *truth("id")),
+                                    "encoder/ood": (z["ood"], *truth("ood")),
+                                    "search/ood": (searched["z"], *truth("ood"))},
+        readout=ec.readout, matching=ec.matching, num_categories=num_categories,
+        factor_names=names, steps=ec.readout_steps, seed=config.seed)
+    for key in scores:
+      scores[key].append(float(result[key]["score"]))
+  if jax.process_index() == 0:
+    files.write_json(path, {"provenance": record, "scores": scores})
+  return scores
+
+
 def score_methods(config, latents: dict, arrays: dict, names, num_categories, seed) -> dict:
   """{method: {split: {"identifiability", "per_factor", "recon_mse", "recon_r2", ...}}}."""
   ec = config.experiment
@@ -208,7 +257,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   mesh = parallel.make_mesh(config.mesh)
   arrays = load_arrays(config)
   names, num_categories = factor_names(config, arrays)
-  runs, stage_seconds, interaction, pictures, traces = [], {}, {}, {}, {}
+  runs, stage_seconds, interaction, pictures, traces, candidates = [], {}, {}, {}, {}, {}
   control_seeds = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
   for seed in range(ec.seeds):
     for label, base in model_configs(config).items():
@@ -228,6 +277,12 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
       scores = score_methods(cfg, latents, arrays, names, num_categories, seed)
       timer["scoring"] = time.perf_counter() - t
       stage_seconds[f"seed{seed}/{label}"] = timer
+      kept = files.path(wd, "candidates.json")
+      if kept.exists():
+        candidates[f"seed{seed}/{label}"] = files.read_json(kept)
+        if ec.score_candidates:
+          candidates[f"seed{seed}/{label}"]["scores"] = score_candidates(
+              cfg, wd, arrays, mesh, names, num_categories)
       for method, splits in scores.items():
         for split, metrics in splits.items():
           runs.append({"seed": seed, "model": label, "method": method, "split": split,
@@ -242,7 +297,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   summary = _aggregate(runs)
   results = {"summary": summary, "runs": runs, "interaction": interaction,
              "seeds": list(range(ec.seeds)), "control_seeds": list(range(control_seeds)),
-             "stage_seconds": stage_seconds,
+             "stage_seconds": stage_seconds, "candidates": candidates,
              "wall_seconds": time.perf_counter() - start, "factor_names": names,
              "config": config.to_dict()}
   if jax.process_index() == 0:
@@ -260,10 +315,16 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
       for label, rows in results["interaction"].items())
   control = ("" if results["control_seeds"] == results["seeds"]
              else f", control seeds {results['control_seeds']}")
+  kept = "".join(
+      f"- {run}: candidate {r['selected']} of {len(r['train_recon_mse'])}, ID train recon MSE "
+      + ", ".join(f"{m:.2g}" for m in r["train_recon_mse"]) + "\n"
+      for run, r in results["candidates"].items())
   (out / "results.md").write_text(
       f"# Experiment results (seeds {results['seeds']}{control}, "
       f"{results['wall_seconds'] / 60:.1f} min)\n\n{table}\n\n"
-      f"Decoder interaction statistics (at ID encoder latents):\n{interaction}\n")
+      f"Decoder interaction statistics (at ID encoder latents):\n{interaction}\n"
+      + (f"\nKept candidates (`model.candidates`; the lowest ID training error):\n{kept}"
+         if kept else ""))
   summary = results["summary"]
   plots.results_bars({row: {s: (c["identifiability"]["mean"], c["identifiability"]["std"])
                             for s, c in splits.items()} for row, splits in summary.items()},
@@ -272,3 +333,6 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
     plots.labelled_rows({"OOD input": arrays["ood"]["image"][:NUM_PICTURES], **pictures},
                         out / "reconstructions_ood.png")
   plots.loss_curves(traces, out / "search_loss.png")
+  scored = {run: r for run, r in results["candidates"].items() if "scores" in r}
+  if scored:
+    plots.candidate_fits(scored, out / "candidates.png")

@@ -28,10 +28,18 @@ _PACING = {"replay": ("num_steps", "log_every", "eval_every", "checkpoint_every"
            "search": ("splits", "micro_batch")}
 
 
+# Settings added after workdirs existed, with the value that does what compgen did before: a
+# saved config without one matches a current config that has this value.
+_ADDED_LATER = {"model": {"candidates": 1}}
+
+
 def _used(section: str, value):
   """What of a saved or current config section a result depends on: the model section keeps
   its decoder's and encoder's settings only (settings of other decoders, or decoders added
-  later, do not make a workdir another run's); replay and search drop their pacing."""
+  later, do not make a workdir another run's); replay and search drop their pacing; settings
+  of `_ADDED_LATER` at their old behaviour's value are dropped."""
+  if isinstance(value, dict) and section in _ADDED_LATER:
+    value = {k: v for k, v in value.items() if _ADDED_LATER[section].get(k, object()) != v}
   if section in _PACING and isinstance(value, dict):
     return {k: v for k, v in value.items() if k not in _PACING[section]}
   if section != "model" or not isinstance(value, dict):

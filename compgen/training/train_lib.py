@@ -3,6 +3,9 @@
 One jitted train step over an explicit `TrainState` (donated), batches sharded over the mesh's
 data axis, optax optimiser from the config, orbax checkpoints with automatic resume,
 metrics as JSON lines in `{workdir}/metrics.jsonl`, reconstructions in `{workdir}/reconstructions.png`.
+With `model.candidates` C > 1, C autoencoders from independent inits train side by side (one
+vmapped step) and the one that reconstructs the ID training data best is kept
+(`{workdir}/candidates.json`); every later job reads that one.
 """
 from __future__ import annotations
 
@@ -63,15 +66,40 @@ def build_model(config: ml_collections.ConfigDict, example: dict) -> models.Auto
                                 models.make_decoder(config.model, x.shape[1:]))
 
 
+def num_candidates(config: ml_collections.ConfigDict) -> int:
+  """`model.candidates`, checked: how many autoencoders train side by side."""
+  c = config.model.get("candidates", 1)
+  if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+    raise ValueError(f"model.candidates={c!r}: give a whole number >= 1 (1 = one model).")
+  return c
+
+
 def make_train_step(model, config, optimizer):
-  """(state, batch, rng) -> (state, metrics): one optax update of Eq. 4.2."""
-  def train_step(state: TrainState, batch: dict, rng: jax.Array):
+  """(state, batch, rng) -> (state, metrics): one optax update of Eq. 4.2.
+
+  With `model.candidates` C > 1 the state's params and optimizer state carry a leading
+  candidate axis [C, ...] and every candidate takes its update on the same batch (vmapped);
+  the metrics are then the candidates' means, plus `best_mse`, the lowest training MSE, and
+  each one's as `candidate{i}/mse`.
+  """
+  def update(params, opt_state, batch, rng, step):
     grad_fn = jax.value_and_grad(
-        lambda p: objectives.loss_fn(model, config.loss, p, batch, rng, state.step), has_aux=True)
-    (_, terms), grads = grad_fn(state.params)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+        lambda p: objectives.loss_fn(model, config.loss, p, batch, rng, step), has_aux=True)
+    (_, terms), grads = grad_fn(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
     terms["grad_norm"] = optax.global_norm(grads)
+    return optax.apply_updates(params, updates), opt_state, terms
+
+  candidates = num_candidates(config)
+
+  def train_step(state: TrainState, batch: dict, rng: jax.Array):
+    if candidates == 1:
+      params, opt_state, terms = update(state.params, state.opt_state, batch, rng, state.step)
+    else:
+      params, opt_state, terms = jax.vmap(update, in_axes=(0, 0, None, 0, None))(
+          state.params, state.opt_state, batch, jax.random.split(rng, candidates), state.step)
+      terms = {**{k: v.mean() for k, v in terms.items()}, "best_mse": terms["mse"].min(),
+               **{f"candidate{i}/mse": terms["mse"][i] for i in range(candidates)}}
     return TrainState(state.step + 1, params, opt_state), terms
   return train_step
 
@@ -170,13 +198,49 @@ def _save_reconstructions(results, arrays, path, dataset: str, n: int = 8) -> st
 
 
 def state_initializer(config, model, optimizer, example_batch: dict):
-  """() -> the initial TrainState (params from `fold_in(PRNGKey(config.seed), 0)`)."""
+  """() -> the initial TrainState: params from `key = fold_in(PRNGKey(config.seed), 0)`; with
+  C = `model.candidates` > 1, stacked [C, ...], candidate 0 from `key` (the single model's
+  init) and candidate i from `fold_in(key, i)`."""
   example = models.model_input(example_batch)[:1]
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
+  candidates = num_candidates(config)
+
+  def init_one(rng):
+    params = model.init(rng, example)
+    return params, optimizer.init(params)
 
   def init_state():
-    params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0), example)
-    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+    if candidates == 1:
+      params, opt_state = init_one(key)
+    else:
+      keys = jnp.stack([key] + [jax.random.fold_in(key, i) for i in range(1, candidates)])
+      params, opt_state = jax.vmap(init_one)(keys)
+    return TrainState(jnp.zeros((), jnp.int32), params, opt_state)
   return init_state
+
+
+def candidate(params, index: int):
+  """Candidate `index`'s params from a population's stacked params [C, ...]."""
+  return jax.tree.map(lambda p: p[index], params)
+
+
+def select_candidate(config, infer_fn, params, train_arrays: dict, mesh, batch_size: int):
+  """The candidate to keep: (its params, record) where record = {"selected": i,
+  "train_recon_mse": [C floats], "examples": N} scores every candidate by its mean
+  reconstruction MSE on `train_arrays` (N ID training examples) and selects the lowest.
+  A single model (C = 1) comes back as it is, with record None.
+
+  Only training data decide: by the theory of additive decoders an exact fit of the ID data
+  identifies the slots, and the runs that perceive OOD are those that fit ID best (README).
+  """
+  candidates = num_candidates(config)
+  if candidates == 1:
+    return params, None
+  mse = [float(evaluate(infer_fn, candidate(params, i), {"train": train_arrays}, mesh,
+                        batch_size)["train"][1].mean()) for i in range(candidates)]
+  best = int(np.argmin(mse))
+  return candidate(params, best), {"selected": best, "train_recon_mse": mse,
+                                   "examples": len(models.model_input(train_arrays))}
 
 
 def abstract_state(shape_tree, sharding_tree):
@@ -185,11 +249,21 @@ def abstract_state(shape_tree, sharding_tree):
 
 
 def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
-  """The trained autoencoder of `workdir`: (model, params replicated on `mesh`, step).
+  """The trained autoencoder of `workdir`: (model, params replicated on `mesh`, step); of a
+  population (`model.candidates` > 1) the kept candidate's params (`kept_candidate`).
 
   Reads the parameters only, so `config.optim` and `config.loss` may differ from training's.
   Raises CheckpointError when the workdir holds no checkpoint or another model or data.
   """
+  mesh = mesh or parallel.make_mesh(config.mesh)
+  model, params, step = restore_candidates(config, workdir, mesh)
+  if num_candidates(config) > 1:
+    params, _ = kept_candidate(config, workdir, jax.jit(make_infer(model)), params, step, mesh)
+  return model, params, step
+
+
+def restore_candidates(config: ml_collections.ConfigDict, workdir: str, mesh=None):
+  """As `restore_trained`, but a population's params come back stacked [C, ...]."""
   checkpoints.check_workdir_config(workdir, config, write=False,
                                    sections=checkpoints.MODEL_SECTIONS)
   mesh = mesh or parallel.make_mesh(config.mesh)
@@ -202,12 +276,36 @@ def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
   model = build_model(config, example)
   params_shape = jax.eval_shape(
       lambda: model.init(jax.random.PRNGKey(0), models.model_input(example)[:1]))
+  candidates = num_candidates(config)
+  if candidates > 1:
+    params_shape = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct((candidates,) + s.shape, s.dtype), params_shape)
   try:
     step, params, _ = ckpt.restore_latest(abstract_state(params_shape, parallel.state_sharding(
         params_shape, mesh, config.mesh.fsdp_min_size)), params_only=True)
   finally:
     ckpt.close()
   return model, params, step
+
+
+def kept_candidate(config, workdir: str, infer_fn, params, step: int, mesh,
+                   train_arrays: dict | None = None):
+  """`select_candidate` on the first `train.eval_examples` training examples, recorded with
+  `step` in `{workdir}/candidates.json` (read back from there when it holds this step)."""
+  path = files.path(workdir, "candidates.json")
+  if path.exists():
+    record = files.read_json(path)
+    if record.get("step") == step:
+      return candidate(params, record["selected"]), record
+  if train_arrays is None:
+    train_arrays = first_examples(pipeline.load_split(config.data, "train"),
+                                  config.train.eval_examples)
+  params, record = select_candidate(config, infer_fn, params, train_arrays, mesh,
+                                    config.train.batch_size)
+  record["step"] = int(step)
+  if jax.process_index() == 0:
+    files.write_json(path, record)
+  return params, record
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -217,6 +315,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   `stop_at_step` ends this call early, with a checkpoint, at that step (the learning-rate
   schedule still follows `train.num_steps`); calling again continues the same run.
   """
+  num_candidates(config)  # a bad value is refused before the workdir is touched
   checkpoints.check_workdir_config(workdir, config)
   mesh = parallel.make_mesh(config.mesh)
   tc = config.train
@@ -261,8 +360,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     return train_step(state, batch, jax.random.fold_in(step_key, step))
 
   def on_eval(step, state):
-    writer.write(step, _eval_metrics(evaluate(infer, state.params, eval_arrays, mesh,
-                                              tc.batch_size), eval_arrays, step))
+    params, _ = select_candidate(config, infer, state.params, eval_arrays["train"], mesh,
+                                 tc.batch_size)
+    writer.write(step, _eval_metrics(evaluate(infer, params, eval_arrays, mesh, tc.batch_size),
+                                     eval_arrays, step))
 
   state, step = loop.run_loop(
       step_fn, state, stop=stop, num_steps=tc.num_steps, batch_size=tc.batch_size,
@@ -272,13 +373,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if step < tc.num_steps:
     print(f"Stopped at step {step} of {tc.num_steps}; run again to continue.")
     return state
-  results = evaluate(infer, state.params, eval_arrays, mesh, tc.batch_size)
+  params, record = state.params, None
+  if num_candidates(config) > 1:
+    params, record = kept_candidate(config, workdir, infer, state.params, step, mesh,
+                                    eval_arrays["train"])
+  results = evaluate(infer, params, eval_arrays, mesh, tc.batch_size)
   final = _eval_metrics(results, eval_arrays, step)
   writer.write(step, final)
   writer.flush()
   if jax.process_index() == 0:
     _save_reconstructions(results, eval_arrays, files.path(workdir, "reconstructions.png"),
                           config.data.dataset)
+    if record is not None:
+      print(f"Kept candidate {record['selected']} of {len(record['train_recon_mse'])} (train "
+            "recon MSE " + ", ".join(f"{m:.3g}" for m in record["train_recon_mse"]) + ")")
     print(format_summary(final))
   return state
 

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from compgen import plots
@@ -12,7 +13,9 @@ from compgen.evaluation import experiment, sweep
 from tests.training.test_train import ROOT
 
 SPEC = os.path.join(ROOT, "configs", "synthetic.py:smoke")
-SETTINGS = {"experiment.readout_steps": 20, "mesh.data": 1}
+# two candidates per model, each scored: the sweep's cells also test population runs
+SETTINGS = {"experiment.readout_steps": 20, "mesh.data": 1, "model.candidates": 2,
+            "experiment.score_candidates": True}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +43,15 @@ def test_every_cell_is_an_experiment_of_its_own_settings(swept):
       ood = cell["methods"][method]["ood"]["identifiability"]
       summary = results["summary"][f"additive: {method}"]["ood"]["identifiability"]
       assert ood["values"] == [pytest.approx(summary["mean"])] and ood["std"] == 0.0
+    kept = results["candidates"]["seed0/additive"]
+    assert kept["selected"] == int(np.argmin(kept["train_recon_mse"]))
+    assert {k: len(v) for k, v in kept["scores"].items()} == {
+        "encoder/id": 2, "encoder/ood": 2, "search/ood": 2}
+    # the kept candidate, scored on its own, is the model the main table scored
+    for split in ("id", "ood"):
+      assert kept["scores"][f"encoder/{split}"][kept["selected"]] == pytest.approx(
+          results["summary"]["additive: encoder"][split]["identifiability"]["mean"], abs=1e-4)
+    assert os.path.getsize(os.path.join(folder, "candidates.png")) > 5000
   with open(os.path.join(workdir, "sweep.json")) as f:
     assert json.load(f)["cells"] == json.loads(json.dumps(out["cells"]))
   assert os.path.getsize(os.path.join(workdir, "sweep.png")) > 5000

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from ml_collections import config_flags
 
+from compgen.data import pipeline
 from compgen.training import checkpoints, train_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -124,3 +125,47 @@ def test_batch_size_must_fit_the_devices(tmp_path):
   config.train.batch_size = 12  # the tests run with 8 virtual devices
   with pytest.raises(ValueError, match="not divisible by the 8 devices"):
     train_lib.train_and_evaluate(config, str(tmp_path))
+
+
+def test_candidates_train_side_by_side_and_the_best_fit_of_the_training_data_is_kept(tmp_path):
+  config = get_config("synthetic", "smoke")
+  single = train_lib.train_and_evaluate(config, str(tmp_path / "single"))
+  config.model.candidates = 3
+  population = train_lib.train_and_evaluate(config, str(tmp_path / "population"))
+  assert all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(population.params))
+  first = train_lib.candidate(population.params, 0)  # candidate 0 is the single model's run
+  for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(first), strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+  # the kept one is the lowest reconstruction error on the first eval_examples training vectors
+  model, kept, step = train_lib.restore_trained(config, str(tmp_path / "population"))
+  train = train_lib.first_examples(
+      pipeline.load_split(config.data, "train"), config.train.eval_examples)
+  x = np.asarray(train["x"])
+  errors = []
+  for i in range(3):
+    p = train_lib.candidate(population.params, i)
+    out = model.decode(p, model.encode(p, x)["mean"])["output"]
+    errors.append(float(np.mean((np.asarray(out) - x) ** 2)))
+  assert len(set(errors)) == 3  # independent inits
+  record = json.loads((tmp_path / "population" / "candidates.json").read_text())
+  assert record["selected"] == int(np.argmin(errors)) and record["step"] == step == 4
+  np.testing.assert_allclose(record["train_recon_mse"], errors, rtol=1e-4)
+  best = train_lib.candidate(population.params, record["selected"])
+  for a, b in zip(jax.tree.leaves(best), jax.tree.leaves(kept), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  config.model.candidates = 0
+  with pytest.raises(ValueError, match="model.candidates=0"):
+    train_lib.train_and_evaluate(config, str(tmp_path / "none"))
+  assert not (tmp_path / "none").exists()  # refused before anything is written
+
+
+def test_a_workdir_from_before_candidates_existed_is_the_single_model_run(tmp_path):
+  config = get_config("synthetic", "smoke")
+  train_lib.train_and_evaluate(config, str(tmp_path))
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["model"]["candidates"]  # what an older compgen wrote
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert train_lib.restore_trained(config, str(tmp_path))[2] == 4
+  config.model.candidates = 2
+  with pytest.raises(checkpoints.CheckpointError, match="model: candidates was None, now 2"):
+    train_lib.restore_trained(config, str(tmp_path))
