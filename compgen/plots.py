@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 
+import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -219,23 +220,26 @@ def candidate_fits(runs: dict[str, dict], path=None):
   ax = fig.subplots()
   models = sorted({label.split("/")[-1] for label in runs})
   colours = {m: f"C{i}" for i, m in enumerate(models)}
+  floor = -1.5  # scores below are drawn on the floor (an encoder can score −10 OOD)
   labelled = set()
   for label, run in runs.items():
     model = label.split("/")[-1]
     mse = np.asarray(run["train_recon_mse"])
     for method, marker in (("search/ood", "o"), ("encoder/ood", "x")):
       name = f"{model}: {method.split('/')[0]}"
-      score = np.asarray(run["scores"][method])
+      score = np.maximum(np.asarray(run["scores"][method]), floor)
       ax.scatter(mse, score, marker=marker, color=colours[model], s=18,
                  label=None if name in labelled else name)
       labelled.add(name)
     i = run["selected"]
-    ax.scatter(mse[i], run["scores"]["search/ood"][i], s=90, facecolors="none",
+    ax.scatter(mse[i], max(run["scores"]["search/ood"][i], floor), s=90, facecolors="none",
                edgecolors="black", label=None if "kept" in labelled else "kept (lowest ID error)")
     labelled.add("kept")
   ax.set_xscale("log")
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  ax.set_ylim(floor - 0.05, 1.05)
   ax.set_xlabel("ID training reconstruction MSE of the candidate")
-  ax.set_ylabel("OOD identifiability")
+  ax.set_ylabel(f"OOD identifiability (< {floor}: at {floor})")
   ax.axhline(0.0, color="grey", lw=0.5)
   ax.legend(fontsize=7)
   fig.tight_layout()

@@ -105,7 +105,7 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
         metrics["examples_per_s"] = window_steps * batch_size / (time.perf_counter() - window_start)
         writer.write(step, metrics)
         bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
-                         if k in ("loss", "mse", "latent_mse")})
+                         if k in ("loss", "mse", "best_mse", "latent_mse")})
         window_start, window_steps = time.perf_counter(), 0
       if on_eval is not None and eval_every and step % eval_every == 0 and step < num_steps:
         on_eval(step, state)
