@@ -30,6 +30,7 @@ def _iid_config(decoder):
   config.data.update(num_train=2000, num_test_id=500, num_test_ood=500)
   config.data.synthetic.output_dim = 16  # the small setting of the README's iid row
   config.model.decoders[decoder].hidden = (64, 64, 64)
+  config.model.candidates = 1  # one model: on iid data it identifies without a lottery
   config.optim.learning_rate = 5e-4
   config.mesh.data = 1  # one of the suite's 8 virtual devices: a small model runs faster
   config.train.update(num_steps=3000, eval_every=3000, checkpoint_every=3000, log_every=1000,
