@@ -146,8 +146,8 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
   restarts from the prior of its ID latents), readouts fitted on its encoder's latents of the
   fit images — the same protocol for every candidate (cheaper than the main table's when
   `readout_fit` is "own"). Returns {"encoder/id", "encoder/ood", "search/ood": [C] scores};
-  cached in `{workdir}/experiment/candidates.json` with the latents' provenance."""
-  path = files.path(workdir, "experiment", "candidates.json")
+  cached in `{workdir}/experiment/candidate_scores.json` with the latents' provenance."""
+  path = files.path(workdir, "experiment", "candidate_scores.json")
   record = checkpoints.provenance(config, LATENT_SECTIONS + ("experiment.readout",
                                                              "experiment.readout_steps"),
                                   trained_step=checkpoints.latest_step(workdir))
@@ -161,18 +161,20 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
   truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
   restart_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 8)
   scores = {"encoder/id": [], "encoder/ood": [], "search/ood": []}
+  searcher = None
   for i in range(train_lib.num_candidates(config)):
     params = train_lib.candidate(stacked, i)
     z = {split: r[0] for split, r in
          train_lib.evaluate(infer, params, arrays, mesh, sc.batch_size).items()}
     prior = priors.fit_prior(sc.prior, z["fit"], seed=config.seed)
+    if searcher is None or sc.regularizer == "prior":  # else one compiled searcher serves all
+      searcher = search_job.make_searcher(config, model, prior, mesh)
     z0 = z["ood"]
     if sc.restarts > 1:
       z0 = np.asarray(search_job.add_restarts(z0, prior, sc.restarts,
                                               jax.random.fold_in(restart_key, i)))
-    searched = search_job.search_all(
-        search_job.make_searcher(config, model, prior, mesh), params,
-        models.model_input(arrays["ood"]), z0, mesh, sc.batch_size, f"candidate {i} search ood")
+    searched = search_job.search_all(searcher, params, models.model_input(arrays["ood"]), z0,
+                                     mesh, sc.batch_size, f"candidate {i} search ood")
     result = ident_lib.identifiability(
         (z["fit"], *truth("fit")), {"encoder/id": (z["id"], *truth("id")),
                                     "encoder/ood": (z["ood"], *truth("ood")),
@@ -277,7 +279,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
       scores = score_methods(cfg, latents, arrays, names, num_categories, seed)
       timer["scoring"] = time.perf_counter() - t
       stage_seconds[f"seed{seed}/{label}"] = timer
-      kept = files.path(wd, "candidates.json")
+      kept = files.path(wd, train_lib.CANDIDATES_FILE)
       if kept.exists():
         candidates[f"seed{seed}/{label}"] = files.read_json(kept)
         if ec.score_candidates:

@@ -66,6 +66,9 @@ def build_model(config: ml_collections.ConfigDict, example: dict) -> models.Auto
                                 models.make_decoder(config.model, x.shape[1:]))
 
 
+CANDIDATES_FILE = "candidates.json"  # in a workdir: which candidate was kept, every one's error
+
+
 def num_candidates(config: ml_collections.ConfigDict) -> int:
   """`model.candidates`, checked: how many autoencoders train side by side."""
   c = config.model.get("candidates", 1)
@@ -292,7 +295,7 @@ def kept_candidate(config, workdir: str, infer_fn, params, step: int, mesh,
                    train_arrays: dict | None = None):
   """`select_candidate` on the first `train.eval_examples` training examples, recorded with
   `step` in `{workdir}/candidates.json` (read back from there when it holds this step)."""
-  path = files.path(workdir, "candidates.json")
+  path = files.path(workdir, CANDIDATES_FILE)
   if path.exists():
     record = files.read_json(path)
     if record.get("step") == step:

@@ -3,10 +3,13 @@ import json
 import os
 import subprocess
 import sys
+import types
 
+import ml_collections
 import numpy as np
 import pytest
 
+from compgen import parallel
 from compgen.inversion import replay, search_job
 from compgen.training import checkpoints, train_lib
 from tests.training.test_train import ROOT, get_config
@@ -93,9 +96,6 @@ def test_train_search_replay_from_the_command_line(tmp_path):
 
 
 def test_search_all_runs_the_searcher_once_per_batch():
-  import types  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from compgen import parallel  # pylint: disable=g-import-not-at-top
   calls = []
   def searcher(params, x, z0):
     calls.append(len(x))
