@@ -22,7 +22,10 @@ reconstruction. Writes `{workdir}/results.json`, `results.md` (mean ± std over 
 figures: `identifiability.png`, `reconstructions_ood.png`, `search_loss.png`. A population
 run (`model.candidates` > 1) records which candidate it kept and each one's ID training error;
 with `experiment.score_candidates` every candidate is also scored (`score_candidates`) and
-`candidates.png` plots its OOD identifiability against its ID error.
+`candidates.png` plots its OOD identifiability against its ID error. With
+`experiment.composed_pool` > 0 each model also gets the recombined-ID-slots diagnostic
+(`composition.diagnose`: does the decoder draw OOD scenes from recombined ID slots, and does
+search from there end lower than search from the encoder), under `results["composition"]`.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from compgen import parallel
 from compgen import plots
 from compgen.data import pipeline
 from compgen.data import sprites as sprites_lib
+from compgen.evaluation import composition as composition_lib
 from compgen.evaluation import identifiability as ident_lib
 from compgen.evaluation import interaction as interaction_lib
 from compgen.inversion import priors
@@ -260,6 +264,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   arrays = load_arrays(config)
   names, num_categories = factor_names(config, arrays)
   runs, stage_seconds, interaction, pictures, traces, candidates = [], {}, {}, {}, {}, {}
+  composition = {}
   control_seeds = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
   for seed in range(ec.seeds):
     for label, base in model_configs(config).items():
@@ -285,6 +290,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
         if ec.score_candidates:
           candidates[f"seed{seed}/{label}"]["scores"] = score_candidates(
               cfg, wd, arrays, mesh, names, num_categories)
+      if ec.composed_pool > 0:
+        composition[f"seed{seed}/{label}"] = composition_lib.diagnose(
+            cfg, wd, arrays, latents, mesh, names, num_categories, LATENT_SECTIONS)
       for method, splits in scores.items():
         for split, metrics in splits.items():
           runs.append({"seed": seed, "model": label, "method": method, "split": split,
@@ -300,6 +308,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   results = {"summary": summary, "runs": runs, "interaction": interaction,
              "seeds": list(range(ec.seeds)), "control_seeds": list(range(control_seeds)),
              "stage_seconds": stage_seconds, "candidates": candidates,
+             "composition": composition,
              "wall_seconds": time.perf_counter() - start, "factor_names": names,
              "config": config.to_dict()}
   if jax.process_index() == 0:
@@ -326,7 +335,11 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
       f"{results['wall_seconds'] / 60:.1f} min)\n\n{table}\n\n"
       f"Decoder interaction statistics (at ID encoder latents):\n{interaction}\n"
       + (f"\nKept candidates (`model.candidates`; the lowest ID training error):\n{kept}"
-         if kept else ""))
+         if kept else "")
+      + (f"\nRecombined ID slots (`experiment.composed_pool`, a diagnostic that reads the "
+         f"test scenes' true latents; readouts fitted on the encoder's ID latents):\n\n"
+         f"{composition_lib.format_table(results['composition'])}\n"
+         if results["composition"] else ""))
   summary = results["summary"]
   plots.results_bars({row: {s: (c["identifiability"]["mean"], c["identifiability"]["std"])
                             for s, c in splits.items()} for row, splits in summary.items()},

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from compgen.evaluation import composition
 from compgen.evaluation import experiment
 from tests.training.test_train import ROOT, get_config
 
@@ -65,9 +66,20 @@ def test_more_seeds_and_other_search_settings_reuse_the_models_and_redo_the_late
   cache = os.path.join(workdir, "seed0", "additive", "experiment", "latents.npz")
   written = os.path.getmtime(cache)
   config = get_config("sprites", "smoke")
-  config.experiment.update(seeds=2, control_seeds=1)
+  config.experiment.update(seeds=2, control_seeds=1, composed_pool=64)
   config.search.num_steps += 1
   results = experiment.run_experiment(config, workdir)
+  # the recombined-ID-slots diagnostic, for every model run
+  assert set(results["composition"]) == {"seed0/additive", "seed1/additive",
+                                         "seed0/unconstrained"}
+  for run in results["composition"].values():
+    assert set(run["recon_mse"]) == set(run["identifiability"]) == {
+        f"{row}/{split}" for row in composition.ROWS for split in ("id", "ood")}
+    assert run["pool"] == 64 and sorted(run["assignment"]) == [0, 1]
+    assert all(v > 0 for v in run["recon_mse"].values())
+    assert run["recon_mse"]["recombined_search/ood"] < run["recon_mse"]["recombined/ood"]
+  assert "| seed1/additive | recombined_search |" in open(
+      os.path.join(workdir, "results.md")).read()
   assert results["seeds"] == [0, 1] and results["control_seeds"] == [0]
   assert {(r["seed"], r["model"]) for r in results["runs"]} == {
       (0, "additive"), (1, "additive"), (0, "unconstrained")}
@@ -114,3 +126,30 @@ def test_readouts_are_fitted_on_id_latents_only():
   for method in experiment.METHODS:
     latents[f"{method}/fit/z"] = arrays["fit"]["latents"]
   assert min(s["ood"]["identifiability"] for s in score().values()) > 0.9
+
+
+def test_recombined_slots_are_the_inferred_slots_of_the_nearest_id_objects():
+  """Oracle: a pool whose inferred slot 1 encodes true slot 0 and slot 0 true slot 1 (h below);
+  test scenes pair objects of different pool scenes, so every slot value was seen but not the
+  combination: recombination returns h of each test object, with the shape matched even where
+  an object of another shape lies nearer."""
+  rng = np.random.default_rng(0)
+  p, k = 200, 2
+  lat = rng.uniform(size=(p, k, 2))
+  fac = rng.integers(0, 3, size=(p, k, 1))
+  h = lambda l, f: np.concatenate([np.sin(3 * l), l**2, f], -1)  # [.., 5]: invertible per slot
+  pool_z = np.stack([h(lat[:, 1], fac[:, 1]), h(lat[:, 0], fac[:, 0])], axis=1)
+  a, b = rng.permutation(p)[:50], rng.permutation(p)[:50]
+  test_lat = np.stack([lat[a, 0], lat[b, 1]], axis=1)
+  test_fac = np.stack([fac[a, 0], fac[b, 1]], axis=1)
+  z, distance = composition.recombine_slots(pool_z, lat, fac, test_lat, test_fac, [1, 0])
+  np.testing.assert_allclose(z[:, 1], h(test_lat[:, 0], test_fac[:, 0]))
+  np.testing.assert_allclose(z[:, 0], h(test_lat[:, 1], test_fac[:, 1]))
+  assert distance.max() < 1e-12
+  # a test object with a pool object of another shape right on it takes one of its own shape
+  query = test_lat[:1] + np.array([0.01, 0.0])
+  lat2, fac2 = np.concatenate([lat, lat[:1]]), np.concatenate([fac, fac[:1]])
+  lat2[-1, 0], fac2[-1, 0] = query[0, 0], (test_fac[0, 0] + 1) % 3
+  pool2 = np.concatenate([pool_z, h(lat2[-1:, ::-1], fac2[-1:, ::-1])])
+  z, distance = composition.recombine_slots(pool2, lat2, fac2, query, test_fac[:1], [1, 0])
+  assert z[0, 1, -1] == test_fac[0, 0, 0] and 0 < distance[0, 0] < 1

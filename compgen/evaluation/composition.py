@@ -1,0 +1,137 @@
+"""Does the decoder compose? Test scenes drawn from recombined ID slots (a diagnostic).
+
+For a test scene with true slots s_1..s_K, take for every true slot j the ID training scene
+(of a pool of `experiment.composed_pool`) whose slot j is nearest to s_j — squared distance of
+the continuous factors standardised with the pool's statistics, categorical factors equal
+where the pool has such a slot — and from it the encoder's latent of the inferred slot matched
+to j (the global Hungarian matching of the encoder's readouts). These recombined ID slots are
+what an identified slot model perceives in an OOD scene: every slot value was seen ID, only
+the combination is new. The diagnostic reads the test scenes' true latents, so it is not a
+method; it locates a failure:
+
+  f̂(recombined) on OOD vs on ID test scenes  the decoder composes when its OOD error is about
+                                              its ID error (the ID value is the floor that
+                                              the nearest-neighbour mismatch alone gives)
+  search from recombined vs from ĝ(x)         when search from recombined slots ends lower
+                                              and scores higher than search from the encoder,
+                                              the decoder holds the right scene and search's
+                                              starts miss it
+
+Identifiability here uses readouts fitted on the encoder's ID latents for every row (the
+main table fits each method's own when `experiment.readout_fit` is "own").
+"""
+from __future__ import annotations
+
+import jax
+import ml_collections
+import numpy as np
+
+from compgen import files
+from compgen import models
+from compgen import parallel
+from compgen.data import pipeline
+from compgen.evaluation import identifiability as ident_lib
+from compgen.inversion import priors
+from compgen.inversion import search_job
+from compgen.training import checkpoints, train_lib
+
+ROWS = ("encoder", "search", "recombined", "recombined_search")
+CACHE = "composition.json"  # in {model workdir}/experiment/
+
+
+def recombine_slots(pool_z: np.ndarray, pool_latents: np.ndarray, pool_factors, latents,
+                    factors, assignment) -> tuple[np.ndarray, np.ndarray]:
+  """Inferred slots for scenes with true `latents` [N, K, m] (`factors` [N, K, n_c] or None)
+  recombined from a pool's inferred slots pool_z [P, K, m̂] (truths pool_latents [P, K, m],
+  pool_factors): slot assignment[j] of the result is pool_z[p_j, assignment[j]] with p_j the
+  pool scene whose true slot j is nearest. Returns (z [N, K, m̂], distance [N, K]: the
+  standardised squared distance of each nearest slot, ∞-free; categorical mismatches count
+  1e6 each)."""
+  n, k, _ = latents.shape
+  mean, std = pool_latents.mean(0), pool_latents.std(0) + 1e-6  # [K, m]
+  standardise = lambda v: (v - mean) / std
+  pool, query = standardise(pool_latents), standardise(latents)
+  z = np.empty((n, k, pool_z.shape[-1]), pool_z.dtype)
+  distance = np.empty((n, k))
+  for j in range(k):
+    cost = ((query[:, None, j] - pool[None, :, j]) ** 2).sum(-1)  # [N, P]
+    if factors is not None and factors.shape[-1]:
+      cost = cost + 1e6 * (factors[:, None, j] != pool_factors[None, :, j]).sum(-1)
+    nearest = cost.argmin(1)
+    z[:, assignment[j]] = pool_z[nearest, assignment[j]]
+    distance[:, j] = cost[np.arange(n), nearest]
+  return z, distance
+
+
+def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, latents: dict,
+             mesh, names, num_categories, latent_sections: tuple[str, ...]) -> dict:
+  """The diagnostic of the module doc for the trained model of `workdir`, given the
+  experiment's `latents` (its "encoder" and "search" ones): {"recon_mse", "identifiability":
+  {f"{row}/{split}": mean}, "per_factor": {f"{row}/ood": {factor: score}},
+  "neighbour_distance": {split: mean}, "assignment", "pool"}; cached in
+  `{workdir}/experiment/composition.json` with the provenance of the settings the latents
+  depend on (`latent_sections`) and this diagnostic's own."""
+  ec, sc = config.experiment, config.search
+  path = files.path(workdir, "experiment", CACHE)
+  record = checkpoints.provenance(
+      config, tuple(latent_sections) + ("experiment.composed_pool", "experiment.readout",
+                                            "experiment.readout_steps"),
+      trained_step=checkpoints.latest_step(workdir))
+  if path.exists():
+    saved = files.read_json(path)
+    if saved.get("provenance") == record:
+      return saved["result"]
+  model, params, _ = train_lib.restore_trained(config, workdir, mesh)
+  infer = jax.jit(train_lib.make_infer(model))
+  pool = train_lib.first_examples(pipeline.load_split(config.data, "train"), ec.composed_pool)
+  pool_z = train_lib.evaluate(infer, params, {"pool": pool}, mesh, sc.batch_size)["pool"][0]
+  truth = lambda a: (a["latents"], a.get("factors"))
+  fit = (latents["encoder/fit/z"], *truth(arrays["fit"]))
+  score = lambda splits: ident_lib.identifiability(
+      fit, splits, readout=ec.readout, matching="global", num_categories=num_categories,
+      factor_names=names, steps=ec.readout_steps, seed=config.seed)
+  assignment = score({"id": (latents["encoder/id/z"], *truth(arrays["id"]))})["id"]["assignment"]
+  searcher = search_job.make_searcher(
+      config, model, priors.fit_prior(sc.prior, latents["encoder/fit/z"], seed=config.seed), mesh)
+  decode_mse = jax.jit(lambda p, x, z: (
+      (model.decode(p, z)["output"] - x) ** 2).reshape(x.shape[0], -1).mean(-1))
+  rows, mse, distance = {}, {}, {}
+  for split in ("id", "ood"):
+    x = models.model_input(arrays[split])
+    z, d = recombine_slots(pool_z, *truth(pool), *truth(arrays[split]), assignment)
+    distance[split] = float(d.mean())
+    mse[f"recombined/{split}"] = np.concatenate([
+        parallel.call_padded(lambda x, z: decode_mse(params, x, z),
+                             {"x": x[lo:lo + sc.batch_size], "z": z[lo:lo + sc.batch_size]},
+                             mesh) for lo in range(0, len(x), sc.batch_size)])
+    searched = search_job.search_all(searcher, params, x, z, mesh, sc.batch_size,
+                                     f"search from recombined slots {split}")
+    rows.update({f"encoder/{split}": latents[f"encoder/{split}/z"],
+                 f"search/{split}": latents[f"search/{split}/z"],
+                 f"recombined/{split}": z, f"recombined_search/{split}": searched["z"]})
+    mse.update({f"encoder/{split}": latents[f"encoder/{split}/mse"],
+                f"search/{split}": latents[f"search/{split}/mse"],
+                f"recombined_search/{split}": searched["mse"]})
+  scores = score({key: (z, *truth(arrays[key.split("/")[1]])) for key, z in rows.items()})
+  result = {"recon_mse": {key: float(np.mean(v)) for key, v in mse.items()},
+            "identifiability": {key: s["score"] for key, s in scores.items()},
+            "per_factor": {key: s["per_factor"] for key, s in scores.items()
+                           if key.endswith("/ood")},
+            "neighbour_distance": distance, "assignment": list(assignment),
+            "pool": len(pool_z)}
+  if jax.process_index() == 0:
+    files.write_json(path, {"provenance": record, "result": result})
+  return result
+
+
+def format_table(composition: dict) -> str:
+  """Markdown: per run, recon MSE and identifiability of each row, ID and OOD."""
+  lines = ["| run | row | ID recon MSE | OOD recon MSE | ID identifiability | "
+           "OOD identifiability |", "|---|---|---|---|---|---|"]
+  for run, r in composition.items():
+    for row in ROWS:
+      lines.append(f"| {run} | {row} | {r['recon_mse'][f'{row}/id']:.5f} | "
+                   f"{r['recon_mse'][f'{row}/ood']:.5f} | "
+                   f"{r['identifiability'][f'{row}/id']:.3f} | "
+                   f"{r['identifiability'][f'{row}/ood']:.3f} |")
+  return "\n".join(lines)
