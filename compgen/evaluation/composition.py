@@ -45,8 +45,8 @@ def recombine_slots(pool_z: np.ndarray, pool_latents: np.ndarray, pool_factors, 
   recombined from a pool's inferred slots pool_z [P, K, m̂] (truths pool_latents [P, K, m],
   pool_factors): slot assignment[j] of the result is pool_z[p_j, assignment[j]] with p_j the
   pool scene whose true slot j is nearest. Returns (z [N, K, m̂], distance [N, K]: the
-  standardised squared distance of each nearest slot, ∞-free; categorical mismatches count
-  1e6 each)."""
+  standardised squared distance to each nearest slot, plus 1e6 per categorical factor that
+  differs, i.e. where the pool has no slot j of that category)."""
   n, k, _ = latents.shape
   mean, std = pool_latents.mean(0), pool_latents.std(0) + 1e-6  # [K, m]
   standardise = lambda v: (v - mean) / std
