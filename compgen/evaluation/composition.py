@@ -77,10 +77,9 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
       config, tuple(latent_sections) + ("experiment.composed_pool", "experiment.readout",
                                             "experiment.readout_steps"),
       trained_step=checkpoints.latest_step(workdir))
-  if path.exists():
-    saved = files.read_json(path)
-    if saved.get("provenance") == record:
-      return saved["result"]
+  saved = checkpoints.read_cached(path, record, "result")
+  if saved is not None:
+    return saved
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
   infer = jax.jit(train_lib.make_infer(model))
   pool = train_lib.first_examples(pipeline.load_split(config.data, "train"), ec.composed_pool)
@@ -119,8 +118,7 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
                            if key.endswith("/ood")},
             "neighbour_distance": distance, "assignment": list(assignment),
             "pool": len(pool_z)}
-  if jax.process_index() == 0:
-    files.write_json(path, {"provenance": record, "result": result})
+  checkpoints.write_cached(path, record, "result", result)
   return result
 
 

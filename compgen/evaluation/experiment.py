@@ -155,10 +155,9 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
   record = checkpoints.provenance(config, LATENT_SECTIONS + ("experiment.readout",
                                                              "experiment.readout_steps"),
                                   trained_step=checkpoints.latest_step(workdir))
-  if path.exists():
-    saved = files.read_json(path)
-    if saved.get("provenance") == record:
-      return saved["scores"]
+  saved = checkpoints.read_cached(path, record, "scores")
+  if saved is not None:
+    return saved
   model, stacked, _ = train_lib.restore_candidates(config, workdir, mesh)
   infer = jax.jit(train_lib.make_infer(model))
   sc, ec = config.search, config.experiment
@@ -187,8 +186,7 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
         factor_names=names, steps=ec.readout_steps, seed=config.seed)
     for key in scores:
       scores[key].append(float(result[key]["score"]))
-  if jax.process_index() == 0:
-    files.write_json(path, {"provenance": record, "scores": scores})
+  checkpoints.write_cached(path, record, "scores", scores)
   return scores
 
 

@@ -95,6 +95,22 @@ def stale_reason(record_path, current: dict, what: str) -> str:
   return differences(files.read_json(record_path), current)
 
 
+def read_cached(path, record: dict, key: str):
+  """A JSON cache {"provenance": record, key: value} at `path`: its value when it was made by
+  the settings `record` (see `provenance`), else None (missing or stale)."""
+  if path.exists():
+    saved = files.read_json(path)
+    if saved.get("provenance") == record:
+      return saved[key]
+  return None
+
+
+def write_cached(path, record: dict, key: str, value) -> None:
+  """Writes the cache `read_cached` reads back (process 0 only)."""
+  if jax.process_index() == 0:
+    files.write_json(path, {"provenance": record, key: value})
+
+
 def latest_step(directory) -> int | None:
   """The newest checkpoint step under `directory` (a workdir or its replay/), or None."""
   ckpt = Checkpointer(directory, keep=1, create=False)
