@@ -160,7 +160,7 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   search_job.report_diverged(out["finite"], "compgen.invert")
   first = start if start.ndim == 3 else start[:, 0]
   out["z0"] = first
-  out["mse0"] = ((model.decode(first)["output"] - x) ** 2).reshape(len(x), -1).mean(-1)
+  out["mse0"] = np.asarray(models.per_example_mse(model.decode(first)["output"], x))
   if record_steps:
     out["iterates"] = {step: np.asarray(z) for step, z in searcher.iterates(
         model.params, x, first, record_steps).items()}

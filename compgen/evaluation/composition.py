@@ -86,14 +86,13 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
   pool_z = train_lib.evaluate(infer, params, {"pool": pool}, mesh, sc.batch_size)["pool"][0]
   truth = lambda a: (a["latents"], a.get("factors"))
   fit = (latents["encoder/fit/z"], *truth(arrays["fit"]))
-  score = lambda splits: ident_lib.identifiability(
-      fit, splits, readout=ec.readout, matching="global", num_categories=num_categories,
+  readouts = ident_lib.fit_readouts(
+      fit, readout=ec.readout, matching="global", num_categories=num_categories,
       factor_names=names, steps=ec.readout_steps, seed=config.seed)
-  assignment = score({"id": (latents["encoder/id/z"], *truth(arrays["id"]))})["id"]["assignment"]
+  assignment = readouts.assignment
   searcher = search_job.make_searcher(
       config, model, priors.fit_prior(sc.prior, latents["encoder/fit/z"], seed=config.seed), mesh)
-  decode_mse = jax.jit(lambda p, x, z: (
-      (model.decode(p, z)["output"] - x) ** 2).reshape(x.shape[0], -1).mean(-1))
+  decode_mse = jax.jit(lambda p, x, z: models.per_example_mse(model.decode(p, z)["output"], x))
   rows, mse, distance = {}, {}, {}
   for split in ("id", "ood"):
     x = models.model_input(arrays[split])
@@ -111,7 +110,8 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
     mse.update({f"encoder/{split}": latents[f"encoder/{split}/mse"],
                 f"search/{split}": latents[f"search/{split}/mse"],
                 f"recombined_search/{split}": searched["mse"]})
-  scores = score({key: (z, *truth(arrays[key.split("/")[1]])) for key, z in rows.items()})
+  scores = readouts.score({key: (z, *truth(arrays[key.split("/")[1]]))
+                           for key, z in rows.items()})
   result = {"recon_mse": {key: float(np.mean(v)) for key, v in mse.items()},
             "identifiability": {key: s["score"] for key, s in scores.items()},
             "per_factor": {key: s["per_factor"] for key, s in scores.items()

@@ -194,14 +194,16 @@ def score_methods(config, latents: dict, arrays: dict, names, num_categories, se
   """{method: {split: {"identifiability", "per_factor", "recon_mse", "recon_r2", ...}}}."""
   ec = config.experiment
   truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
-  out = {}
+  readouts, out = {}, {}
   for method in METHODS:
     fit_method = method if ec.readout_fit == "own" else "encoder"
-    scores = ident_lib.identifiability(
-        (latents[f"{fit_method}/fit/z"], *truth("fit")),
-        {s: (latents[f"{method}/{s}/z"], *truth(s)) for s in ("id", "ood")},
-        readout=ec.readout, matching=ec.matching, num_categories=num_categories,
-        factor_names=names, steps=ec.readout_steps, seed=seed)
+    if fit_method not in readouts:  # with readout_fit "encoder", one fit serves all methods
+      readouts[fit_method] = ident_lib.fit_readouts(
+          (latents[f"{fit_method}/fit/z"], *truth("fit")), readout=ec.readout,
+          matching=ec.matching, num_categories=num_categories, factor_names=names,
+          steps=ec.readout_steps, seed=seed)
+    scores = readouts[fit_method].score(
+        {s: (latents[f"{method}/{s}/z"], *truth(s)) for s in ("id", "ood")})
     out[method] = {}
     for s in ("id", "ood"):
       out[method][s] = {

@@ -172,37 +172,65 @@ def _permute(z, assignment):
   return np.take_along_axis(z, assignment[:, :, None], axis=1)
 
 
-def identifiability(fit: tuple, splits: dict[str, tuple], *, readout: str = "mlp",
-                    matching: str = "global", num_categories: Sequence[int] | None = None,
-                    factor_names: Sequence[str] | None = None, steps: int = 1000,
-                    seed: int = 0) -> dict:
-  """Identifiability of inferred slots, readouts fitted on `fit` and scored on `splits`.
+class FittedReadouts:
+  """Readouts fitted on ID latents (`fit_readouts`): `assignment` ([K], true slot j <-
+  inferred slot assignment[j], for "global" matching; None per example) and `score(splits)`,
+  which applies them unchanged to any number of splits."""
 
-  Args:
-    fit: (ẑ [N, K, m̂], true latents [N, K, m], factors int [N, K, n_c] or None) — ID data.
-    splits: {name: (ẑ, latents, factors)} to score, e.g. {"id": ..., "ood": ...}.
-    readout: "linear" | "mlp".  matching: "global" | "per_example".
-    num_categories: classes per categorical factor (default: max label + 1 over all data).
-    factor_names: names of the m continuous then n_c categorical factors.
-  Returns {split: {"score", "r2" [K, m], "accuracy" [K, n_c], "per_factor" {name: mean over
-  slots}, "assignment" ([K] global, or the first examples' [n, K] per example)}}.
-  """
+  def __init__(self, readouts, matching, assign, std_in, std_lat, k, names, assignment):
+    self._readouts, self.matching, self._assign = readouts, matching, assign
+    self._std_in, self._std_lat, self._k, self._names = std_in, std_lat, k, names
+    self.assignment = assignment
+
+  def score(self, splits: dict[str, tuple]) -> dict:
+    """{name: (ẑ [N, K, m̂], latents [N, K, m], factors [N, K, n_c] or None)} -> {name:
+    {"score", "r2" [K, m], "accuracy" [K, n_c], "per_factor" {name: mean over slots},
+    "assignment" ([K] global, or the first examples' [n, K] per example)}}."""
+    k, readouts = self._k, self._readouts
+    results = {}
+    for split, (a, b, c) in splits.items():
+      _check(split, a, b, c)
+      c = _no_factors(b) if c is None else c
+      x, y = self._std_in(a), self._std_lat(b)
+      perm = self._assign(x, y, c)
+      xp = _permute(x, perm)
+      if self.matching == "global":  # one readout per true slot
+        cont, logits = readouts.predict(np.swapaxes(xp, 0, 1))  # [K, N, ...]
+      else:  # the shared readout on all slots at once, back to [K, N, ...]
+        cont, logits = readouts.predict(xp.reshape(1, -1, xp.shape[-1]))
+        cont = np.swapaxes(cont.reshape(len(x), k, -1), 0, 1)
+        logits = np.swapaxes(logits.reshape((len(x), k) + logits.shape[2:]), 0, 1)
+      r2, acc = _scores(cont, np.swapaxes(y, 0, 1), logits, np.swapaxes(c, 0, 1))
+      per_factor = np.concatenate([r2, acc], -1)  # [K, m + n_c]
+      results[split] = {
+          "score": float(per_factor.mean()), "r2": r2.tolist(), "accuracy": acc.tolist(),
+          "per_factor": dict(zip(self._names, per_factor.mean(0).tolist())),
+          "assignment": (perm[0] if self.matching == "global" else perm[:8]).tolist()}
+    return results
+
+
+def _no_factors(z):
+  return np.zeros(z.shape[:2] + (0,), np.int32)
+
+
+def fit_readouts(fit: tuple, *, readout: str = "mlp", matching: str = "global",
+                 num_categories: Sequence[int] | None = None,
+                 factor_names: Sequence[str] | None = None, steps: int = 1000,
+                 seed: int = 0) -> FittedReadouts:
+  """Matches inferred to true slots and fits the readouts on `fit` = (ẑ [N, K, m̂], true
+  latents [N, K, m], factors int [N, K, n_c] or None), the ID data; arguments as in
+  `identifiability` (num_categories default: max label + 1 of the fit set)."""
   if readout not in READOUTS:
     raise ValueError(f"Unknown readout {readout!r}: choose one of {sorted(READOUTS)}.")
   if matching not in MATCHINGS:
     raise ValueError(f"Unknown matching {matching!r}: choose one of {MATCHINGS}.")
   z_hat, lat, fac = fit
   _check("fit", z_hat, lat, fac)
-  for name, (a, b, c) in splits.items():
-    _check(name, a, b, c)
   k, m = lat.shape[1], lat.shape[2]
-  no_factors = lambda z: np.zeros(z.shape[:2] + (0,), np.int32)
-  fac = no_factors(lat) if fac is None else fac
-  splits = {s: (a, b, no_factors(b) if c is None else c) for s, (a, b, c) in splits.items()}
+  fac = _no_factors(lat) if fac is None else fac
   n_c = fac.shape[2]
   if num_categories is None:
-    labels = [fac] + [c for _, _, c in splits.values()]
-    num_categories = tuple(int(max(a[..., i].max() for a in labels)) + 1 for i in range(n_c))
+    num_categories = tuple(int(fac[..., i].max()) + 1 for i in range(n_c))
   names = list(factor_names or [f"z{i}" for i in range(m)] + [f"c{i}" for i in range(n_c)])
   if len(names) != m + n_c:
     raise ValueError(f"{len(names)} factor names for {m} continuous + {n_c} categorical.")
@@ -233,10 +261,12 @@ def identifiability(fit: tuple, splits: dict[str, tuple], *, readout: str = "mlp
                  np.stack([y_fit[:, j:j + 1] for j in range(k)]),
                  np.stack([fac[:, j:j + 1] for j in range(k)]))
     assign = lambda x, y, c: np.broadcast_to(inferred_for_true, (len(x), k))
+    assignment = inferred_for_true.tolist()
   else:
     perms = np.asarray(list(itertools.permutations(range(k))))  # [P, K]
     # One readout shared by all slots, fitted with the best slot order per example.
     readouts.fit(x_fit[None], y_fit[None], fac[None])
+    assignment = None
 
     def assign(x, y, c):
       """Per example, the slot permutation with the lowest readout error to the truth."""
@@ -252,24 +282,32 @@ def identifiability(fit: tuple, splits: dict[str, tuple], *, readout: str = "mlp
       cost = err[:, perms, np.arange(k)].sum(-1)  # [N, P]: true j <- inferred perms[p, j]
       return perms[cost.argmin(1)]
 
-  results = {}
-  for split, (a, b, c) in splits.items():
-    x, y = std_in(a), std_lat(b)
-    perm = assign(x, y, c)
-    xp = _permute(x, perm)
-    if matching == "global":  # one readout per true slot
-      cont, logits = readouts.predict(np.swapaxes(xp, 0, 1))  # [K, N, ...]
-    else:  # the shared readout on all slots at once, back to [K, N, ...]
-      cont, logits = readouts.predict(xp.reshape(1, -1, xp.shape[-1]))
-      cont = np.swapaxes(cont.reshape(len(x), k, -1), 0, 1)
-      logits = np.swapaxes(logits.reshape((len(x), k) + logits.shape[2:]), 0, 1)
-    r2, acc = _scores(cont, np.swapaxes(y, 0, 1), logits, np.swapaxes(c, 0, 1))
-    per_factor = np.concatenate([r2, acc], -1)  # [K, m + n_c]
-    results[split] = {
-        "score": float(per_factor.mean()), "r2": r2.tolist(), "accuracy": acc.tolist(),
-        "per_factor": dict(zip(names, per_factor.mean(0).tolist())),
-        "assignment": (perm[0] if matching == "global" else perm[:8]).tolist()}
-  return results
+  return FittedReadouts(readouts, matching, assign, std_in, std_lat, k, names, assignment)
+
+
+def identifiability(fit: tuple, splits: dict[str, tuple], *, readout: str = "mlp",
+                    matching: str = "global", num_categories: Sequence[int] | None = None,
+                    factor_names: Sequence[str] | None = None, steps: int = 1000,
+                    seed: int = 0) -> dict:
+  """Identifiability of inferred slots, readouts fitted on `fit` and scored on `splits`.
+
+  Args:
+    fit: (ẑ [N, K, m̂], true latents [N, K, m], factors int [N, K, n_c] or None) — ID data.
+    splits: {name: (ẑ, latents, factors)} to score, e.g. {"id": ..., "ood": ...}.
+    readout: "linear" | "mlp".  matching: "global" | "per_example".
+    num_categories: classes per categorical factor (default: max label + 1 over all data).
+    factor_names: names of the m continuous then n_c categorical factors.
+  Returns `FittedReadouts.score(splits)`: {split: {"score", "r2" [K, m], "accuracy" [K, n_c],
+  "per_factor" {name: mean over slots}, "assignment"}}.
+  """
+  for name, (a, b, c) in splits.items():
+    _check(name, a, b, c)
+  if num_categories is None and fit[2] is not None:
+    labels = [fit[2]] + [c for _, _, c in splits.values() if c is not None]
+    num_categories = tuple(int(max(a[..., i].max() for a in labels)) + 1
+                           for i in range(fit[2].shape[2]))
+  return fit_readouts(fit, readout=readout, matching=matching, num_categories=num_categories,
+                      factor_names=factor_names, steps=steps, seed=seed).score(splits)
 
 
 def reconstruction_metrics(x: np.ndarray, mse: np.ndarray) -> dict:

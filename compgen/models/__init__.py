@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from compgen.models.autoencoder import Autoencoder, model_input
+from compgen.models.autoencoder import Autoencoder, model_input, per_example_mse
 from compgen.models.decoders import (AdditiveDecoder, AlphaDecoder, ConvDecoder,
                                      TransformerDecoder, UnconstrainedConvDecoder,
                                      UnconstrainedDecoder,

@@ -17,6 +17,9 @@ def model_input(batch: dict) -> jax.Array:
   return batch["image"] if "image" in batch else batch["x"]
 
 
+def per_example_mse(reconstruction: jax.Array, x: jax.Array) -> jax.Array:
+  """Mean squared reconstruction error of each example: [B, ...] and [B, ...] -> [B]."""
+  return ((reconstruction - x) ** 2).reshape(x.shape[0], -1).mean(-1)
 
 def _shape(shape) -> str:
   """(5, 32, 32, 3) -> '(B, 32, 32, 3)'."""

@@ -112,7 +112,7 @@ def make_infer(model):
   def infer(params, x):
     z = model.encode(params, x)["mean"]
     out = model.decode(params, z)["output"]
-    return z, ((out - x) ** 2).reshape(x.shape[0], -1).mean(-1), out
+    return z, models.per_example_mse(out, x), out
   return infer
 
 

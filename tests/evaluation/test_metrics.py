@@ -64,6 +64,23 @@ def test_random_and_slot_mixed_inversions_score_near_zero(data, readout, matchin
     assert result["score"] < 0.15  # chance: (3 · 0 + 1/3) / 4 ≈ 0.08
 
 
+def test_readouts_fitted_once_score_later_splits_as_one_call_does(data):
+  """fit_readouts(...).score(split) per split == identifiability(fit, all splits): the readouts
+  are fitted on the fit set only, whatever is scored, and the matching is exposed."""
+  (z, c), (zt, ct), _ = data
+  inferred = lambda z, c: _one_hot_slots(z, c)[:, ::-1] + 0.3 * np.tanh(z[:, :, :1])
+  fit = (inferred(z, c), z, c)
+  splits = {"a": (inferred(zt, ct), zt, ct), "b": (inferred(zt[:50], ct[:50]), z[:50], c[:50])}
+  together = ident.identifiability(fit, splits, readout="linear", steps=STEPS)
+  fitted = ident.fit_readouts(fit, readout="linear", steps=STEPS, num_categories=(3,))
+  assert fitted.assignment == [1, 0]
+  for name, split in splits.items():
+    alone = fitted.score({name: split})[name]
+    assert alone["score"] == pytest.approx(together[name]["score"], abs=1e-6)
+    assert alone["per_factor"] == pytest.approx(together[name]["per_factor"], abs=1e-6)
+  assert together["b"]["score"] < together["a"]["score"] - 0.3  # b's truths are other scenes'
+
+
 def test_diagonal_slot_mixing_is_identifiable_in_domain_only():
   """ẑ = (z1, z1), slot 2 a copy of slot 1: right where z2 ≈ z1 (ID), wrong off the diagonal."""
   spec = splits.SplitSpec("diagonal", delta=0.125)
