@@ -134,8 +134,10 @@ def experiment_config() -> ml_collections.ConfigDict:
       "readout_steps": 1000,         # full-batch Adam steps per readout
       "interaction_examples": 16,    # latents the decoder interaction statistics use
       "score_candidates": False,     # also score every candidate of a population run
-      "composed_pool": 0}})          # > 0: the recombined-ID-slots diagnostic
+      "composed_pool": 0,            # > 0: the recombined-ID-slots diagnostic
                                      # (evaluation/composition.py) with a pool this big
+      "supervised_steps": 0}})       # > 0: the supervised reference per seed
+                                     # (evaluation/supervised.py) trained this many steps
 
 
 def base_config(dataset: str) -> ml_collections.ConfigDict:

@@ -26,6 +26,9 @@ with `experiment.score_candidates` every candidate is also scored (`score_candid
 `experiment.composed_pool` > 0 each model also gets the recombined-ID-slots diagnostic
 (`composition.diagnose`: does the decoder draw OOD scenes from recombined ID slots, and does
 search from there end lower than search from the encoder), under `results["composition"]`.
+With `experiment.supervised_steps` > 0 each seed also gets the supervised reference
+(`supervised.train_and_score`: the encoder trained on ID pairs with their true latents),
+under `results["supervised"]`.
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ from compgen.data import sprites as sprites_lib
 from compgen.evaluation import composition as composition_lib
 from compgen.evaluation import identifiability as ident_lib
 from compgen.evaluation import interaction as interaction_lib
+from compgen.evaluation import supervised as supervised_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job
@@ -264,9 +268,14 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   arrays = load_arrays(config)
   names, num_categories = factor_names(config, arrays)
   runs, stage_seconds, interaction, pictures, traces, candidates = [], {}, {}, {}, {}, {}
-  composition = {}
+  composition, supervised = {}, {}
   control_seeds = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
   for seed in range(ec.seeds):
+    if ec.supervised_steps > 0:
+      cfg = ml_collections.ConfigDict(config.to_dict())
+      cfg.seed = seed
+      supervised[f"seed{seed}"] = supervised_lib.train_and_score(
+          cfg, str(files.path(workdir, f"seed{seed}")), arrays, mesh, names, num_categories)
     for label, base in model_configs(config).items():
       if label != config.model.decoder and seed >= control_seeds:
         continue
@@ -308,7 +317,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   results = {"summary": summary, "runs": runs, "interaction": interaction,
              "seeds": list(range(ec.seeds)), "control_seeds": list(range(control_seeds)),
              "stage_seconds": stage_seconds, "candidates": candidates,
-             "composition": composition,
+             "composition": composition, "supervised": supervised,
              "wall_seconds": time.perf_counter() - start, "factor_names": names,
              "config": config.to_dict()}
   if jax.process_index() == 0:
@@ -339,7 +348,11 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
       + (f"\nRecombined ID slots (`experiment.composed_pool`, a diagnostic that reads the "
          f"test scenes' true latents; readouts fitted on the encoder's ID latents):\n\n"
          f"{composition_lib.format_table(results['composition'])}\n"
-         if results["composition"] else ""))
+         if results["composition"] else "")
+      + (f"\nSupervised reference (`experiment.supervised_steps`: the encoder trained on ID "
+         f"pairs with their true latents; a bound on what it reads, not a method):\n\n"
+         f"{supervised_lib.format_table(results['supervised'], results['factor_names'])}\n"
+         if results["supervised"] else ""))
   summary = results["summary"]
   plots.results_bars({row: {s: (c["identifiability"]["mean"], c["identifiability"]["std"])
                             for s, c in splits.items()} for row, splits in summary.items()},
