@@ -136,8 +136,9 @@ def experiment_config() -> ml_collections.ConfigDict:
       "score_candidates": False,     # also score every candidate of a population run
       "composed_pool": 0,            # > 0: the recombined-ID-slots diagnostic
                                      # (evaluation/composition.py) with a pool this big
-      "supervised_steps": 0}})       # > 0: the supervised reference per seed
+      "supervised_steps": 0,         # > 0: the supervised reference encoder per seed
                                      # (evaluation/supervised.py) trained this many steps
+      "supervised_decoder": False}})  # and the supervised reference decoder too
 
 
 def base_config(dataset: str) -> ml_collections.ConfigDict:

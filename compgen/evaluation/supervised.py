@@ -1,36 +1,47 @@
-"""The supervised reference: the configured encoder trained on ID (input, true latent) pairs.
+"""The supervised references: the configured encoder and decoder trained on ID pairs of an
+input and its true latents.
 
-  ĝ_sup = argmin_ĝ E_{(x, z) ~ ID} min_π ‖ĝ(x)_π − t(z)‖²
+  ĝ_sup = argmin_ĝ E_{(x, z) ~ ID} min_π ‖ĝ(x)_π − t(z)‖²      f̂_sup = argmin_f̂ E ‖f̂(t(z)) − x‖²
 
 with t(z) per slot the continuous factors (standardised with the fit set's statistics) and a
 one-hot per categorical factor, π the best slot order of each example
-(`objectives.latent_loss` "permutation_invariant"), trained with `config.optim` for
-`experiment.supervised_steps` steps of `config.train.batch_size` examples, then scored like
-every method (`identifiability`, readouts fitted on its ID latents). It reads the true
-latents, so it is a reference, not a method: its ID score bounds what an encoder of this
+(`objectives.latent_loss` "permutation_invariant"), each trained with its own `config.optim`
+optimiser for `experiment.supervised_steps` steps of `config.train.batch_size` pairs (f̂_sup
+only with `experiment.supervised_decoder`: on images it costs about what training the
+autoencoder does, ĝ_sup a tenth of that). ĝ_sup is
+scored like every method (`identifiability`, readouts fitted on its ID latents), f̂_sup by its
+reconstruction error of the ID and OOD test inputs from their true latents. They read the
+labels, so they are bounds, not methods: ĝ_sup's ID score is what an encoder of this
 architecture reads from these inputs (an autoencoder far below it fails through its
-unsupervised objective, not through the images), and its OOD score is the non-generative
-baseline given labels.
+unsupervised objective, not through the images), its OOD score the non-generative baseline
+given labels; f̂_sup's ID error is the decoder architecture's floor, and its OOD error against
+its ID error says whether the decoder class composes when it is handed the right latents.
 """
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import tqdm
 
 from compgen import files
 from compgen import models
 from compgen import parallel
+from compgen import plots
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
-from compgen.inversion import replay as replay_lib
-from compgen.training import checkpoints, train_lib
+from compgen.training import checkpoints, objectives, train_lib
 
+NUM_PICTURES = 8
 CACHE = "supervised.json"  # in {workdir}/seed{s}/: one per seed, whatever the decoder
-SECTIONS = ("data", "model.encoder", "model.encoders", "optim", "train.batch_size", "seed",
-            "experiment.supervised_steps", "experiment.fit_examples",
+SECTIONS = ("data", "model.encoder", "model.encoders", "model.decoder", "model.decoders",
+            "optim", "train.batch_size", "seed",
+            "experiment.supervised_steps", "experiment.supervised_decoder",
+            "experiment.fit_examples",
             "experiment.eval_examples", "experiment.readout", "experiment.matching",
             "experiment.readout_steps")
 
@@ -47,10 +58,12 @@ def slot_targets(latents: np.ndarray, factors: np.ndarray | None, num_categories
 
 def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dict, mesh,
                     names, num_categories) -> dict:
-  """The reference of the module doc for `config.seed`, given the experiment's `arrays`
-  ({"fit", "id", "ood"}): {"identifiability": {split: score}, "per_factor": {split: {factor:
-  score}}, "train_loss": the last 100 steps' mean, "steps"}; cached in `{workdir}/
-  supervised.json` with the provenance of `SECTIONS`."""
+  """The references of the module doc for `config.seed`, given the experiment's `arrays`
+  ({"fit", "id", "ood"}): {"identifiability": {split: ĝ_sup's score}, "per_factor": {split:
+  {factor: score}}, "decoder_mse": {split: f̂_sup's mean reconstruction MSE} (with
+  `experiment.supervised_decoder`, which also draws `{workdir}/supervised_decoder.png`: ID
+  and OOD inputs over f̂_sup's reconstructions), "train_loss": {part: the last 100 steps'
+  mean}, "steps"}; cached in `{workdir}/supervised.json` with the provenance of `SECTIONS`."""
   ec, tc = config.experiment, config.train
   path = files.path(workdir, CACHE)
   record = checkpoints.provenance(config, SECTIONS)
@@ -64,59 +77,102 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
   mean, std = arrays["fit"]["latents"].mean(0), arrays["fit"]["latents"].std(0) + 1e-6
   targets = lambda batch: slot_targets(batch["latents"], batch.get("factors"), num_categories,
                                        mean, std)
-  target_dim = targets(arrays["fit"]).shape[-1]
-  model_config = ml_collections.ConfigDict(config.model.to_dict())
-  model_config.update(slot_dim=target_dim, variational=False)
-  encoder = models.make_encoder(model_config, num_slots=arrays["fit"]["latents"].shape[1])
-  encode = lambda p, x: encoder.apply({"params": p}, x)["mean"]
-  optimizer = train_lib.make_optimizer(config.optim, ec.supervised_steps)
-  step_fn = jax.jit(replay_lib.make_encoder_step(encode, lambda rng, x, t: (x, t), optimizer,
-                                                 "permutation_invariant"), donate_argnums=0)
-  params = encoder.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 11),
-                        models.model_input(arrays["fit"])[:1])["params"]
-  state = train_lib.TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+  labelled = ml_collections.ConfigDict(config.to_dict())
+  labelled.model.update(slot_dim=targets(arrays["fit"]).shape[-1], variational=False)
+  model = train_lib.build_model(labelled, arrays["fit"])
+  params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 11),
+                      models.model_input(arrays["fit"])[:1])
   batches = pipeline.BatchIterator(
       pipeline.load_split(config.data, "train"), tc.batch_size, seed=config.seed + 1000,
       process_index=jax.process_index(), process_count=jax.process_count())
-  losses = []
-  rng = jax.random.PRNGKey(0)  # unused: the pairs are the batch itself
-  for _ in tqdm.trange(ec.supervised_steps, desc="supervised reference", unit="step",
-                       disable=jax.process_index() != 0, dynamic_ncols=True):
-    batch = next(batches)
-    pair = parallel.put_batch({"x": models.model_input(batch), "t": targets(batch)}, mesh)
-    state, metrics = step_fn(state, rng, pair["x"], pair["t"])
-    losses.append(metrics["latent_mse"])
-  train_loss = float(np.mean(jax.device_get(losses[-100:])))
-  if not np.isfinite(train_loss):
-    raise FloatingPointError(
-        f"The supervised reference's loss is {train_loss} after {ec.supervised_steps} steps: "
-        "its training diverged. Lower optim.learning_rate or experiment.supervised_steps.")
-  encode_jit = jax.jit(encode)
-  latents = {}
+  parts = ("encoder", "decoder") if ec.supervised_decoder else ("encoder",)
+  params, train_loss = _fit(model, params, parts, config.optim, ec.supervised_steps, batches,
+                            targets, mesh)
+  encode = jax.jit(lambda x: model.encode(params, x)["mean"])
+  decode_mse = jax.jit(lambda x, t: models.per_example_mse(model.decode(params, t)["output"], x))
+  latents, decoder_mse = {}, {}
+  bs = config.search.batch_size
   for split, a in arrays.items():
-    x = models.model_input(a)
-    latents[split] = np.concatenate([
-        parallel.call_padded(lambda x: encode_jit(state.params, x),
-                             {"x": x[lo:lo + config.search.batch_size]}, mesh)
-        for lo in range(0, len(x), config.search.batch_size)])
+    x, t = models.model_input(a), targets(a)
+    latents[split] = np.concatenate([parallel.call_padded(encode, {"x": x[lo:lo + bs]}, mesh)
+                                     for lo in range(0, len(x), bs)])
+    if ec.supervised_decoder:
+      decoder_mse[split] = float(np.concatenate([
+          parallel.call_padded(decode_mse, {"x": x[lo:lo + bs], "t": t[lo:lo + bs]}, mesh)
+          for lo in range(0, len(x), bs)]).mean())
+  if ec.supervised_decoder and "image" in arrays["id"] and jax.process_index() == 0:
+    n = NUM_PICTURES
+    drawn = lambda split: np.clip(np.asarray(model.decode(
+        params, targets(arrays[split])[:n])["output"]), 0, 1)
+    plots.labelled_rows({"ID input": arrays["id"]["image"][:n], "ID: f̂_sup(z)": drawn("id"),
+                         "OOD input": arrays["ood"]["image"][:n],
+                         "OOD: f̂_sup(z)": drawn("ood")},
+                        files.path(workdir, "supervised_decoder.png"))
   truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
   scores = ident_lib.identifiability(
       (latents["fit"], *truth("fit")), {s: (latents[s], *truth(s)) for s in ("id", "ood")},
       readout=ec.readout, matching=ec.matching, num_categories=num_categories,
       factor_names=names, steps=ec.readout_steps, seed=config.seed)
-  result = {"identifiability": {s: scores[s]["score"] for s in ("id", "ood")},
+  result = {**({"decoder_mse": {s: decoder_mse[s] for s in ("id", "ood")}}
+               if ec.supervised_decoder else {}),
+            "identifiability": {s: scores[s]["score"] for s in ("id", "ood")},
             "per_factor": {s: scores[s]["per_factor"] for s in ("id", "ood")},
             "train_loss": train_loss, "steps": ec.supervised_steps}
   checkpoints.write_cached(path, record, "result", result)
   return result
 
 
+def _fit(model, params, parts, optim, steps: int, batches, targets, mesh):
+  """`steps` updates of the encoder (latent loss) and, if in `parts`, the decoder
+  (reconstruction loss) on the pairs (x, t(z)) of `batches`, each part with its own optimiser
+  state (global-norm clipping does not couple them). Returns (params, {part: the last 100
+  losses' mean})."""
+  optimizer = train_lib.make_optimizer(optim, steps)
+  loss_of = {"encoder": lambda p, x, t: objectives.latent_loss(
+                 model.encode(p, x)["mean"], t, "permutation_invariant"),
+             "decoder": lambda p, x, t: jnp.mean((model.decode(p, t)["output"] - x) ** 2)}
+  losses = lambda p, x, t: {part: loss_of[part](p, x, t) for part in parts}
+
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  def step(p, opt_state, x, t):
+    def total(p):
+      values = losses(p, x, t)
+      return sum(values.values()), values
+    (_, values), grads = jax.value_and_grad(total, has_aux=True)(p)
+    new_p, new_state = dict(p), {}
+    for part in parts:  # the encoder's loss does not reach the decoder, nor the reverse
+      updates, new_state[part] = optimizer.update(grads[part], opt_state[part], p[part])
+      new_p[part] = optax.apply_updates(p[part], updates)
+    return new_p, new_state, values
+
+  opt_state = {part: optimizer.init(params[part]) for part in parts}
+  history = []
+  for _ in tqdm.trange(steps, desc="supervised references", unit="step",
+                       disable=jax.process_index() != 0, dynamic_ncols=True):
+    batch = next(batches)
+    pair = parallel.put_batch({"x": models.model_input(batch), "t": targets(batch)}, mesh)
+    params, opt_state, values = step(params, opt_state, pair["x"], pair["t"])
+    history.append(values)
+  last = jax.device_get(history[-100:])
+  train_loss = {part: float(np.mean([v[part] for v in last])) for part in parts}
+  if not all(np.isfinite(v) for v in train_loss.values()):
+    raise FloatingPointError(
+        f"The supervised references' losses are {train_loss} after {steps} steps: their "
+        "training diverged. Lower optim.learning_rate or experiment.supervised_steps.")
+  return params, train_loss
+
+
 def format_table(supervised: dict, names) -> str:
-  """Markdown: per seed, identifiability and per-factor scores ID and OOD."""
-  lines = ["| seed | split | identifiability | " + " | ".join(names) + " |",
-           "|---|---|---|" + "---|" * len(names)]
+  """Markdown: per seed and split, ĝ_sup's identifiability and per-factor scores and f̂_sup's
+  reconstruction MSE."""
+  decoder = any("decoder_mse" in r for r in supervised.values())
+  lines = ["| seed | split | encoder: identifiability | " + " | ".join(names)
+           + (" | decoder: recon MSE |" if decoder else " |"),
+           "|---|---|---|" + "---|" * (len(names) + decoder)]
   for seed, r in supervised.items():
     for split in ("id", "ood"):
+      mse = r.get("decoder_mse", {}).get(split)
       lines.append(f"| {seed} | {split.upper()} | {r['identifiability'][split]:.3f} | "
-                   + " | ".join(f"{r['per_factor'][split][n]:.3f}" for n in names) + " |")
+                   + " | ".join(f"{r['per_factor'][split][n]:.3f}" for n in names)
+                   + ((" | –" if mse is None else f" | {mse:.5f}") if decoder else "") + " |")
   return "\n".join(lines)
