@@ -123,7 +123,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     start, state = 0, jax.jit(init_state, out_shardings=state_sharding)()
   prior = jax.device_put(prior, repl)
   decoder_params = params["decoder"]
-  writer = train_lib.MetricWriter(out_dir)
+  writer = loop.MetricWriter(out_dir)
   writer.drop_after(start)
   step_key = jax.random.fold_in(root, 1)
   stop = rc.num_steps if stop_at_step is None else min(stop_at_step, rc.num_steps)

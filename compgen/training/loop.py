@@ -1,8 +1,9 @@
-"""The step loop shared by training and replay: progress bar, logging, NaN guard, checkpoints,
-preemption."""
+"""The step loop shared by training and replay: progress bar, logging (`MetricWriter`), NaN
+guard, checkpoints, preemption."""
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import threading
 import time
@@ -12,6 +13,51 @@ import jax
 import numpy as np
 import tqdm
 from jax.experimental import multihost_utils
+
+from compgen import files
+
+
+class MetricWriter:
+  """One JSON object per line in `{workdir}/metrics.jsonl`, written by process 0 only.
+
+  Locally each row is appended. An object store (gs://) cannot append, so there rows are
+  kept and the file is rewritten at most every `remote_flush_s` seconds and at `flush()`
+  (which the loops call at every checkpoint and at the end), not at every log.
+  """
+
+  def __init__(self, workdir: str, remote_flush_s: float = 60.0):
+    self.path = files.path(workdir, "metrics.jsonl")
+    self.remote, self.remote_flush_s = files.is_remote(self.path), remote_flush_s
+    self._pending, self._flushed_at = [], time.monotonic()
+
+  def write(self, step: int, metrics: dict) -> None:
+    if jax.process_index() != 0:
+      return
+    line = json.dumps({"step": int(step), **{k: float(v) for k, v in metrics.items()}})
+    if not self.remote:
+      files.append_line(self.path, line)
+      return
+    self._pending.append(line)
+    if time.monotonic() - self._flushed_at >= self.remote_flush_s:
+      self.flush()
+
+  def flush(self) -> None:
+    """Writes the rows kept for an object store (a no-op locally, where rows are appended)."""
+    if self._pending and jax.process_index() == 0:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      old = self.path.read_text() if self.path.exists() else ""
+      self.path.write_text(old + "".join(line + "\n" for line in self._pending))
+    self._pending, self._flushed_at = [], time.monotonic()
+
+  def drop_after(self, step: int) -> None:
+    """Forgets rows logged after `step` (a resumed run logs those steps again)."""
+    self.flush()
+    if jax.process_index() != 0 or not self.path.exists():
+      return
+    rows = self.path.read_text().splitlines()
+    kept = [r for r in rows if json.loads(r)["step"] <= step]
+    if len(kept) < len(rows):
+      self.path.write_text("".join(r + "\n" for r in kept))
 
 
 class Preempted(Exception):

@@ -9,8 +9,6 @@ vmapped step) and the one that reconstructs the ID training data best is kept
 """
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 import flax
@@ -114,49 +112,6 @@ def make_infer(model):
     out = model.decode(params, z)["output"]
     return z, models.per_example_mse(out, x), out
   return infer
-
-
-class MetricWriter:
-  """One JSON object per line in `{workdir}/metrics.jsonl`, written by process 0 only.
-
-  Locally each row is appended. An object store (gs://) cannot append, so there rows are
-  kept and the file is rewritten at most every `remote_flush_s` seconds and at `flush()`
-  (which the loops call at every checkpoint and at the end), not at every log.
-  """
-
-  def __init__(self, workdir: str, remote_flush_s: float = 60.0):
-    self.path = files.path(workdir, "metrics.jsonl")
-    self.remote, self.remote_flush_s = files.is_remote(self.path), remote_flush_s
-    self._pending, self._flushed_at = [], time.monotonic()
-
-  def write(self, step: int, metrics: dict) -> None:
-    if jax.process_index() != 0:
-      return
-    line = json.dumps({"step": int(step), **{k: float(v) for k, v in metrics.items()}})
-    if not self.remote:
-      files.append_line(self.path, line)
-      return
-    self._pending.append(line)
-    if time.monotonic() - self._flushed_at >= self.remote_flush_s:
-      self.flush()
-
-  def flush(self) -> None:
-    """Writes the rows kept for an object store (a no-op locally, where rows are appended)."""
-    if self._pending and jax.process_index() == 0:
-      self.path.parent.mkdir(parents=True, exist_ok=True)
-      old = self.path.read_text() if self.path.exists() else ""
-      self.path.write_text(old + "".join(line + "\n" for line in self._pending))
-    self._pending, self._flushed_at = [], time.monotonic()
-
-  def drop_after(self, step: int) -> None:
-    """Forgets rows logged after `step` (a resumed run logs those steps again)."""
-    self.flush()
-    if jax.process_index() != 0 or not self.path.exists():
-      return
-    rows = self.path.read_text().splitlines()
-    kept = [r for r in rows if json.loads(r)["step"] <= step]
-    if len(kept) < len(rows):
-      self.path.write_text("".join(r + "\n" for r in kept))
 
 
 def first_examples(source, n):
@@ -352,7 +307,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     print(f"Resumed from {ckpt.directory}/{latest} (step {int(state.step)}).")
   else:
     latest, state = 0, jax.jit(init_state, out_shardings=state_sharding)()
-  writer = MetricWriter(workdir)
+  writer = loop.MetricWriter(workdir)
   writer.drop_after(latest)
   step_key = jax.random.fold_in(root, 1)
 

@@ -75,9 +75,9 @@ def test_a_damaged_step_is_set_aside_and_the_previous_one_restored(saved, monkey
 
 def test_metric_rows_on_an_object_store_are_written_in_batches(tmp_path, monkeypatch):
   from compgen import files  # pylint: disable=g-import-not-at-top
-  from compgen.training import train_lib  # pylint: disable=g-import-not-at-top
+  from compgen.training import loop  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(files, "is_remote", lambda p: True)  # a local folder posing as gs://
-  writer = train_lib.MetricWriter(str(tmp_path), remote_flush_s=3600)
+  writer = loop.MetricWriter(str(tmp_path), remote_flush_s=3600)
   rewrites = []
   real_write = type(writer.path).write_text
   monkeypatch.setattr(type(writer.path), "write_text",
