@@ -349,8 +349,8 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
          f"test scenes' true latents; readouts fitted on the encoder's ID latents):\n\n"
          f"{composition_lib.format_table(results['composition'])}\n"
          if results["composition"] else "")
-      + (f"\nSupervised reference (`experiment.supervised_steps`: the encoder trained on ID "
-         f"pairs with their true latents; a bound on what it reads, not a method):\n\n"
+      + (f"\nSupervised references (`experiment.supervised_steps`: trained on ID pairs with "
+         f"their true latents; references, not methods):\n\n"
          f"{supervised_lib.format_table(results['supervised'], results['factor_names'])}\n"
          if results["supervised"] else ""))
   summary = results["summary"]

@@ -8,14 +8,17 @@ one-hot per categorical factor, π the best slot order of each example
 (`objectives.latent_loss` "permutation_invariant"), each trained with its own `config.optim`
 optimiser for `experiment.supervised_steps` steps of `config.train.batch_size` pairs (f̂_sup
 only with `experiment.supervised_decoder`: on images it costs about what training the
-autoencoder does, ĝ_sup a tenth of that). ĝ_sup is
-scored like every method (`identifiability`, readouts fitted on its ID latents), f̂_sup by its
-reconstruction error of the ID and OOD test inputs from their true latents. They read the
-labels, so they are bounds, not methods: ĝ_sup's ID score is what an encoder of this
-architecture reads from these inputs (an autoencoder far below it fails through its
-unsupervised objective, not through the images), its OOD score the non-generative baseline
-given labels; f̂_sup's ID error is the decoder architecture's floor, and its OOD error against
-its ID error says whether the decoder class composes when it is handed the right latents.
+autoencoder does, ĝ_sup a tenth of that). ĝ_sup is scored like every method
+(`identifiability`, readouts fitted on its ID latents), f̂_sup by its reconstruction error of
+the ID and OOD test inputs from their true latents. They read the labels, so they are
+references, not methods. ĝ_sup's ID score is what an encoder of this architecture reads from
+these inputs (an autoencoder far below it fails through its unsupervised objective, not
+through the images); its OOD score is the non-generative baseline given labels. f̂_sup asks
+whether the decoder class, handed the true slots, draws one object per slot: an ID error
+above the autoencoder's, or an OOD error far above its ID error, says that supervision with
+the true latents does not make it compose on this support (where the ID slots are
+correlated, a shared φ can draw part of every object from each slot) — it is not a floor of
+the architecture.
 """
 from __future__ import annotations
 
