@@ -136,7 +136,9 @@ def _fit(model, params, parts, optim, steps: int, batches, targets, mesh):
              "decoder": lambda p, x, t: jnp.mean((model.decode(p, t)["output"] - x) ** 2)}
   losses = lambda p, x, t: {part: loss_of[part](p, x, t) for part in parts}
 
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  repl = parallel.replicated(mesh)
+
+  @functools.partial(jax.jit, out_shardings=(repl, repl, repl))
   def step(p, opt_state, x, t):
     def total(p):
       values = losses(p, x, t)
@@ -148,7 +150,8 @@ def _fit(model, params, parts, optim, steps: int, batches, targets, mesh):
       new_p[part] = optax.apply_updates(p[part], updates)
     return new_p, new_state, values
 
-  opt_state = {part: optimizer.init(params[part]) for part in parts}
+  params = jax.device_put(params, repl)  # replicated in and out
+  opt_state = jax.device_put({part: optimizer.init(params[part]) for part in parts}, repl)
   history = []
   for _ in tqdm.trange(steps, desc="supervised references", unit="step",
                        disable=jax.process_index() != 0, dynamic_ncols=True):
