@@ -62,14 +62,18 @@ LATENT_SECTIONS = ("data", "model", "search", "replay", "seed", "experiment.fit_
 NUM_PICTURES = 8
 
 
-def model_configs(config: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:
-  """{decoder name: config} for the configured decoder and the control (if different)."""
-  out = {config.model.decoder: config}
-  control = config.experiment.control
-  if control and control != config.model.decoder:
-    c = ml_collections.ConfigDict(config.to_dict())
-    c.model.decoder = control
-    out[control] = c
+def model_configs(config: ml_collections.ConfigDict,
+                  seed: int) -> dict[str, ml_collections.ConfigDict]:
+  """{decoder name: a copy of config with `seed`} for the configured decoder and the control
+  (if different)."""
+  decoders = [config.model.decoder]
+  if config.experiment.control and config.experiment.control != config.model.decoder:
+    decoders.append(config.experiment.control)
+  out = {}
+  for decoder in decoders:
+    out[decoder] = ml_collections.ConfigDict(config.to_dict())
+    out[decoder].update(seed=seed)
+    out[decoder].model.decoder = decoder
   return out
 
 
@@ -271,16 +275,14 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   composition, supervised = {}, {}
   control_seeds = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
   for seed in range(ec.seeds):
+    configs = model_configs(config, seed)
     if ec.supervised_steps > 0:
-      cfg = ml_collections.ConfigDict(config.to_dict())
-      cfg.seed = seed
       supervised[f"seed{seed}"] = supervised_lib.train_and_score(
-          cfg, str(files.path(workdir, f"seed{seed}")), arrays, mesh, names, num_categories)
-    for label, base in model_configs(config).items():
+          configs[config.model.decoder], str(files.path(workdir, f"seed{seed}")), arrays, mesh,
+          names, num_categories)
+    for label, cfg in configs.items():
       if label != config.model.decoder and seed >= control_seeds:
         continue
-      cfg = ml_collections.ConfigDict(base.to_dict())
-      cfg.seed = seed
       wd = str(files.path(workdir, f"seed{seed}", label))
       timer = {}
       t = time.perf_counter()

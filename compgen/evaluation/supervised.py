@@ -91,18 +91,21 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
   parts = ("encoder", "decoder") if ec.supervised_decoder else ("encoder",)
   params, train_loss = _fit(model, params, parts, config.optim, ec.supervised_steps, batches,
                             targets, mesh)
-  encode = jax.jit(lambda x: model.encode(params, x)["mean"])
-  decode_mse = jax.jit(lambda x, t: models.per_example_mse(model.decode(params, t)["output"], x))
-  latents, decoder_mse = {}, {}
-  bs = config.search.batch_size
-  for split, a in arrays.items():
-    x, t = models.model_input(a), targets(a)
-    latents[split] = np.concatenate([parallel.call_padded(encode, {"x": x[lo:lo + bs]}, mesh)
-                                     for lo in range(0, len(x), bs)])
+
+  @jax.jit
+  def infer(x, t):  # ĝ_sup's latents and, with the decoder, f̂_sup's per-example error
+    out = {"z": model.encode(params, x)["mean"]}
     if ec.supervised_decoder:
-      decoder_mse[split] = float(np.concatenate([
-          parallel.call_padded(decode_mse, {"x": x[lo:lo + bs], "t": t[lo:lo + bs]}, mesh)
-          for lo in range(0, len(x), bs)]).mean())
+      out["mse"] = models.per_example_mse(model.decode(params, t)["output"], x)
+    return out
+
+  bs = config.search.batch_size
+  inferred = {split: jax.tree.map(lambda *parts: np.concatenate(parts), *[
+                  parallel.call_padded(infer, {"x": x[lo:lo + bs], "t": t[lo:lo + bs]}, mesh)
+                  for lo in range(0, len(x), bs)])
+              for split, a in arrays.items()
+              for x, t in [(models.model_input(a), targets(a))]}
+  latents = {split: r["z"] for split, r in inferred.items()}
   if ec.supervised_decoder and "image" in arrays["id"] and jax.process_index() == 0:
     n = NUM_PICTURES
     drawn = lambda split: np.clip(np.asarray(model.decode(
@@ -116,7 +119,7 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
       (latents["fit"], *truth("fit")), {s: (latents[s], *truth(s)) for s in ("id", "ood")},
       readout=ec.readout, matching=ec.matching, num_categories=num_categories,
       factor_names=names, steps=ec.readout_steps, seed=config.seed)
-  result = {**({"decoder_mse": {s: decoder_mse[s] for s in ("id", "ood")}}
+  result = {**({"decoder_mse": {s: float(inferred[s]["mse"].mean()) for s in ("id", "ood")}}
                if ec.supervised_decoder else {}),
             "identifiability": {s: scores[s]["score"] for s in ("id", "ood")},
             "per_factor": {s: scores[s]["per_factor"] for s in ("id", "ood")},
@@ -129,7 +132,10 @@ def _fit(model, params, parts, optim, steps: int, batches, targets, mesh):
   """`steps` updates of the encoder (latent loss) and, if in `parts`, the decoder
   (reconstruction loss) on the pairs (x, t(z)) of `batches`, each part with its own optimiser
   state (global-norm clipping does not couple them). Returns (params, {part: the last 100
-  losses' mean})."""
+  losses' mean}). Each step's losses are fetched before the next is dispatched: on a mesh of
+  virtual CPU devices, hundreds of queued steps deadlocked XLA's in-process all-reduce (7 of
+  8 participants at the rendezvous, then an abort; 5 of 5 runs of the test without the wait,
+  0 of 3 with it)."""
   optimizer = train_lib.make_optimizer(optim, steps)
   loss_of = {"encoder": lambda p, x, t: objectives.latent_loss(
                  model.encode(p, x)["mean"], t, "permutation_invariant"),
@@ -158,9 +164,8 @@ def _fit(model, params, parts, optim, steps: int, batches, targets, mesh):
     batch = next(batches)
     pair = parallel.put_batch({"x": models.model_input(batch), "t": targets(batch)}, mesh)
     params, opt_state, values = step(params, opt_state, pair["x"], pair["t"])
-    history.append(values)
-  last = jax.device_get(history[-100:])
-  train_loss = {part: float(np.mean([v[part] for v in last])) for part in parts}
+    history.append(jax.device_get(values))  # waits for the step (see above)
+  train_loss = {part: float(np.mean([v[part] for v in history[-100:]])) for part in parts}
   if not all(np.isfinite(v) for v in train_loss.values()):
     raise FloatingPointError(
         f"The supervised references' losses are {train_loss} after {steps} steps: their "
