@@ -160,18 +160,11 @@ _TRANSIENT_STATUS = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "PERMISSION_DENIED", "U
                      "RESOURCE_EXHAUSTED", "ABORTED")
 
 
-def _failure_kind(error: Exception) -> str:
-  """Why a step did not restore: "incompatible" (another tree or shapes: a config or code
-  difference), "transient" (the storage, not the files: permissions, time-outs, outages) or
-  "damaged" (anything else: files cut short, missing or corrupt)."""
-  message = str(error)
-  if isinstance(error, ValueError) and any(
-      s in message for s in ("mismatch", "do not match", "not compatible", "shape")):
-    return "incompatible"
-  if isinstance(error, (PermissionError, TimeoutError, ConnectionError, InterruptedError)) or any(
-      s in message for s in _TRANSIENT_STATUS):
-    return "transient"
-  return "damaged"
+def _is_transient(error: Exception) -> bool:
+  """Whether a failed read is the storage's (permissions, time-outs, outages), not the files'.
+  tensorstore raises plain Exceptions whose text carries the status."""
+  return isinstance(error, (PermissionError, TimeoutError, ConnectionError, InterruptedError)) \
+      or any(s in str(error) for s in _TRANSIENT_STATUS)
 
 
 class Checkpointer:
@@ -211,6 +204,31 @@ class Checkpointer:
         partial_restore=True)))
     return restored["state"]["params"], None
 
+  def tree_difference(self, step: int, abstract_state, params_only: bool = False) -> str | None:
+    """What differs between the arrays saved at `step` (from its metadata, without reading
+    them) and those of `abstract_state` (only the parameters with `params_only`, where
+    `abstract_state` is theirs): arrays missing, extra or of other shapes, by path; None
+    when they match. Raises when the step's metadata cannot be read."""
+    shapes = lambda tree: {"/".join(map(str, k)): tuple(v.shape)
+                           for k, v in ocp.tree.to_flat_dict(tree).items() if hasattr(v, "shape")}
+    handler = ocp.PyTreeCheckpointHandler()
+    try:
+      saved = shapes(handler.metadata(self.directory / str(step) / "state").tree)
+    finally:
+      handler.close()
+    built = shapes(ocp.tree.serialize_tree({"params": abstract_state} if params_only
+                                           else abstract_state, keep_empty_nodes=False))
+    if params_only:
+      saved = {k: v for k, v in saved.items() if k.startswith("params/")}
+    problems = ([f"{k} {built[k]} is not in the checkpoint" for k in built if k not in saved]
+                + [f"{k} {saved[k]} was saved but is not built" for k in saved if k not in built]
+                + [f"{k} was saved {saved[k]}, is built {built[k]}" for k in built
+                   if k in saved and saved[k] != built[k]])
+    if not problems:
+      return None
+    return (f"{len(problems)} array(s) differ: " + "; ".join(problems[:4])
+            + ("; ..." if len(problems) > 4 else ""))
+
   def restore_latest(self, abstract_state, params_only: bool = False):
     """(step, state, data_state) of the newest step that restores, or None without steps;
     with `params_only`, `abstract_state` is the parameters' and (step, params, None) comes
@@ -223,19 +241,22 @@ class Checkpointer:
     """
     failures = []
     for step in sorted(self.manager.all_steps(), reverse=True):
+      try:  # before reading: a partial (params-only) restore does not check shapes itself
+        difference = self.tree_difference(step, abstract_state, params_only)
+      except Exception:  # pylint: disable=broad-except  (unreadable: the restore says how)
+        difference = None
+      if difference:
+        raise CheckpointError(
+            f"Checkpoint step {step} in {self.directory} holds other "
+            f"{'parameters' if params_only else 'train state'} than this config builds "
+            f"({difference}). Its data and model sections (and, to resume training, its "
+            "loss and optimizer) must be those it was trained with; nothing was moved.")
       try:
         state, data = (self.restore_params(step, abstract_state) if params_only
                        else self.restore(step, abstract_state))
       except Exception as e:  # pylint: disable=broad-except  (tensorstore raises Exception)
         why = f"{type(e).__name__}: {str(e)[:1500]}"
-        kind = _failure_kind(e)
-        if kind == "incompatible":
-          raise CheckpointError(
-              f"Checkpoint step {step} in {self.directory} holds other "
-              f"{'parameters' if params_only else 'train state'} than this config builds "
-              f"({why}). Its data and model sections (and, to resume training, its loss and "
-              "optimizer) must be those it was trained with; nothing was moved.") from e
-        if kind == "transient":
+        if _is_transient(e):
           raise CheckpointError(
               f"Could not read checkpoint step {step} in {self.directory} ({why}). This is "
               "a storage error, not a damaged checkpoint: nothing was set aside; retry once "

@@ -40,9 +40,25 @@ def test_another_tree_is_refused_with_the_difference_and_nothing_is_moved(saved)
   ckpt = checkpoints.Checkpointer(str(saved), keep=3, create=False)
   other = _state(0.0)
   other["opt_state"] = {"m": jnp.zeros((3,)), "v": jnp.zeros((3,))}  # another optimizer
-  with pytest.raises(checkpoints.CheckpointError, match="holds other train state.*opt_state"):
+  with pytest.raises(checkpoints.CheckpointError,
+                     match=r"holds other train state.*opt_state/v \(3,\) is not in the checkpoint"):
     ckpt.restore_latest(_abstract(other))
   assert not (saved / "checkpoints_unreadable").exists()
+
+
+@pytest.mark.parametrize("params_only", [False, True])
+def test_other_shapes_are_refused_by_path_from_the_metadata(saved, params_only):
+  """Another width (the saved (3,) parameter built (4,)) is named with both shapes, read from
+  the step's metadata; the same tree with its own shapes has no difference."""
+  ckpt = checkpoints.Checkpointer(str(saved), keep=3, create=False)
+  tree = lambda n: _abstract({"params": {"w": jnp.zeros((n,))}, "opt_state": {"m": jnp.zeros((3,))},
+                              "step": jnp.asarray(0)})
+  wanted = lambda n: tree(n)["params"] if params_only else tree(n)
+  assert ckpt.tree_difference(2, wanted(3), params_only) is None
+  with pytest.raises(checkpoints.CheckpointError,
+                     match=r"holds other .*params/w was saved \(3,\), is built \(4,\)"):
+    ckpt.restore_latest(wanted(4), params_only=params_only)
+  assert not (saved / "checkpoints_unreadable").exists() and ckpt.latest_step() == 2
 
 
 @pytest.mark.parametrize("error", [PermissionError("denied"), TimeoutError("slow"),
