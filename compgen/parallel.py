@@ -130,6 +130,15 @@ def call_padded(fn, batch: dict[str, np.ndarray], mesh: Mesh):
   return jax.tree.map(lambda a: a[:n], to_host(fn(**put_global(padded, mesh))))
 
 
+def call_in_batches(fn, batch: dict[str, np.ndarray], mesh: Mesh, batch_size: int):
+  """`call_padded` over consecutive slices of `batch_size` examples, every leaf of the
+  results concatenated: fn(**arrays) on host arrays of any length, a slice at a time."""
+  n = len(next(iter(batch.values())))
+  parts = [call_padded(fn, {k: v[lo:lo + batch_size] for k, v in batch.items()}, mesh)
+           for lo in range(0, n, batch_size)]
+  return jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts)
+
+
 def resolve_micro_batch(value: int) -> int | None:
   """Config value -> micro-batch size: -1 = auto (1 on CPU, where small working sets stay in
   cache, measured fastest by `compgen.bench`; the whole batch on GPUs/TPUs), 0 = whole batch."""

@@ -98,10 +98,8 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
     x = models.model_input(arrays[split])
     z, d = recombine_slots(pool_z, *truth(pool), *truth(arrays[split]), assignment)
     distance[split] = float(d.mean())
-    mse[f"recombined/{split}"] = np.concatenate([
-        parallel.call_padded(lambda x, z: decode_mse(params, x, z),
-                             {"x": x[lo:lo + sc.batch_size], "z": z[lo:lo + sc.batch_size]},
-                             mesh) for lo in range(0, len(x), sc.batch_size)])
+    mse[f"recombined/{split}"] = parallel.call_in_batches(
+        lambda x, z: decode_mse(params, x, z), {"x": x, "z": z}, mesh, sc.batch_size)
     searched = search_job.search_all(searcher, params, x, z, mesh, sc.batch_size,
                                      f"search from recombined slots {split}")
     rows.update({f"encoder/{split}": latents[f"encoder/{split}/z"],

@@ -92,20 +92,15 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
   params, train_loss = _fit(model, params, parts, config.optim, ec.supervised_steps, batches,
                             targets, mesh)
 
-  @jax.jit
-  def infer(x, t):  # ĝ_sup's latents and, with the decoder, f̂_sup's per-example error
-    out = {"z": model.encode(params, x)["mean"]}
-    if ec.supervised_decoder:
-      out["mse"] = models.per_example_mse(model.decode(params, t)["output"], x)
-    return out
-
+  encode = jax.jit(lambda x: model.encode(params, x)["mean"])
+  decode_mse = jax.jit(lambda x, t: models.per_example_mse(model.decode(params, t)["output"], x))
   bs = config.search.batch_size
-  inferred = {split: jax.tree.map(lambda *parts: np.concatenate(parts), *[
-                  parallel.call_padded(infer, {"x": x[lo:lo + bs], "t": t[lo:lo + bs]}, mesh)
-                  for lo in range(0, len(x), bs)])
-              for split, a in arrays.items()
-              for x, t in [(models.model_input(a), targets(a))]}
-  latents = {split: r["z"] for split, r in inferred.items()}
+  latents = {split: parallel.call_in_batches(encode, {"x": models.model_input(a)}, mesh, bs)
+             for split, a in arrays.items()}
+  decoder_mse = {split: float(parallel.call_in_batches(
+                     decode_mse, {"x": models.model_input(arrays[split]),
+                                  "t": targets(arrays[split])}, mesh, bs).mean())
+                 for split in ("id", "ood")} if ec.supervised_decoder else None
   if ec.supervised_decoder and "image" in arrays["id"] and jax.process_index() == 0:
     n = NUM_PICTURES
     drawn = lambda split: np.clip(np.asarray(model.decode(
@@ -119,8 +114,7 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
       (latents["fit"], *truth("fit")), {s: (latents[s], *truth(s)) for s in ("id", "ood")},
       readout=ec.readout, matching=ec.matching, num_categories=num_categories,
       factor_names=names, steps=ec.readout_steps, seed=config.seed)
-  result = {**({"decoder_mse": {s: float(inferred[s]["mse"].mean()) for s in ("id", "ood")}}
-               if ec.supervised_decoder else {}),
+  result = {**({"decoder_mse": decoder_mse} if ec.supervised_decoder else {}),
             "identifiability": {s: scores[s]["score"] for s in ("id", "ood")},
             "per_factor": {s: scores[s]["per_factor"] for s in ("id", "ood")},
             "train_loss": train_loss, "steps": ec.supervised_steps}
@@ -132,10 +126,10 @@ def _fit(model, params, parts, optim, steps: int, batches, targets, mesh):
   """`steps` updates of the encoder (latent loss) and, if in `parts`, the decoder
   (reconstruction loss) on the pairs (x, t(z)) of `batches`, each part with its own optimiser
   state (global-norm clipping does not couple them). Returns (params, {part: the last 100
-  losses' mean}). Each step's losses are fetched before the next is dispatched: on a mesh of
-  virtual CPU devices, hundreds of queued steps deadlocked XLA's in-process all-reduce (7 of
-  8 participants at the rendezvous, then an abort; 5 of 5 runs of the test without the wait,
-  0 of 3 with it)."""
+  losses' mean}). A step is dispatched only once the one before the last has finished: on a
+  mesh of virtual CPU devices, hundreds of queued steps deadlocked XLA's in-process
+  all-reduce (7 of 8 participants at the rendezvous, then an abort; 5 of 5 runs of the test
+  without a bound on the queue, 0 of 3 with it)."""
   optimizer = train_lib.make_optimizer(optim, steps)
   loss_of = {"encoder": lambda p, x, t: objectives.latent_loss(
                  model.encode(p, x)["mean"], t, "permutation_invariant"),
@@ -164,8 +158,11 @@ def _fit(model, params, parts, optim, steps: int, batches, targets, mesh):
     batch = next(batches)
     pair = parallel.put_batch({"x": models.model_input(batch), "t": targets(batch)}, mesh)
     params, opt_state, values = step(params, opt_state, pair["x"], pair["t"])
-    history.append(jax.device_get(values))  # waits for the step (see above)
-  train_loss = {part: float(np.mean([v[part] for v in history[-100:]])) for part in parts}
+    if history:  # at most two steps in flight (see above)
+      jax.block_until_ready(history[-1])
+    history.append(values)
+  last = jax.device_get(history[-100:])
+  train_loss = {part: float(np.mean([v[part] for v in last])) for part in parts}
   if not all(np.isfinite(v) for v in train_loss.values()):
     raise FloatingPointError(
         f"The supervised references' losses are {train_loss} after {steps} steps: their "

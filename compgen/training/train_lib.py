@@ -120,13 +120,10 @@ def first_examples(source, n):
 
 def evaluate(infer_fn, params, arrays: dict[str, dict], mesh, batch_size: int) -> dict:
   """Encodes/decodes each split's arrays in sharded batches: {split: (z, mse, recon)}."""
-  out = {}
-  for split, batch in arrays.items():
-    x = models.model_input(batch)
-    parts = [parallel.call_padded(lambda x: infer_fn(params, x), {"x": x[lo:lo + batch_size]},
-                                  mesh) for lo in range(0, len(x), batch_size)]
-    out[split] = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
-  return out
+  return {split: tuple(parallel.call_in_batches(lambda x: infer_fn(params, x),
+                                                {"x": models.model_input(batch)}, mesh,
+                                                batch_size))
+          for split, batch in arrays.items()}
 
 
 def _eval_metrics(results: dict, arrays: dict, step: int) -> dict:
