@@ -15,9 +15,10 @@ Sections (`--sections`, all by default), each on freshly initialised default spr
   streaming  continuous batching (`stream_search`) vs fixed-step search to the same tolerance,
              through the true sprites renderer, on a half-easy, half-hard mix of starts
   train      one jitted ID train step (Eq. 4.2, Adam, batch `--train_batch_size`) per
-             decoder:encoder pair (`--train_models`) and resolution (`--train_resolutions`):
-             examples/s, XLA's FLOPs per example and the fraction of the matmul rate; the
-             ratio of each pair to the first one, measured side by side
+             decoder:encoder pair (`--train_models`; `conv/xla:conv/xla` is the conv pair in
+             XLA's own convolutions, the reference of the same widths) and resolution
+             (`--train_resolutions`): examples/s, XLA's FLOPs per example and the fraction of
+             the matmul rate; the ratio of each pair to the first one, measured side by side
 Writes JSON (`--out`) and prints a table. Ratios are measured in one run on one machine.
 """
 from __future__ import annotations
@@ -50,10 +51,12 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls; the fastest counts."
 _MICRO_BATCH = flags.DEFINE_integer("micro_batch", -1, "Searcher/replay micro-batch: -1 auto "
                                     "(1 on CPU), 0 whole batch; the whole batch is also timed "
                                     "at batch 256 for comparison.")
+TRAIN_MODELS = ("conv/xla:conv/xla", "conv:conv", "additive:cnn")
 _TRAIN_MODELS = flags.DEFINE_list(
-    "train_models", ["additive:cnn", "conv:conv"],
-    "decoder:encoder pairs the train section times; the first is the baseline of the ratios "
-    "(additive:cnn is the sprites default: one shared φ, 6 dims per slot).")
+    "train_models", list(TRAIN_MODELS),
+    "decoder[/upsampling]:encoder[/first_layer] pairs the train section times; the first is "
+    "the baseline of the ratios (conv/xla:conv/xla: the conv pair in XLA's own convolutions; "
+    "additive:cnn: the sprites default, one shared φ, 6 dims per slot).")
 _TRAIN_RESOLUTIONS = flags.DEFINE_list("train_resolutions", ["16", "32", "64"],
                                        "Image sizes the train section times.")
 _TRAIN_BATCH = flags.DEFINE_integer("train_batch_size", 64, "Batch size of the train section.")
@@ -297,9 +300,16 @@ def train_throughput(decoder: str, encoder: str, resolution: int, batch_size: in
                      repeats: int, steps: int = 5, matmul_rate: float | None = None) -> dict:
   """Examples/s of one jitted, donated ID train step (Eq. 4.2, default optimiser) of the
   sprites models `decoder` + `encoder` (sprites defaults: additive φ shared by the slots, 6
-  dims per slot), with XLA's FLOPs per example."""
+  dims per slot), with XLA's FLOPs per example. After a slash, a conv decoder's upsampling
+  and the conv encoder's first layer: "conv/xla:conv/xla" is the conv pair in XLA's layers."""
   config = config_lib.base_config("sprites")
-  config.model.update(decoder=decoder, encoder=encoder, slot_dim=6)
+  decoder_name, _, upsampling = decoder.partition("/")
+  encoder_name, _, first_layer = encoder.partition("/")
+  config.model.update(decoder=decoder_name, encoder=encoder_name, slot_dim=6)
+  if upsampling:
+    config.model.decoders[decoder_name].upsampling = upsampling
+  if first_layer:
+    config.model.encoders[encoder_name].first_layer = first_layer
   config.model.decoders.additive.slot_index = False
   rng = np.random.default_rng(0)
   batch = {"image": jnp.asarray(rng.uniform(size=(batch_size, resolution, resolution, 3)),
@@ -332,7 +342,7 @@ def train_throughput(decoder: str, encoder: str, resolution: int, batch_size: in
 
 def run_benchmarks(sections, decoders, batch_sizes, resolution, steps, repeats,
                    quick: bool = False, micro_batch: int = -1,
-                   train_models=("additive:cnn", "conv:conv"), train_resolutions=(16, 32, 64),
+                   train_models=TRAIN_MODELS, train_resolutions=(16, 32, 64),
                    train_batch_size: int = 64) -> dict:
   """All requested sections; `quick` shrinks every size so the whole run takes seconds."""
   if quick:

@@ -60,16 +60,20 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
                                      # inits; the lowest ID training reconstruction is kept
       "decoders": {
           # slot_index: slot k decoded by φ(z_k, k); False: one φ shared by exchangeable slots
+          # upsampling: "subpixel" (transposed convolutions as matmuls) | "xla" (XLA's
+          # transposed convolution: the same function and parameters, slower on CPU)
           "additive": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
           "alpha": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
-          "conv": {"hidden": (256, 256), "channels": 32},
+          "conv": {"hidden": (256, 256), "channels": 32, "upsampling": "subpixel"},
           "transformer": {"width": 64, "num_layers": 2, "num_heads": 4, "num_frequencies": 6},
           "unconstrained": {"hidden": (64, 64, 64), "num_frequencies": 6},
-          "unconstrained_conv": {"hidden": (256, 256), "channels": 32},  # conv's control
+          "unconstrained_conv": {"hidden": (256, 256), "channels": 32,  # conv's control
+                                 "upsampling": "subpixel"},
       },
       "encoders": {
           "cnn": {"channels": (32, 64, 64, 64), "hidden": 256},
-          "conv": {"channels": (32, 32, 32, 32), "hidden": (256, 256)},
+          # first_layer: "patches" (the image's convolution as a patch matmul) | "xla"
+          "conv": {"channels": (32, 32, 32, 32), "hidden": (256, 256), "first_layer": "patches"},
           "transformer": {"width": 64, "depth": 2, "num_heads": 4, "patch_size": 4},
           "slot_attention": {"channels": (32, 32, 32), "width": 64, "iterations": 3},
       },

@@ -12,8 +12,10 @@ Every decoder returns a dict with "output" and decoder-specific extras:
   unconstrained  negative control outside F_int: all slots concatenated and decoded jointly.
   conv           (F_int, n = 0) f̂(z) = b + Σ_k φ(z_k) with one φ shared by the slots: an MLP
                  to a 4×4 feature map, then stride-2 transposed convolutions up to the image
-                 (the slot decoder of Wiedemer et al.'s released code). Images 2^n ≥ 8 only.
-                 "slots": [B, K, H, W, C].
+                 (the slot decoder of Wiedemer et al.'s released code), computed as sub-pixel
+                 matmuls (`layers.SubpixelConvTranspose`; `upsampling="xla"`: XLA's transposed
+                 convolution, the same function and parameters, for reference). Images 2^n ≥ 8
+                 only. "slots": [B, K, H, W, C].
   unconstrained_conv  its negative control: the same network drawing concat_k z_k at once.
 For images the per-pixel networks of the other decoders are spatial-broadcast MLPs on Fourier
 features of the pixel coordinates.
@@ -161,10 +163,18 @@ class UnconstrainedDecoder(nn.Module):
     return {"output": out.reshape((-1,) + self.output_shape)}
 
 
-def _conv_image(x, hidden, channels, output_shape, name):
+UPSAMPLING = ("subpixel", "xla")
+
+
+def _conv_image(x, hidden, channels, output_shape, name, upsampling):
   """[N, d] -> [N, H, W, C]: an MLP (`hidden`, then 4·4·`channels`, ELU between) to a
-  4×4×`channels` map, then log2(H/4) transposed convolutions (4×4, stride 2, ELU; the last to
-  C channels, no activation). Called inside a compact module: the layers are its own."""
+  4×4×`channels` map, then log2(H/4) transposed convolutions (4×4, stride 2, "SAME", ELU; the
+  last to C channels, no activation), as `layers.SubpixelConvTranspose` ("subpixel") or
+  `nn.ConvTranspose` ("xla"): the same parameters under the same names. Called inside a
+  compact module: the layers are its own."""
+  if upsampling not in UPSAMPLING:
+    raise ValueError(f"Unknown upsampling {upsampling!r} for the {name} decoder: choose one of "
+                     f"{UPSAMPLING}.")
   if len(output_shape) != 3:
     raise ValueError(f"The {name} decoder draws images; for vectors use 'additive', "
                      "'transformer' or 'unconstrained'.")
@@ -178,7 +188,11 @@ def _conv_image(x, hidden, channels, output_shape, name):
   x = x.reshape(x.shape[0], 4, 4, channels)
   for i in range(ups):
     last = i == ups - 1
-    x = nn.ConvTranspose(c if last else channels, (4, 4), strides=(2, 2), padding="SAME")(x)
+    features, layer_name = c if last else channels, f"ConvTranspose_{i}"
+    if upsampling == "subpixel":
+      x = layers.SubpixelConvTranspose(features, name=layer_name)(x)
+    else:
+      x = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME", name=layer_name)(x)
     x = x if last else nn.elu(x)
   return x
 
@@ -189,12 +203,13 @@ class ConvDecoder(nn.Module):
   output_shape: tuple[int, ...]
   hidden: Sequence[int] = (256, 256)
   channels: int = 32
+  upsampling: str = "subpixel"
 
   @nn.compact
   def __call__(self, z):
     b, k, _ = z.shape
     slots = _conv_image(z.reshape(b * k, -1), self.hidden, self.channels, self.output_shape,
-                        "conv").reshape((b, k) + tuple(self.output_shape))
+                        "conv", self.upsampling).reshape((b, k) + tuple(self.output_shape))
     bias = self.param("bias", nn.initializers.zeros, self.output_shape)
     return {"output": bias + slots.sum(axis=1), "slots": slots}
 
@@ -205,11 +220,12 @@ class UnconstrainedConvDecoder(nn.Module):
   output_shape: tuple[int, ...]
   hidden: Sequence[int] = (256, 256)
   channels: int = 32
+  upsampling: str = "subpixel"
 
   @nn.compact
   def __call__(self, z):
     out = _conv_image(z.reshape(z.shape[0], -1), self.hidden, self.channels,
-                      self.output_shape, "unconstrained_conv")
+                      self.output_shape, "unconstrained_conv", self.upsampling)
     bias = self.param("bias", nn.initializers.zeros, self.output_shape)
     return {"output": bias + out}
 

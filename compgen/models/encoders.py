@@ -4,7 +4,8 @@ Each returns {"mean": [B, K, m]} and, when `variational`, {"logvar": [B, K, m]} 
   cnn          strided convolutions (images) or an MLP (vectors), then a slot head that maps
                the pooled features to K slots of m dims.
   conv         the encoder of Wiedemer et al.'s released code: 4×4 stride-2 convolutions with
-               ELU, flattened, an ELU MLP, the slot head. Images only.
+               ELU (the first as a patch matmul, `layers.PatchConv`), flattened, an ELU MLP,
+               the slot head. Images only.
   transformer  patch (or per-dimension) tokens with learned positions, self-attention
                blocks, then K learned slot queries that cross-attend to the tokens.
   slot_attention  a stride-1 conv backbone with a positional embedding, then slot attention
@@ -57,20 +58,31 @@ class CNNEncoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-  """Conv stack (4×4, stride 2, ELU) -> flatten -> ELU MLP -> slot head (images only)."""
+  """Conv stack (4×4, stride 2, ELU) -> flatten -> ELU MLP -> slot head (images only).
+
+  `first_layer="patches"` computes the first convolution as `layers.PatchConv` (the same
+  function and parameters; faster on CPU), "xla" as XLA's convolution like the others.
+  """
   num_slots: int
   slot_dim: int
   variational: bool = False
   channels: Sequence[int] = (32, 32, 32, 32)
   hidden: Sequence[int] = (256, 256)
+  first_layer: str = "patches"
 
   @nn.compact
   def __call__(self, x):
     if x.ndim != 4:
       raise ValueError("The conv encoder reads images [B, H, W, C]; for vectors use 'cnn' or "
                        "'transformer'.")
-    for ch in self.channels:
-      x = nn.elu(nn.Conv(ch, (4, 4), strides=(2, 2), padding="SAME")(x))
+    if self.first_layer not in ("patches", "xla"):
+      raise ValueError(f"Unknown first_layer {self.first_layer!r} for the conv encoder: choose "
+                       "'patches' or 'xla'.")
+    for i, ch in enumerate(self.channels):
+      if i == 0 and self.first_layer == "patches":  # the image: few channels, no gradient
+        x = nn.elu(layers.PatchConv(ch, name="Conv_0")(x))
+      else:
+        x = nn.elu(nn.Conv(ch, (4, 4), strides=(2, 2), padding="SAME", name=f"Conv_{i}")(x))
     x = x.reshape(x.shape[0], -1)
     for width in self.hidden:
       x = nn.elu(nn.Dense(width)(x))

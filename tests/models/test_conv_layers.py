@@ -1,0 +1,91 @@
+"""The conv models' matmul layers compute XLA's convolutions exactly, with the same parameters."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from compgen import config_lib, models
+from compgen.models import layers
+
+
+def _random_params(shape_in, features, seed):
+  rng = np.random.default_rng(seed)
+  return {"params": {"kernel": jnp.asarray(rng.normal(size=(4, 4, shape_in[-1], features)) * 0.2,
+                                           jnp.float32),
+                     "bias": jnp.asarray(rng.normal(size=(features,)), jnp.float32)}}
+
+
+def _value_and_grads(layer, params, x):
+  """The layer's output, and the gradients in params and input of a nonlinear scalar of it."""
+  def loss(p, xx):
+    out = layer.apply(p, xx)
+    return jnp.sum(jnp.sin(out) * jnp.arange(1.0, 1.0 + out.shape[-1]))  # channels weighted apart
+  return layer.apply(params, x), jax.grad(loss, argnums=(0, 1))(params, x)
+
+
+def _assert_same(ours, reference):
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference)):
+    scale = max(float(jnp.abs(b).max()), 1.0)
+    np.testing.assert_allclose(np.asarray(a) / scale, np.asarray(b) / scale, atol=1e-5)
+
+
+# windows first (4F >= C) and taps first (4F < C: the last layer to RGB); odd and 1-pixel maps
+@pytest.mark.parametrize("shape, features", [((3, 4, 4, 8), 8), ((2, 5, 3, 8), 16),
+                                             ((3, 6, 6, 32), 3), ((2, 1, 1, 8), 4)])
+def test_subpixel_layer_is_xla_transposed_convolution(shape, features):
+  x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jnp.float32)
+  params = _random_params(shape, features, seed=0)
+  reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")
+  ours = layers.SubpixelConvTranspose(features)
+  out, grads = _value_and_grads(ours, params, x)
+  ref_out, ref_grads = _value_and_grads(reference, params, x)
+  assert out.shape == (shape[0], 2 * shape[1], 2 * shape[2], features)
+  _assert_same((out, grads), (ref_out, ref_grads))
+  # the same initialisation as nn.ConvTranspose, from the same key
+  _assert_same(ours.init(jax.random.PRNGKey(3), x), reference.init(jax.random.PRNGKey(3), x))
+
+
+@pytest.mark.parametrize("shape, features", [((3, 8, 8, 3), 8), ((2, 6, 4, 5), 4)])
+def test_patch_layer_is_xla_strided_convolution(shape, features):
+  x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jnp.float32)
+  params = _random_params(shape, features, seed=2)
+  reference = nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME")
+  ours = layers.PatchConv(features)
+  out, grads = _value_and_grads(ours, params, x)
+  assert out.shape == (shape[0], shape[1] // 2, shape[2] // 2, features)
+  _assert_same((out, grads), _value_and_grads(reference, params, x))
+  _assert_same(ours.init(jax.random.PRNGKey(3), x), reference.init(jax.random.PRNGKey(3), x))
+  with pytest.raises(ValueError, match="even image sizes, not 7x8"):
+    ours.init(jax.random.PRNGKey(0), jnp.zeros((1, 7, 8, 3)))
+
+
+def test_conv_models_in_matmul_layers_are_the_xla_models():
+  """One parameter tree for both forms: a checkpoint of either restores into the other."""
+  cfg = config_lib.model_config(slot_dim=6)
+  rng = np.random.default_rng(0)
+  z = jnp.asarray(rng.normal(size=(3, 2, 6)), jnp.float32)
+  x = jnp.asarray(rng.uniform(size=(3, 16, 16, 3)), jnp.float32)
+  for name in ("conv", "unconstrained_conv"):
+    cfg.decoder = name
+    built = {}
+    for upsampling in ("subpixel", "xla"):
+      cfg.decoders[name].upsampling = upsampling
+      dec = models.make_decoder(cfg, (16, 16, 3))
+      built[upsampling] = dec, dec.init(jax.random.PRNGKey(0), z)
+    (fast, params), (xla, xla_params) = built["subpixel"], built["xla"]
+    _assert_same(params, xla_params)
+    _assert_same(fast.apply(params, z)["output"], xla.apply(params, z)["output"])
+  cfg.encoder = "conv"
+  encoders = {}
+  for first_layer in ("patches", "xla"):
+    cfg.encoders.conv.first_layer = first_layer
+    enc = models.make_encoder(cfg, 2)
+    encoders[first_layer] = enc, enc.init(jax.random.PRNGKey(0), x)
+  (fast, params), (xla, xla_params) = encoders["patches"], encoders["xla"]
+  _assert_same(params, xla_params)
+  _assert_same(fast.apply(params, x)["mean"], xla.apply(params, x)["mean"])
+  cfg.decoders.conv.upsampling = "fft"
+  cfg.decoder = "conv"
+  with pytest.raises(ValueError, match="Unknown upsampling 'fft'.*subpixel"):
+    models.make_decoder(cfg, (16, 16, 3)).init(jax.random.PRNGKey(0), z)
