@@ -22,16 +22,21 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
   size:    quickstart (16x16, 4000 steps: the experiment of launch/quickstart.sh),
            fast32 (32x32 images, 2500 steps), bench32 (the 32x32 benchmark: conv decoder
            and encoder, AdamW 4e-4, 12,000 steps, 3 seeds, control `unconstrained_conv`),
+           bench64 (the 64x64 benchmark: bench32 at the released generator's resolution
+           and shapes, square and triangle, `BENCH64_STEPS` steps),
            smoke (16x16, 256/128/128 examples, 4 steps: the tests)
 
 Measured results and commands: README.md, "Measured".
 """
 from compgen import config_lib
 
+# Training steps of the 64×64 benchmark (results/sprites64/README.md says how they were chosen).
+BENCH64_STEPS = 16_000
+
 
 def get_config(arg=None):
   variants = config_lib.parse_variants(
-      arg, ("smoke", "quickstart", "fast32", "bench32", "held_out", "iid", "tfds") + config_lib.MODEL_VARIANTS)
+      arg, ("smoke", "quickstart", "fast32", "bench32", "bench64", "held_out", "iid", "tfds") + config_lib.MODEL_VARIANTS)
   config = config_lib.base_config("sprites")
   data = config.data
   # The benchmark's defaults: the per-latent diagonal band (config_lib.data_config) and an
@@ -54,7 +59,7 @@ def get_config(arg=None):
     config.train.update(num_steps=2500, eval_every=500)
     config.search.num_steps = 100
     config.experiment.update(fit_examples=500, eval_examples=250)
-  if "bench32" in variants:  # the 32x32 benchmark: conv slot decoder, released-code recipe
+  if "bench32" in variants or "bench64" in variants:  # conv slot decoder, released recipe
     data.sprites.resolution = 32
     config.model.update(decoder="conv", encoder="conv")
     # 3 seeds of the conv model, the control for seed 0; with the recombined-ID-slots
@@ -67,6 +72,9 @@ def get_config(arg=None):
     config.search.update(num_steps=100, restarts=2, prior="empirical")
     config.replay.update(num_steps=1000, batch_size=64, eval_every=500)
     config.experiment.update(fit_examples=500, eval_examples=250, readout_steps=500)
+  if "bench64" in variants:  # the anchor's resolution and shapes (square and triangle)
+    data.sprites.update(resolution=64, shapes=("square", "triangle"))
+    config.train.num_steps = BENCH64_STEPS
   if "quickstart" in variants:  # the CPU-sized experiment of launch/quickstart.sh
     data.sprites.resolution = 16
     config.train.update(num_steps=4000, batch_size=32, eval_every=1000, checkpoint_every=1000)
