@@ -19,6 +19,10 @@ Sections (`--sections`, all by default), each on freshly initialised default spr
              XLA's own convolutions, the reference of the same widths) and resolution
              (`--train_resolutions`): examples/s, XLA's FLOPs per example and the fraction of
              the matmul rate; the ratio of each pair to the first one, measured side by side
+  profile    where one train step of each conv pair in `--train_models` spends its time, at
+             each train resolution: the encoder and the decoder forward and forward +
+             backward, each upsampling layer forward + backward, the optimizer update,
+             as milliseconds and shares of the whole step
 Writes JSON (`--out`) and prints a table. Ratios are measured in one run on one machine.
 """
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 import platform
 import time
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,11 +44,14 @@ from compgen import config_lib, models, parallel
 from compgen.data import sprites as sprites_lib
 from compgen.inversion import replay, search
 from compgen.models import decoders as decoders_lib
-from compgen.training import train_lib
+from compgen.models import layers
+from compgen.training import objectives, train_lib
 
-SECTIONS = ("search", "loop", "torch", "replay", "streaming", "train")
+SECTIONS = ("search", "loop", "torch", "replay", "streaming", "train", "profile")
 _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Which of {SECTIONS} to run.")
-_DECODERS = flags.DEFINE_list("decoders", ["alpha", "transformer"], "Decoders to time.")
+_DECODERS = flags.DEFINE_list("decoders", ["alpha", "transformer"],
+                               "Decoders the search section times (conv/xla: the conv decoder in "
+                               "XLA's transposed convolutions).")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "256", "1024"], "Batch sizes.")
 _RESOLUTION = flags.DEFINE_integer("resolution", 32, "Image height and width.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Search steps per timed call.")
@@ -78,8 +86,12 @@ def _best_time(fn, repeats: int) -> tuple[float, float]:
 
 
 def _decoder(name: str, resolution: int, batch_size: int, slot_dim: int = 8):
+  """A default sprites decoder (`name`; "conv/xla": the conv decoder in XLA's transposed
+  convolutions), its parameters, images x and latents z of one batch."""
   cfg = config_lib.base_config("sprites").model
-  cfg.decoder = name
+  cfg.decoder, _, upsampling = name.partition("/")
+  if upsampling:
+    cfg.decoders[cfg.decoder].upsampling = upsampling
   dec = models.make_decoder(cfg, (resolution, resolution, 3))
   z = jax.random.normal(jax.random.PRNGKey(0), (batch_size, 2, slot_dim))
   params = dec.init(jax.random.PRNGKey(1), z[:1])
@@ -300,17 +312,8 @@ def train_throughput(decoder: str, encoder: str, resolution: int, batch_size: in
                      repeats: int, steps: int = 5, matmul_rate: float | None = None) -> dict:
   """Examples/s of one jitted, donated ID train step (Eq. 4.2, default optimiser) of the
   sprites models `decoder` + `encoder` (sprites defaults: additive φ shared by the slots, 6
-  dims per slot), with XLA's FLOPs per example. After a slash, a conv decoder's upsampling
-  and the conv encoder's first layer: "conv/xla:conv/xla" is the conv pair in XLA's layers."""
-  config = config_lib.base_config("sprites")
-  decoder_name, _, upsampling = decoder.partition("/")
-  encoder_name, _, first_layer = encoder.partition("/")
-  config.model.update(decoder=decoder_name, encoder=encoder_name, slot_dim=6)
-  if upsampling:
-    config.model.decoders[decoder_name].upsampling = upsampling
-  if first_layer:
-    config.model.encoders[encoder_name].first_layer = first_layer
-  config.model.decoders.additive.slot_index = False
+  dims per slot; see `_train_config`), with XLA's FLOPs per example."""
+  config = _train_config(decoder, encoder)
   rng = np.random.default_rng(0)
   batch = {"image": jnp.asarray(rng.uniform(size=(batch_size, resolution, resolution, 3)),
                                 jnp.float32),
@@ -338,6 +341,73 @@ def train_throughput(decoder: str, encoder: str, resolution: int, batch_size: in
   if matmul_rate:
     row["fraction_of_matmul_rate"] = rate * flops / matmul_rate
   return row
+
+
+def _train_config(decoder: str, encoder: str):
+  """The sprites config of a bench pair: after a slash, a conv decoder's upsampling and the
+  conv encoder's first layer ("conv/xla:conv/xla" is the conv pair in XLA's layers)."""
+  config = config_lib.base_config("sprites")
+  decoder_name, _, upsampling = decoder.partition("/")
+  encoder_name, _, first_layer = encoder.partition("/")
+  config.model.update(decoder=decoder_name, encoder=encoder_name, slot_dim=6)
+  config.model.decoders.additive.slot_index = False
+  if upsampling:
+    config.model.decoders[decoder_name].upsampling = upsampling
+  if first_layer:
+    config.model.encoders[encoder_name].first_layer = first_layer
+  return config
+
+
+def train_profile(decoder: str, encoder: str, resolution: int, batch_size: int,
+                  repeats: int) -> list[dict]:
+  """Milliseconds of the parts of one train step of a conv pair (see `_train_config`), each
+  jitted alone on the same shapes: the whole step, encoder and decoder forward and forward +
+  backward (gradients in their parameters, the decoder's of the MSE to the image), each
+  upsampling layer forward + backward (in its parameters and input, ELU after it but the
+  last), and the optimizer update."""
+  config = _train_config(decoder, encoder)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.uniform(size=(batch_size, resolution, resolution, 3)), jnp.float32)
+  batch = {"image": x, "latents": jnp.zeros((batch_size, 2, 5), jnp.float32)}
+  model = train_lib.build_model(config, batch)
+  optimizer = train_lib.make_optimizer(config.optim, 1000)
+  state = train_lib.state_initializer(config, model, optimizer, batch)()
+  step = jax.jit(train_lib.make_train_step(model, config, optimizer))
+  key = jax.random.PRNGKey(0)
+  z = model.encode(state.params, x)["mean"]
+  mse = lambda p: jnp.mean((model.decode(p, z)["output"] - x) ** 2)
+  parts = {
+      "train step": (step, state, batch, key),
+      "encoder forward": (jax.jit(lambda p: model.encode(p, x)["mean"]), state.params),
+      "encoder forward+backward": (jax.jit(jax.grad(
+          lambda p: jnp.sum(model.encode(p, x)["mean"] ** 2))), state.params),
+      "decoder forward": (jax.jit(lambda p: model.decode(p, z)["output"]), state.params),
+      "decoder forward+backward": (jax.jit(jax.grad(mse)), state.params),
+  }
+  dec_cfg = config.model.decoders[config.model.decoder]
+  side, maps = 4, batch_size * (2 if config.model.decoder == "conv" else 1)
+  while side < resolution and "upsampling" in dec_cfg:
+    last = 2 * side == resolution
+    features = 3 if last else dec_cfg.channels
+    layer = (layers.SubpixelConvTranspose(features) if dec_cfg.upsampling == "subpixel" else
+             nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME"))
+    h = jnp.asarray(rng.normal(size=(maps, side, side, dec_cfg.channels)), jnp.float32)
+    act = (lambda y: y) if last else nn.elu
+    grad = jax.grad(lambda p, hh, layer=layer, act=act: jnp.sum(act(layer.apply(p, hh)) ** 2),
+                    argnums=(0, 1))
+    parts[f"upsampling {side}->{2 * side}x{features}"] = (
+        jax.jit(grad), layer.init(jax.random.PRNGKey(0), h), h)
+    side *= 2
+  grads = jax.grad(lambda p: objectives.loss_fn(model, config.loss, p, batch, key, 0)[0])(
+      state.params)
+  parts["optimizer update"] = (jax.jit(lambda g, o, p: optax.apply_updates(
+      p, optimizer.update(g, o, p)[0])), grads, state.opt_state, state.params)
+  times = {name: _best_time(lambda f=f, a=args: jax.block_until_ready(f(*a)), repeats)[1]
+           for name, (f, *args) in parts.items()}
+  whole = times["train step"]
+  return [{"decoder": decoder, "encoder": encoder, "resolution": resolution,
+           "batch_size": batch_size, "part": name, "ms": 1e3 * t, "share_of_step": t / whole}
+          for name, t in times.items()]
 
 
 def run_benchmarks(sections, decoders, batch_sizes, resolution, steps, repeats,
@@ -383,6 +453,10 @@ def run_benchmarks(sections, decoders, batch_sizes, resolution, steps, repeats,
     out["train"] = [train_throughput(d, e, r, train_batch_size, repeats,
                                      2 if quick else 5, out["matmul_flops_per_s"])
                     for r in train_resolutions for d, e in pairs]
+  if "profile" in sections:
+    pairs = [tuple(m.split(":")) for m in train_models]
+    out["profile"] = [row for r in train_resolutions for d, e in pairs if d.startswith("conv")
+                      for row in train_profile(d, e, r, train_batch_size, repeats)]
   return out
 
 
@@ -435,6 +509,13 @@ def format_table(results: dict) -> str:
                    f"{r['examples_per_s'] / base[r['resolution']]['examples_per_s']:>9.2f}x"
                    f"{r['flops_per_example'] / 1e6:>15.1f}"
                    f"{r.get('fraction_of_matmul_rate', float('nan')):>11.1%}")
+  rows = results.get("profile", [])
+  if rows:
+    lines += ["", f"{'profile: decoder:encoder':<24}{'res':>5}  {'part':<28}{'ms':>9}"
+              f"{'of step':>9}"]
+    for r in rows:
+      lines.append(f"{r['decoder'] + ':' + r['encoder']:<24}{r['resolution']:>5}  "
+                   f"{r['part']:<28}{r['ms']:>9.2f}{r['share_of_step']:>9.1%}")
   s = results.get("streaming")
   if s:
     lines.append(f"\nStreaming: {s['stream_converged']}/{s['images']} converged in "

@@ -32,10 +32,23 @@ def test_quick_bench_cli_writes_consistent_json_and_prints_a_table(tmp_path):
   assert results["replay"]["torch_encoder_max_abs_diff"] < 1e-4  # same encoder in PyTorch
   streaming = results["streaming"]
   assert 0 <= streaming["stream_converged"] <= streaming["images"]
-  assert [(r["decoder"], r["encoder"], r["resolution"]) for r in results["train"]] == [
-      ("additive", "cnn", 8), ("conv", "conv", 8)]
-  assert all(r["examples_per_s"] > 0 and r["flops_per_example"] > 0 for r in results["train"])
+  # the conv pair in XLA's layers first: the reference of the ratios, with the same parameters
+  train = results["train"]
+  assert [(r["decoder"], r["encoder"], r["resolution"]) for r in train] == [
+      ("conv/xla", "conv/xla", 8), ("conv", "conv", 8), ("additive", "cnn", 8)]
+  assert all(r["examples_per_s"] > 0 and r["flops_per_example"] > 0 for r in train)
+  assert train[0]["parameters"] == train[1]["parameters"]
   assert "train: decoder:encoder" in proc.stdout
+  # the profile of both conv pairs: every part timed, the whole step its own 100%
+  profile = results["profile"]
+  for pair in (("conv/xla", "conv/xla"), ("conv", "conv")):
+    parts = {r["part"]: r for r in profile if (r["decoder"], r["encoder"]) == pair}
+    assert set(parts) == {"train step", "encoder forward", "encoder forward+backward",
+                          "decoder forward", "decoder forward+backward", "upsampling 4->8x3",
+                          "optimizer update"}
+    assert parts["train step"]["share_of_step"] == 1.0
+    assert all(r["ms"] > 0 for r in parts.values())
+  assert "profile: decoder:encoder" in proc.stdout
 
 
 def test_launch_scripts_parse():
