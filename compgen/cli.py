@@ -11,6 +11,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from compgen import config_lib
+from compgen import files
 from compgen import parallel
 from compgen.training import loop
 
@@ -43,7 +44,8 @@ def report(text: str) -> None:
 def run(main: Callable[[], None]) -> None:
   """Runs `main()` under absl with library logging quietened (progress bars stay readable),
   after starting the multi-process runtime when --distributed is given. A preempted job
-  (SIGTERM; it saved a checkpoint) exits with status 143 = 128 + SIGTERM."""
+  (SIGTERM; it saved a checkpoint) exits with status 143 = 128 + SIGTERM; a workdir held by
+  another job or not writable ends it with one message and status 1."""
   def _main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
@@ -54,4 +56,6 @@ def run(main: Callable[[], None]) -> None:
     except loop.Preempted as e:
       report(str(e))
       sys.exit(PREEMPTED_EXIT_CODE)
+    except (files.WorkdirBusyError, files.WorkdirNotWritableError) as e:
+      sys.exit(f"compgen: {e}")  # the user's to fix: one message, exit status 1
   app.run(_main, flags_parser=config_lib.parse_flags)

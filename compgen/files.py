@@ -7,12 +7,106 @@ writes the checkpoints from every process itself.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
+import functools
+import inspect
 import io
 import json
-from typing import Any
+import os
+import socket
+import sys
+from typing import Any, Callable, Iterator
 
+import jax
 import numpy as np
 from etils import epath
+
+LOCK_FILE = ".compgen.lock"  # in a workdir: who holds it (the lock itself is flock's)
+_held: dict[str, tuple[Any, int]] = {}  # workdirs this process holds: (lock file, depth)
+
+
+class WorkdirBusyError(RuntimeError):
+  """Another live job holds the workdir."""
+
+
+class WorkdirNotWritableError(RuntimeError):
+  """The workdir cannot be created or written."""
+
+
+@contextlib.contextmanager
+def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
+  """Holds a local `workdir` for this process while the block runs: one writer per workdir.
+
+  An exclusive `flock` on `{workdir}/.compgen.lock`, which also records the holder (job,
+  process, host, since, command). A second job on the same workdir is refused at once with
+  `WorkdirBusyError` naming the holder; the kernel drops the lock of a process that ends in
+  any way (`kill -9` too), so a dead holder never blocks the next run. Re-entrant within one
+  process (the experiment's jobs run in its own workdirs). Only process 0 of a multi-process
+  run holds it; workdirs in buckets (gs://) cannot be locked and are not.
+  """
+  root = path(workdir)
+  key = str(root)
+  if is_remote(root) or jax.process_index() != 0:
+    yield
+    return
+  if key in _held:
+    handle, depth = _held[key]
+    _held[key] = (handle, depth + 1)
+    try:
+      yield
+    finally:
+      _held[key] = (handle, _held[key][1] - 1)
+    return
+  try:
+    root.mkdir(parents=True, exist_ok=True)
+    handle = open(root / LOCK_FILE, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+  except OSError as e:
+    raise WorkdirNotWritableError(
+        f"Cannot write the workdir {key}: {e.strerror or e}. Give a --workdir in a folder you "
+        "can write, with free space, where no file has the same name.") from e
+  try:
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    handle.seek(0)
+    try:
+      holder = json.loads(handle.read() or "{}")
+    except json.JSONDecodeError:
+      holder = {}
+    handle.close()
+    raise WorkdirBusyError(
+        f"The workdir {key} is in use by another job: {holder.get('job', 'a compgen job')} "
+        f"(process {holder.get('pid', '?')} on {holder.get('host', '?')}, since "
+        f"{holder.get('since', '?')}: {holder.get('command', '?')}). Two jobs writing one "
+        "workdir would corrupt it. Wait for that job to finish (or stop it), or give this one "
+        "another --workdir.") from None
+  handle.seek(0)
+  handle.truncate()
+  handle.write(json.dumps({
+      "job": job, "pid": os.getpid(), "host": socket.gethostname(),
+      "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+      "command": " ".join(sys.argv)}))
+  handle.flush()
+  _held[key] = (handle, 1)
+  try:
+    yield
+  finally:
+    del _held[key]
+    handle.close()  # releases the lock
+
+
+def holds_workdir(job: str) -> Callable:
+  """Decorator: a function with a `workdir` argument runs holding that workdir (`hold`)."""
+  def decorate(fn):
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def held(*args, **kwargs):
+      with hold(signature.bind(*args, **kwargs).arguments["workdir"], job):
+        return fn(*args, **kwargs)
+    return held
+  return decorate
 
 
 def path(root: str | epath.Path, *parts: str) -> epath.Path:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from compgen import cli
+from compgen import files
 from compgen import parallel
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job
@@ -141,6 +142,45 @@ def _truncate_largest_file(step_dir):
 # Reading the damaged files fails inside orbax's async readers, which Python reports as
 # "exception ignored" warnings on top of the error the test expects.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_second_writer_is_refused_at_once_and_a_killed_holder_blocks_nothing(tmp_path):
+  workdir = str(tmp_path / "w")
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time\nfrom compgen import files\n"
+       "with files.hold(sys.argv[1], 'replay'):\n  print('held', flush=True)\n  time.sleep(600)",
+       workdir], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    rival = _start("train", workdir, ["--config.train.num_steps=4"])
+    out = rival.communicate(timeout=300)[0]
+    assert rival.returncode == 1, out[-3000:]
+    message = [line for line in out.splitlines() if line.startswith("compgen: ")]
+    assert len(message) == 1 and "Traceback" not in out, out[-3000:]
+    assert f"is in use by another job: replay (process {holder.pid} on " in message[0]
+    assert "give this one another --workdir" in message[0]
+    assert sorted(os.listdir(workdir)) == [".compgen.lock"]  # refused before writing anything
+  finally:
+    holder.kill()
+    holder.wait()
+  job = _start("train", workdir, ["--config.train.num_steps=4"])  # the dead holder's lock is gone
+  out = job.communicate(timeout=300)[0]
+  assert job.returncode == 0, out[-3000:]
+  assert _steps(os.path.join(workdir, "checkpoints"))[-1] == 4
+
+
+def test_workdir_hold_is_reentrant_and_unwritable_workdirs_are_named(tmp_path):
+  workdir = str(tmp_path / "w")
+  with files.hold(workdir, "experiment"):
+    with files.hold(workdir + "/", "train"):  # the same folder, within one process
+      holder = json.loads(open(os.path.join(workdir, files.LOCK_FILE)).read())
+  assert holder["job"] == "experiment" and holder["pid"] == os.getpid()
+  with files.hold(workdir, "search"):  # released, so held anew
+    pass
+  (tmp_path / "a_file").write_text("")
+  with pytest.raises(files.WorkdirNotWritableError, match="Cannot write the workdir .*a_file"):
+    with files.hold(str(tmp_path / "a_file"), "train"):
+      pass
+
+
 def test_damaged_checkpoint_falls_back_to_the_previous_step(tmp_path, capsys):
   config = get_config("sprites", "vae,smoke")
   config.train.num_steps = 6

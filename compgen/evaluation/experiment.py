@@ -258,6 +258,7 @@ def format_table(summary: dict, names: list[str]) -> str:
   return "\n".join(lines)
 
 
+@files.holds_workdir("experiment")
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                    overwrite: bool = False) -> dict:
   """Runs the experiment of the module doc; returns the results dict (also results.json)."""

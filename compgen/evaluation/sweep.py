@@ -122,6 +122,7 @@ def check_grid(config_spec: str, axes: list[Axis], overrides: dict | None = None
       cell_config(config_spec, {axis.key: value}, overrides)
 
 
+@files.holds_workdir("sweep")
 def run_sweep(config_spec: str, axes: list[Axis], workdir: str,
               overrides: dict | None = None) -> dict:
   """Runs the grid (see the module doc); returns the contents of sweep.json."""

@@ -59,6 +59,7 @@ def _encode_all(infer, params, x, mesh, batch_size):
   return train_lib.evaluate(infer, params, {"s": {"x": x}}, mesh, batch_size)["s"]
 
 
+@files.holds_workdir("replay")
 def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         stop_at_step: int | None = None) -> dict:
   """Trains a replay encoder on the trained model of `workdir`; returns the summary dict."""

@@ -89,6 +89,7 @@ def search_all(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh,
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+@files.holds_workdir("search")
 def search_and_save(config: ml_collections.ConfigDict, workdir: str,
                     overwrite: bool = False) -> dict:
   """Runs the search job (module doc); returns the summary {split: metrics}."""

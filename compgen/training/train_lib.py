@@ -263,6 +263,7 @@ def kept_candidate(config, workdir: str, infer_fn, params, step: int, mesh,
   return params, record
 
 
+@files.holds_workdir("train")
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        stop_at_step: int | None = None) -> TrainState:
   """Trains the configured autoencoder on ID data, resuming from `workdir` if it holds a run.
