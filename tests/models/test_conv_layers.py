@@ -9,13 +9,6 @@ from compgen import config_lib, models
 from compgen.models import layers
 
 
-def _random_params(shape_in, features, seed):
-  rng = np.random.default_rng(seed)
-  return {"params": {"kernel": jnp.asarray(rng.normal(size=(4, 4, shape_in[-1], features)) * 0.2,
-                                           jnp.float32),
-                     "bias": jnp.asarray(rng.normal(size=(features,)), jnp.float32)}}
-
-
 def _value_and_grads(layer, params, x):
   """The layer's output, and the gradients in params and input of a nonlinear scalar of it."""
   def loss(p, xx):
@@ -25,37 +18,40 @@ def _value_and_grads(layer, params, x):
 
 
 def _assert_same(ours, reference):
-  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference)):
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference), strict=True):
     scale = max(float(jnp.abs(b).max()), 1.0)
     np.testing.assert_allclose(np.asarray(a) / scale, np.asarray(b) / scale, atol=1e-5)
+
+
+def _check_same_layer(ours, reference, shape, out_shape):
+  """Random kernel and bias in both: the same output and gradients; the same init per key."""
+  x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jnp.float32)
+  rng = np.random.default_rng(0)
+  params = {"params": {
+      "kernel": jnp.asarray(rng.normal(size=(4, 4, shape[-1], out_shape[-1])) * 0.2, jnp.float32),
+      "bias": jnp.asarray(rng.normal(size=(out_shape[-1],)), jnp.float32)}}
+  out, grads = _value_and_grads(ours, params, x)
+  assert out.shape == out_shape
+  _assert_same((out, grads), _value_and_grads(reference, params, x))
+  _assert_same(ours.init(jax.random.PRNGKey(3), x), reference.init(jax.random.PRNGKey(3), x))
 
 
 # windows first (4F >= C) and taps first (4F < C: the last layer to RGB); odd and 1-pixel maps
 @pytest.mark.parametrize("shape, features", [((3, 4, 4, 8), 8), ((2, 5, 3, 8), 16),
                                              ((3, 6, 6, 32), 3), ((2, 1, 1, 8), 4)])
 def test_subpixel_layer_is_xla_transposed_convolution(shape, features):
-  x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jnp.float32)
-  params = _random_params(shape, features, seed=0)
-  reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")
-  ours = layers.SubpixelConvTranspose(features)
-  out, grads = _value_and_grads(ours, params, x)
-  ref_out, ref_grads = _value_and_grads(reference, params, x)
-  assert out.shape == (shape[0], 2 * shape[1], 2 * shape[2], features)
-  _assert_same((out, grads), (ref_out, ref_grads))
-  # the same initialisation as nn.ConvTranspose, from the same key
-  _assert_same(ours.init(jax.random.PRNGKey(3), x), reference.init(jax.random.PRNGKey(3), x))
+  n, h, w, _ = shape
+  _check_same_layer(layers.SubpixelConvTranspose(features),
+                    nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME"),
+                    shape, (n, 2 * h, 2 * w, features))
 
 
 @pytest.mark.parametrize("shape, features", [((3, 8, 8, 3), 8), ((2, 6, 4, 5), 4)])
 def test_patch_layer_is_xla_strided_convolution(shape, features):
-  x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jnp.float32)
-  params = _random_params(shape, features, seed=2)
-  reference = nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME")
+  n, h, w, _ = shape
   ours = layers.PatchConv(features)
-  out, grads = _value_and_grads(ours, params, x)
-  assert out.shape == (shape[0], shape[1] // 2, shape[2] // 2, features)
-  _assert_same((out, grads), _value_and_grads(reference, params, x))
-  _assert_same(ours.init(jax.random.PRNGKey(3), x), reference.init(jax.random.PRNGKey(3), x))
+  _check_same_layer(ours, nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME"), shape,
+                    (n, h // 2, w // 2, features))
   with pytest.raises(ValueError, match="even image sizes, not 7x8"):
     ours.init(jax.random.PRNGKey(0), jnp.zeros((1, 7, 8, 3)))
 
