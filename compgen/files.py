@@ -24,7 +24,7 @@ import numpy as np
 from etils import epath
 
 LOCK_FILE = ".compgen.lock"  # in a workdir: who holds it (the lock itself is flock's)
-_held: dict[str, tuple[Any, int]] = {}  # workdirs this process holds: (lock file, depth)
+_held: dict[str, Any] = {}  # the workdirs this process holds: their open lock files
 
 
 class WorkdirBusyError(RuntimeError):
@@ -51,13 +51,8 @@ def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
   if is_remote(root) or jax.process_index() != 0:
     yield
     return
-  if key in _held:
-    handle, depth = _held[key]
-    _held[key] = (handle, depth + 1)
-    try:
-      yield
-    finally:
-      _held[key] = (handle, _held[key][1] - 1)
+  if key in _held:  # held further up this process's stack, which releases it
+    yield
     return
   try:
     root.mkdir(parents=True, exist_ok=True)
@@ -88,7 +83,7 @@ def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
       "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
       "command": " ".join(sys.argv)}))
   handle.flush()
-  _held[key] = (handle, 1)
+  _held[key] = handle
   try:
     yield
   finally:
