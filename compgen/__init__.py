@@ -1,7 +1,8 @@
 """compgen: perceive new combinations of known things by inverting a compositional decoder.
 
 From Python (see `compgen.api` and the README's "Use from Python / Colab"):
-  get_config, fit, load, invert, replay_encoder, evaluate, run_experiment, Model;
+  get_config, fit, load, export, pretrained, invert, replay_encoder, evaluate,
+  run_experiment, Model;
   compgen.data (datasets), compgen.plots (figures).
 
 Names load on first use, so `import compgen.models` (say) does not pull in TFDS, orbax or
@@ -12,6 +13,7 @@ import importlib
 __version__ = "0.1.0"
 
 _NAMES = {"Model": "compgen.api", "evaluate": "compgen.api", "fit": "compgen.api",
+          "export": "compgen.api", "pretrained": "compgen.api",
           "get_config": "compgen.api", "invert": "compgen.api", "load": "compgen.api",
           "replay_encoder": "compgen.api", "run_experiment": "compgen.api",
           "CheckpointError": "compgen.training.checkpoints"}

@@ -16,9 +16,12 @@ model's workdir exactly like the corresponding job.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
+from flax import traverse_util
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -105,8 +108,13 @@ class Model:
     return self._cache[key]
 
 
+PARAMS_FILE = "params.npz"  # an exported model: config.json + these parameters
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+
+
 def load(workdir: str, config: ml_collections.ConfigDict | None = None) -> Model:
-  """The trained model of `workdir` (by default with the config saved there)."""
+  """The trained model of `workdir` (by default with the config saved there), or of a folder
+  that `export` wrote (config.json and params.npz)."""
   if config is None:
     path = files.path(workdir, "config.json")
     if not path.exists():
@@ -114,8 +122,48 @@ def load(workdir: str, config: ml_collections.ConfigDict | None = None) -> Model
           f"{workdir} has no config.json: it holds no compgen run. Train one with "
           "compgen.fit(config, workdir) or `python -m compgen.train`.")
     config = ml_collections.ConfigDict(files.read_json(path))
+  if files.path(workdir, PARAMS_FILE).exists():
+    return _load_exported(config, workdir)
   autoencoder, params, step = train_lib.restore_trained(config, workdir)
   return Model(config, str(workdir), autoencoder, params, step)
+
+
+def export(model: Model, folder: str) -> str:
+  """Writes `model` as `folder`/config.json and params.npz (its parameters, float32, no
+  optimizer state: a few MB), which `load(folder)` reads back anywhere; returns the folder."""
+  flat = traverse_util.flatten_dict(jax.device_get(model.params), sep="/")
+  files.save_npz(files.path(folder, PARAMS_FILE), step=np.asarray(model.step),
+                 **{f"params/{k}": np.asarray(v, np.float32) for k, v in flat.items()})
+  files.write_json(files.path(folder, "config.json"), model.config.to_dict())
+  return str(folder)
+
+
+def _load_exported(config, folder) -> Model:
+  example = train_lib.first_examples(pipeline.load_split(config.data, "test_id"), 1)
+  autoencoder = train_lib.build_model(config, example)
+  expected = traverse_util.flatten_dict(jax.eval_shape(
+      lambda: autoencoder.init(jax.random.PRNGKey(0), models.model_input(example))), sep="/")
+  arrays = files.load_npz(files.path(folder, PARAMS_FILE))
+  found = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
+  wrong = sorted(set(expected) ^ set(found)) + sorted(
+      k for k in set(expected) & set(found) if expected[k].shape != found[k].shape)
+  if wrong:
+    raise checkpoints.CheckpointError(
+        f"{folder}/{PARAMS_FILE} does not hold the parameters of its config.json's model "
+        f"(arrays missing, extra or reshaped: {', '.join(wrong[:5])}): export it again from "
+        "its workdir with compgen.export(compgen.load(workdir), folder).")
+  params = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in found.items()},
+                                             sep="/")
+  return Model(config, str(folder), autoencoder, params, int(arrays["step"]))
+
+
+def pretrained(name: str = "sprites64") -> Model:
+  """A model shipped with compgen (`compgen/pretrained/<name>`; nothing is downloaded),
+  loaded like `load`: e.g. `compgen.invert(compgen.pretrained(), ood_images)`."""
+  names = sorted(os.listdir(PRETRAINED_DIR)) if os.path.isdir(PRETRAINED_DIR) else []
+  if name not in names:
+    raise ValueError(f"No shipped model {name!r}: choose one of {names}.")
+  return load(os.path.join(PRETRAINED_DIR, name))
 
 
 def fit(config: ml_collections.ConfigDict, workdir: str) -> Model:

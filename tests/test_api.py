@@ -39,6 +39,26 @@ def test_fit_load_encode_decode(model):
   assert decoded["slots"].shape == (5, 2, 16, 16, 3)  # the default additive decoder's parts
 
 
+def test_an_exported_model_loads_anywhere_as_the_same_model(model, tmp_path):
+  folder = compgen.export(model, str(tmp_path / "exported"))
+  assert sorted(os.listdir(folder)) == ["config.json", "params.npz"]
+  loaded = compgen.load(folder)
+  assert loaded.step == model.step and loaded.workdir == folder
+  x = model.data("test_ood", 4)["image"]
+  np.testing.assert_array_equal(loaded.encode(x), model.encode(x))
+  found = compgen.invert(loaded, x, num_steps=4)
+  np.testing.assert_allclose(found["mse"], compgen.invert(model, x, num_steps=4)["mse"],
+                             rtol=1e-6)
+  # a params file of another model is refused by name, not half-loaded
+  config = json.loads((tmp_path / "exported" / "config.json").read_text())
+  config["model"]["decoders"]["additive"]["hidden"] = [16, 16]
+  (tmp_path / "exported" / "config.json").write_text(json.dumps(config))
+  with pytest.raises(compgen.CheckpointError, match="does not hold the parameters"):
+    compgen.load(folder)
+  with pytest.raises(ValueError, match="No shipped model 'sprites128'"):
+    compgen.pretrained("sprites128")
+
+
 def test_invert_searches_from_the_encoder_and_records_iterates(model):
   x = model.data("test_ood", 6)["image"]
   found = compgen.invert(model, x, num_steps=8, record_steps=(0, 4, 8))
