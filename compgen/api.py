@@ -31,7 +31,7 @@ from compgen import models
 from compgen import parallel
 from compgen.data import checks
 from compgen.data import pipeline
-from compgen.evaluation import experiment as experiment_lib
+from compgen.study import experiment as experiment_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job

@@ -125,7 +125,7 @@ def inversion_config() -> ml_collections.ConfigDict:
 
 
 def experiment_config() -> ml_collections.ConfigDict:
-  """Defaults of `config.experiment` (`compgen.evaluation.experiment`)."""
+  """Defaults of `config.experiment` (`compgen.study.experiment`)."""
   return ml_collections.ConfigDict({"experiment": {
       "seeds": 1,                    # models trained per decoder, seeds 0..seeds-1
       "control": "unconstrained",    # decoder of the negative control; "" for none
@@ -139,9 +139,9 @@ def experiment_config() -> ml_collections.ConfigDict:
       "interaction_examples": 16,    # latents the decoder interaction statistics use
       "score_candidates": False,     # also score every candidate of a population run
       "composed_pool": 0,            # > 0: the recombined-ID-slots diagnostic
-                                     # (evaluation/composition.py) with a pool this big
+                                     # (study/composition.py) with a pool this big
       "supervised_steps": 0,         # > 0: the supervised reference encoder per seed
-                                     # (evaluation/supervised.py) trained this many steps
+                                     # (study/supervised.py) trained this many steps
       "supervised_decoder": False}})  # and the supervised reference decoder too
 
 

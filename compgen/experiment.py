@@ -9,7 +9,7 @@ Rerunning reuses the checkpoints and cached latents already in the workdir.
 from absl import flags
 
 from compgen import cli
-from compgen.evaluation import experiment
+from compgen.study import experiment
 
 _CONFIG, _WORKDIR = cli.define_flags("Output folder; one sub-workdir per seed and decoder.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Recompute cached per-method latents.")

@@ -249,7 +249,7 @@ def candidate_fits(runs: dict[str, dict], path=None):
 def sweep_map(sweep: dict, path=None, split: str = "ood"):
   """A sweep's `split` identifiability (mean ± std over seeds) of each method against its
   first axis, one panel per value of the second axis (columns) and of the third (rows);
-  `sweep` as written by `compgen.evaluation.sweep.run_sweep` -> PNG."""
+  `sweep` as written by `compgen.study.sweep.run_sweep` -> PNG."""
   axes = sweep["axes"]
   if not 1 <= len(axes) <= 3:
     raise ValueError(f"sweep_map draws 1 to 3 grid axes (x, columns, rows); this sweep has "

@@ -13,7 +13,7 @@ import sys
 from absl import flags
 
 from compgen import cli
-from compgen.evaluation import sweep
+from compgen.study import sweep
 
 _CONFIG_SPEC = flags.DEFINE_string("config", None, "Config file (configs/*.py[:variant]).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder; one sub-folder per cell.")

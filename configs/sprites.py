@@ -26,7 +26,7 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
            and shapes, square and triangle, `BENCH64_STEPS` steps),
            smoke (16x16, 256/128/128 examples, 4 steps: the tests)
 
-Measured results and commands: README.md, "Measured".
+Measured results and commands: results/README.md.
 """
 from compgen import config_lib
 
@@ -43,7 +43,7 @@ def get_config(arg=None):
   # additive decoder whose one φ is shared by the slots, with slots of 6 dims (4 continuous
   # latents + shape). With the joint band, or a decoder that tags slots with their index (or
   # alpha masks), one slot learns to draw both objects and OOD identifiability stays near 0
-  # (README, "Measured").
+  # (docs/findings.md).
   config.model.update(decoder="additive", slot_dim=6)
   config.model.decoders.additive.slot_index = False
   if "held_out" in variants:

@@ -10,7 +10,7 @@ path-connected full-dimensional support), OOD = no slot in the box; vectors of d
 that fits the ID training vectors best is kept (`model.candidates`: whether a run fits ID
 exactly, and so identifies the slots, is a lottery over inits; `--config.model.candidates=1`
 is the single-model run: 1.6 min per seed against 4.3–5.8); search from ĝ(x) plus 3 restarts
-from the empirical slot prior. README.md, "The experiment on synthetic vectors", gives the
+from the empirical slot prior. docs/findings.md, "The experiment on synthetic vectors", gives the
 measured table, the diagnosis of the diagonal split and the map over δ and generators.
 
 Commands:

@@ -1,9 +1,10 @@
 """The imports run one way along the data's journey, and no import cycle exists.
 
 Layers, lowest first (a module may import its own layer and those below it, never above):
-  infra (files, parallel, plots) → data → models → training → inversion → evaluation →
-  the experiment and the config (evaluation.experiment, evaluation.sweep, config_lib) → the
-  entry points (the package, the Python API, the command line and the jobs).
+  infra (files, parallel, plots) → data → models → training → inversion → evaluation (the
+  scores only) → the study and the config (study: the experiment, the sweep, the references
+  and the diagnostic; config_lib) → the entry points (the package, the Python API, the command
+  line and the jobs).
 Every import counts, also those inside functions (lazy ones), since they run too.
 """
 import ast
@@ -20,7 +21,7 @@ LAYERS = (
     ("compgen.training",),
     ("compgen.inversion",),
     ("compgen.evaluation",),
-    ("compgen.evaluation.experiment", "compgen.evaluation.sweep", "compgen.config_lib"),
+    ("compgen.study", "compgen.config_lib"),
     ("compgen", "compgen.api", "compgen.cli", "compgen.data.__main__", "compgen.train",
      "compgen.search", "compgen.replay", "compgen.experiment", "compgen.sweep",
      "compgen.bench", "compgen.bench_torch"),
@@ -105,10 +106,20 @@ def test_the_checks_catch_the_imports_compgen_once_had():
   assert upward_imports(old) == [
       "compgen.training.train_lib (layer 3) imports compgen.evaluation.readout (layer 5)"]
   assert cycles(old) == ["compgen.data.pipeline -> compgen.data.pug -> compgen.data.pipeline"]
-  assert layer("compgen.evaluation.sweep") == 6 and layer("compgen.data.__main__") == 7
+  assert layer("compgen.study.sweep") == 6 and layer("compgen.data.__main__") == 7
   graph = import_graph()  # the parser resolves `from compgen.data import checks`
   assert "compgen.data.checks" in graph["compgen.data.pipeline"]
   assert "compgen.training.probe" in graph["compgen.training.train_lib"]
+
+
+def test_evaluation_holds_the_scores_and_imports_nothing_above_inversion():
+  graph = import_graph()
+  scores = [m for m in graph if m.startswith("compgen.evaluation")]
+  assert sorted(scores) == ["compgen.evaluation", "compgen.evaluation.identifiability",
+                            "compgen.evaluation.interaction"]
+  above = [f"{m} imports {d}" for m in scores for d in sorted(graph[m])
+           if not d.startswith("compgen.evaluation") and layer(d) > layer("compgen.inversion")]
+  assert not above, above
 
 
 def test_importing_the_models_loads_no_data_checkpoint_or_plotting_library():

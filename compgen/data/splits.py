@@ -65,7 +65,7 @@ class SplitSpec:
 
 # Each dataset's benchmark split: sprites use the per-latent band of the released sprites
 # sampler (it gives object slots); synthetic vectors the L-shaped support, where additive
-# decoders identify the slots (README.md, "The experiment on synthetic vectors").
+# decoders identify the slots (docs/findings.md, "The experiment on synthetic vectors").
 _DATASET_SPLITS = {"sprites": SplitSpec("diagonal", 0.125, band="per_latent"),
                    "synthetic": SplitSpec("l_shaped", 0.3)}
 

@@ -1,7 +1,7 @@
 """Regression tests of the science on learned models (synthetic F_int vectors).
 
 Each trains real models briefly and checks a claim of the README with margins well inside
-what the full runs give (README.md, "The experiment on synthetic vectors"): an additive decoder
+what the full runs give (docs/findings.md, "The experiment on synthetic vectors"): an additive decoder
 identifies the slots of iid data and the unconstrained control does not; on the default
 L-shaped split, search and replay through an additive decoder learned from ID data perceive
 OOD what an encoder learned from the same data gets wrong.

@@ -44,13 +44,13 @@ from compgen import parallel
 from compgen import plots
 from compgen.data import pipeline
 from compgen.data import sprites as sprites_lib
-from compgen.evaluation import composition as composition_lib
 from compgen.evaluation import identifiability as ident_lib
 from compgen.evaluation import interaction as interaction_lib
-from compgen.evaluation import supervised as supervised_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job
+from compgen.study import composition as composition_lib
+from compgen.study import supervised as supervised_lib
 from compgen.training import checkpoints, train_lib
 
 METHODS = ("encoder", "search", "replay_encoder", "replay_search")

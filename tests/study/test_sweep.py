@@ -1,5 +1,5 @@
 """The sweep: every cell of the grid runs the experiment (resuming is the experiment's own,
-tests/evaluation/test_experiment.py); sweep.json, the table and the map."""
+tests/study/test_experiment.py); sweep.json, the table and the map."""
 import json
 import os
 import subprocess
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from compgen import plots
-from compgen.evaluation import experiment, sweep
+from compgen.study import experiment, sweep
 from tests.training.test_train import ROOT
 
 SPEC = os.path.join(ROOT, "configs", "synthetic.py:smoke")

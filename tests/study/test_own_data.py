@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from compgen.data import pipeline
-from compgen.evaluation import experiment
+from compgen.study import experiment
 from tests.training.test_train import get_config
 
 LATENT_NAMES, FACTOR_NAMES = ["left", "top", "size", "colour"], ["form"]

@@ -1,6 +1,6 @@
 """A map of where generation is required: the experiment over a grid of settings.
 
-`run_sweep(config_spec, axes, workdir)` runs `run_experiment` (`compgen.evaluation.experiment`)
+`run_sweep(config_spec, axes, workdir)` runs `run_experiment` (`compgen.study.experiment`)
 for every cell of the Cartesian product of `axes`, each in `{workdir}/{cell}/`, with the
 control switched off — a decoder axis (`model.decoder=additive,transformer,unconstrained`)
 puts the controls in the grid itself. An interrupted sweep resumes: a cell whose results.json
@@ -31,7 +31,7 @@ import tqdm
 from compgen import config_lib
 from compgen import files
 from compgen import plots
-from compgen.evaluation import experiment as experiment_lib
+from compgen.study import experiment as experiment_lib
 
 VARIANT_AXIS = "variant"
 METRICS = ("identifiability", "recon_mse")

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from compgen.evaluation import composition
-from compgen.evaluation import experiment
-from compgen.evaluation import supervised
+from compgen.study import composition
+from compgen.study import experiment
+from compgen.study import supervised
 from compgen import parallel
 from tests.training.test_train import ROOT, get_config
 
