@@ -21,6 +21,8 @@ from compgen.inversion import search_job
 from compgen.training import checkpoints, loop, train_lib
 from tests.training.test_train import ROOT, get_config
 
+pytestmark = pytest.mark.slow
+
 # Long enough that a signal lands mid-run; smoke shapes keep each step a few milliseconds.
 TRAIN = ["--config.train.num_steps=300", "--config.train.checkpoint_every=50",
          "--config.train.eval_every=1000", "--config.train.log_every=10"]

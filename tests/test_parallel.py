@@ -119,6 +119,7 @@ def _gpu_multi(job, workdir, port):
   return proc.stdout
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_search_like_one(one_device, tmp_path):
   workdir1, state1, latents1, _ = one_device
   workdir = str(tmp_path / "two_processes")

@@ -2,6 +2,7 @@
 better than its encoder does, image by image (a gain it has to earn: "no worse" would hold by
 construction, the start being one of the iterates)."""
 import numpy as np
+import pytest
 
 from compgen import models
 from compgen.data import pipeline
@@ -10,6 +11,8 @@ from compgen.inversion import search_job
 from compgen.training import objectives, train_lib
 from compgen import parallel
 from tests.training.test_train import get_config
+
+pytestmark = pytest.mark.slow
 
 
 def test_search_through_a_briefly_trained_conv_decoder_lowers_the_ood_error(tmp_path):

@@ -24,6 +24,8 @@ from compgen.training import train_lib
 from tests.inversion.test_replay import _train_encoder
 from tests.training.test_train import get_config
 
+pytestmark = pytest.mark.slow
+
 
 def _iid_config(decoder):
   config = get_config("synthetic", f"iid,{decoder}")
