@@ -168,6 +168,10 @@ def test_the_colab_notebook_runs(workdir, monkeypatch):
   assert set(namespace["scores"]) == {"encoder", "search", "replay_encoder", "replay_search"}
   assert (workdir / "replay" / "summary.json").exists()
   assert sorted(namespace["found"]["iterates"]) == [0, 1, 5]
+  # the skip-training path: the shipped model, whose search explains OOD scenes better
+  shipped = namespace["shipped_found"]
+  assert shipped["z"].shape == (8, 2, namespace["shipped"].config.model.slot_dim)
+  assert shipped["mse"].mean() < 0.9 * shipped["mse0"].mean()
 
 
 def test_the_readme_python_example_runs(workdir, monkeypatch):

@@ -166,12 +166,13 @@ class UnconstrainedDecoder(nn.Module):
 UPSAMPLING = ("subpixel", "xla")
 
 
-def _conv_image(x, hidden, channels, output_shape, name, upsampling):
-  """[N, d] -> [N, H, W, C]: an MLP (`hidden`, then 4·4·`channels`, ELU between) to a
-  4×4×`channels` map, then log2(H/4) transposed convolutions (4×4, stride 2, "SAME", ELU; the
-  last to C channels, no activation), as `layers.SubpixelConvTranspose` ("subpixel") or
-  `nn.ConvTranspose` ("xla"): the same parameters under the same names. Called inside a
-  compact module: the layers are its own."""
+def _conv_trunk(x, hidden, channels, output_shape, name, upsampling):
+  """φ up to its last layer: [N, d] -> ([N, H/2, W/2, `channels`], the last layer). An MLP
+  (`hidden`, then 4·4·`channels`, ELU between) to a 4×4×`channels` map, log2(H/4) − 1
+  transposed convolutions (4×4, stride 2, "SAME", ELU), and the last one to C channels (no
+  activation: linear), as `layers.SubpixelConvTranspose` ("subpixel") or `nn.ConvTranspose`
+  ("xla"), the same parameters under the same names. Called inside a compact module: the
+  layers are its own."""
   if upsampling not in UPSAMPLING:
     raise ValueError(f"Unknown upsampling {upsampling!r} for the {name} decoder: choose one of "
                      f"{UPSAMPLING}.")
@@ -183,23 +184,25 @@ def _conv_image(x, hidden, channels, output_shape, name, upsampling):
   if h != w or h < 8 or h != 4 * 2**ups:
     raise ValueError(f"The {name} decoder draws square images of 2^n >= 8 pixels a side, not "
                      f"{h}x{w}: use a resolution of 8, 16, 32, 64, ...")
+  def upsample(features, i):
+    if upsampling == "subpixel":
+      return layers.SubpixelConvTranspose(features, name=f"ConvTranspose_{i}")
+    return nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME",
+                            name=f"ConvTranspose_{i}")
   for width in tuple(hidden) + (4 * 4 * channels,):
     x = nn.elu(nn.Dense(width)(x))
   x = x.reshape(x.shape[0], 4, 4, channels)
-  for i in range(ups):
-    last = i == ups - 1
-    features, layer_name = c if last else channels, f"ConvTranspose_{i}"
-    if upsampling == "subpixel":
-      x = layers.SubpixelConvTranspose(features, name=layer_name)(x)
-    else:
-      x = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME", name=layer_name)(x)
-    x = x if last else nn.elu(x)
-  return x
+  for i in range(ups - 1):
+    x = nn.elu(upsample(channels, i)(x))
+  return x, upsample(c, ups - 1)
 
 
 class ConvDecoder(nn.Module):
-  """f̂(z) = b + Σ_k φ(z_k): φ (`_conv_image`) draws each slot alone, the slots' images are
-  summed. One φ for exchangeable slots."""
+  """f̂(z) = b + Σ_k φ(z_k): φ (`_conv_trunk`, then its last layer) draws each slot alone,
+  the slots' images are summed. One φ for exchangeable slots. φ's last layer L is linear, so
+  the output is computed as b + L(Σ_k h_k) + (K − 1)·b_L from the slots' feature maps h_k —
+  the same function with one last layer instead of K; "slots" [B, K, H, W, C] = L(h_k)
+  (under jit, computed only where used)."""
   output_shape: tuple[int, ...]
   hidden: Sequence[int] = (256, 256)
   channels: int = 32
@@ -208,10 +211,13 @@ class ConvDecoder(nn.Module):
   @nn.compact
   def __call__(self, z):
     b, k, _ = z.shape
-    slots = _conv_image(z.reshape(b * k, -1), self.hidden, self.channels, self.output_shape,
-                        "conv", self.upsampling).reshape((b, k) + tuple(self.output_shape))
+    maps, last = _conv_trunk(z.reshape(b * k, -1), self.hidden, self.channels,
+                             self.output_shape, "conv", self.upsampling)
+    slots = last(maps).reshape((b, k) + tuple(self.output_shape))
+    summed = last(maps.reshape((b, k) + maps.shape[1:]).sum(axis=1))
     bias = self.param("bias", nn.initializers.zeros, self.output_shape)
-    return {"output": bias + slots.sum(axis=1), "slots": slots}
+    output = bias + summed + (k - 1) * last.variables["params"]["bias"]
+    return {"output": output, "slots": slots}
 
 
 class UnconstrainedConvDecoder(nn.Module):
@@ -224,10 +230,10 @@ class UnconstrainedConvDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, z):
-    out = _conv_image(z.reshape(z.shape[0], -1), self.hidden, self.channels,
-                      self.output_shape, "unconstrained_conv", self.upsampling)
+    maps, last = _conv_trunk(z.reshape(z.shape[0], -1), self.hidden, self.channels,
+                             self.output_shape, "unconstrained_conv", self.upsampling)
     bias = self.param("bias", nn.initializers.zeros, self.output_shape)
-    return {"output": bias + out}
+    return {"output": bias + last(maps)}
 
 
 def interaction_penalty(attention: jax.Array) -> jax.Array:

@@ -71,7 +71,15 @@ def test_conv_models_in_matmul_layers_are_the_xla_models():
       built[upsampling] = dec, dec.init(jax.random.PRNGKey(0), z)
     (fast, params), (xla, xla_params) = built["subpixel"], built["xla"]
     _assert_same(params, xla_params)
-    _assert_same(fast.apply(params, z)["output"], xla.apply(params, z)["output"])
+    # every bias non-zero, the last layer's included (the conv decoder sums the slots' maps
+    # before its linear last layer and adds (K − 1) of its bias back)
+    leaves, tree = jax.tree.flatten(params)
+    params = jax.tree.unflatten(tree, [a + 0.1 * jnp.asarray(rng.normal(size=a.shape), a.dtype)
+                                       for a in leaves])
+    out = fast.apply(params, z)
+    _assert_same(out["output"], xla.apply(params, z)["output"])
+    if name == "conv":
+      _assert_same(out["output"], params["params"]["bias"] + out["slots"].sum(axis=1))
   cfg.encoder = "conv"
   encoders = {}
   for first_layer in ("patches", "xla"):
