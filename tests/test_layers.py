@@ -1,7 +1,7 @@
 """The imports run one way along the data's journey, and no import cycle exists.
 
 Layers, lowest first (a module may import its own layer and those below it, never above):
-  infra (files, parallel, plots) → data → models → training → inversion → evaluation (the
+  infra (files, parallel, plots, tables) → data → models → training → inversion → evaluation (the
   scores only) → the study and the config (study: the experiment, the sweep, the references
   and the diagnostic; config_lib) → the entry points (the package, the Python API, the command
   line and the jobs).
@@ -15,7 +15,7 @@ import sys
 from tests.training.test_train import ROOT
 
 LAYERS = (
-    ("compgen.files", "compgen.parallel", "compgen.plots"),
+    ("compgen.files", "compgen.parallel", "compgen.plots", "compgen.tables"),
     ("compgen.data",),
     ("compgen.models",),
     ("compgen.training",),

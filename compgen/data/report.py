@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 
 from compgen import plots
+from compgen import tables
 from compgen.data import pipeline
 from compgen.data import scenes
 from compgen.data import splits as splits_lib
@@ -84,7 +85,7 @@ def _spec_of(data: ml_collections.ConfigDict) -> scenes.DatasetSpec | None:
 
 def format_table(stats: dict) -> str:
   """A short human table of the per-split statistics."""
-  rows = [("split", "n", "dist-to-diag min/mean/max", "in ID region", "overlap", "min vis")]
+  rows = []
   for split in scenes.SPLITS:
     s = stats["splits"][split]
     d = s["diagonal_distance"]
@@ -93,10 +94,8 @@ def format_table(stats: dict) -> str:
                  f"{s['fraction_in_id_region']:.1%}" if "fraction_in_id_region" in s else "-",
                  f"{s['overlap_rate']:.1%}" if "overlap_rate" in s else "-",
                  f"{s['min_visibility_mean']:.3f}" if "min_visibility_mean" in s else "-"))
-  widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-  lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-  lines.insert(1, "  ".join("-" * w for w in widths))
-  return "\n".join(lines)
+  return tables.aligned(
+      ("split", "n", "dist-to-diag min/mean/max", "in ID region", "overlap", "min vis"), rows)
 
 
 def write_report(config: ml_collections.ConfigDict, workdir: str, num_samples: int = 32) -> dict:

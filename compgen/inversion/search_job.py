@@ -22,6 +22,7 @@ import tqdm
 from compgen import files
 from compgen import models
 from compgen import parallel
+from compgen import tables
 from compgen.data import pipeline
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
@@ -169,10 +170,8 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
 
 
 def format_summary(summary: dict) -> str:
-  lines = ["split     MSE init   MSE search  converged  R² init  R² search",
-           "--------  ---------  ----------  ---------  -------  ---------"]
-  for split, s in summary.items():
-    lines.append(f"{split:<8}  {s['mse_init']:<9.5f}  {s['mse_search']:<10.5f}  "
-                 f"{s['converged']:<9.1%}  {s['matched_r2_init']:<7.3f}  "
-                 f"{s['matched_r2_search']:.3f}")
-  return "\n".join(lines)
+  return tables.aligned(
+      ["split", "MSE init", "MSE search", "converged", "R² init", "R² search"],
+      [[split, f"{s['mse_init']:.5f}", f"{s['mse_search']:.5f}", f"{s['converged']:.1%}",
+        f"{s['matched_r2_init']:.3f}", f"{s['matched_r2_search']:.3f}"]
+       for split, s in summary.items()])

@@ -29,6 +29,7 @@ import numpy as np
 from compgen import files
 from compgen import models
 from compgen import parallel
+from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
 from compgen.inversion import priors
@@ -122,12 +123,9 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
 
 def format_table(composition: dict) -> str:
   """Markdown: per run, recon MSE and identifiability of each row, ID and OOD."""
-  lines = ["| run | row | ID recon MSE | OOD recon MSE | ID identifiability | "
-           "OOD identifiability |", "|---|---|---|---|---|---|"]
-  for run, r in composition.items():
-    for row in ROWS:
-      lines.append(f"| {run} | {row} | {r['recon_mse'][f'{row}/id']:.5f} | "
-                   f"{r['recon_mse'][f'{row}/ood']:.5f} | "
-                   f"{r['identifiability'][f'{row}/id']:.3f} | "
-                   f"{r['identifiability'][f'{row}/ood']:.3f} |")
-  return "\n".join(lines)
+  return tables.markdown(
+      ["run", "row", "ID recon MSE", "OOD recon MSE", "ID identifiability",
+       "OOD identifiability"],
+      [[run, row, f"{r['recon_mse'][f'{row}/id']:.5f}", f"{r['recon_mse'][f'{row}/ood']:.5f}",
+        f"{r['identifiability'][f'{row}/id']:.3f}", f"{r['identifiability'][f'{row}/ood']:.3f}"]
+       for run, r in composition.items() for row in ROWS])

@@ -42,6 +42,7 @@ from compgen import files
 from compgen import models
 from compgen import parallel
 from compgen import plots
+from compgen import tables
 from compgen.data import pipeline
 from compgen.data import sprites as sprites_lib
 from compgen.evaluation import identifiability as ident_lib
@@ -241,21 +242,18 @@ def format_table(summary: dict, names: list[str]) -> str:
   """Markdown: identifiability and reconstruction per method, ID vs OOD; per-factor scores."""
   pm = lambda c: f"{c['mean']:.3f} ± {c['std']:.3f}" if c["n"] > 1 else f"{c['mean']:.3f}"
   pm5 = lambda c: f"{c['mean']:.5f} ± {c['std']:.5f}" if c["n"] > 1 else f"{c['mean']:.5f}"
-  lines = ["| method | ID identifiability | OOD identifiability | ID recon MSE | OOD recon MSE |"
-           " ID recon R² | OOD recon R² |", "|---|---|---|---|---|---|---|"]
-  for row, s in summary.items():
-    lines.append(f"| {row} | {pm(s['id']['identifiability'])} | "
-                 f"{pm(s['ood']['identifiability'])} | {pm5(s['id']['recon_mse'])} | "
-                 f"{pm5(s['ood']['recon_mse'])} | {pm(s['id']['recon_r2'])} | "
-                 f"{pm(s['ood']['recon_r2'])} |")
-  lines += ["", "Per-factor scores (R² for continuous factors, accuracy for categorical ones):",
-            "", "| method | split | " + " | ".join(names) + " |",
-            "|---|---|" + "---|" * len(names)]
-  for row, s in summary.items():
-    for split in ("id", "ood"):
-      lines.append(f"| {row} | {split.upper()} | " + " | ".join(
-          f"{s[split][f'factor/{n}']['mean']:.3f}" for n in names) + " |")
-  return "\n".join(lines)
+  scores = tables.markdown(
+      ["method", "ID identifiability", "OOD identifiability", "ID recon MSE", "OOD recon MSE",
+       "ID recon R²", "OOD recon R²"],
+      [[row, pm(s["id"]["identifiability"]), pm(s["ood"]["identifiability"]),
+        pm5(s["id"]["recon_mse"]), pm5(s["ood"]["recon_mse"]), pm(s["id"]["recon_r2"]),
+        pm(s["ood"]["recon_r2"])] for row, s in summary.items()])
+  factors = tables.markdown(
+      ["method", "split"] + list(names),
+      [[row, split.upper()] + [f"{s[split][f'factor/{n}']['mean']:.3f}" for n in names]
+       for row, s in summary.items() for split in ("id", "ood")])
+  return (scores + "\n\nPer-factor scores (R² for continuous factors, accuracy for categorical "
+          "ones):\n\n" + factors)
 
 
 @files.holds_workdir("experiment")

@@ -35,6 +35,7 @@ from compgen import files
 from compgen import models
 from compgen import parallel
 from compgen import plots
+from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
 from compgen.training import checkpoints, objectives, train_lib
@@ -174,13 +175,14 @@ def format_table(supervised: dict, names) -> str:
   """Markdown: per seed and split, ĝ_sup's identifiability and per-factor scores and f̂_sup's
   reconstruction MSE."""
   decoder = any("decoder_mse" in r for r in supervised.values())
-  lines = ["| seed | split | encoder: identifiability | " + " | ".join(names)
-           + (" | decoder: recon MSE |" if decoder else " |"),
-           "|---|---|---|" + "---|" * (len(names) + decoder)]
-  for seed, r in supervised.items():
-    for split in ("id", "ood"):
+  def row(seed, r, split):
+    cells = [seed, split.upper(), f"{r['identifiability'][split]:.3f}"] + [
+        f"{r['per_factor'][split][n]:.3f}" for n in names]
+    if decoder:
       mse = r.get("decoder_mse", {}).get(split)
-      lines.append(f"| {seed} | {split.upper()} | {r['identifiability'][split]:.3f} | "
-                   + " | ".join(f"{r['per_factor'][split][n]:.3f}" for n in names)
-                   + ((" | –" if mse is None else f" | {mse:.5f}") if decoder else "") + " |")
-  return "\n".join(lines)
+      cells.append("–" if mse is None else f"{mse:.5f}")
+    return cells
+  return tables.markdown(
+      ["seed", "split", "encoder: identifiability"] + list(names)
+      + (["decoder: recon MSE"] if decoder else []),
+      [row(seed, r, split) for seed, r in supervised.items() for split in ("id", "ood")])

@@ -31,6 +31,7 @@ import tqdm
 from compgen import config_lib
 from compgen import files
 from compgen import plots
+from compgen import tables
 from compgen.study import experiment as experiment_lib
 
 VARIANT_AXIS = "variant"
@@ -150,10 +151,9 @@ def format_table(sweep: dict, split: str = "ood") -> str:
   """Markdown: one row per cell, the mean ± std identifiability of each method on `split`."""
   methods = experiment_lib.METHODS
   keys = [a["key"] for a in sweep["axes"]]
-  lines = ["| " + " | ".join(k.rsplit(".", 1)[-1] for k in keys) + " | "
-           + " | ".join(methods) + " |", "|" + "---|" * (len(keys) + len(methods))]
-  for cell in sweep["cells"]:
-    scores = [cell["methods"][m][split]["identifiability"] for m in methods]
-    lines.append("| " + " | ".join(str(cell["values"][k]) for k in keys) + " | " + " | ".join(
-        f"{s['mean']:.3f} ± {s['std']:.3f}" for s in scores) + " |")
-  return "\n".join(lines)
+  score = lambda cell, m: cell["methods"][m][split]["identifiability"]
+  return tables.markdown(
+      [k.rsplit(".", 1)[-1] for k in keys] + list(methods),
+      [[str(cell["values"][k]) for k in keys]
+       + [f"{score(cell, m)['mean']:.3f} ± {score(cell, m)['std']:.3f}" for m in methods]
+       for cell in sweep["cells"]])

@@ -22,6 +22,7 @@ from compgen import files
 from compgen import models
 from compgen import parallel
 from compgen import plots
+from compgen import tables
 from compgen.data import pipeline
 from compgen.training import checkpoints, loop, objectives, probe
 
@@ -349,9 +350,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 def format_summary(metrics: dict) -> str:
   """A short table: reconstruction MSE and matched R² per split."""
-  lines = ["split      recon MSE   matched R²", "---------  ----------  ----------"]
-  for split in ("train", "test_id", "test_ood"):
-    r2 = metrics.get(f"{split}/matched_r2")
-    lines.append(f"{split:<9}  {metrics[f'{split}/recon_mse']:<10.5f}  "
-                 f"{'-' if r2 is None else f'{r2:.3f}'}")
-  return "\n".join(lines)
+  r2 = lambda split: metrics.get(f"{split}/matched_r2")
+  return tables.aligned(["split", "recon MSE", "matched R²"], [
+      [split, f"{metrics[f'{split}/recon_mse']:.5f}",
+       "-" if r2(split) is None else f"{r2(split):.3f}"]
+      for split in ("train", "test_id", "test_ood")])
