@@ -171,7 +171,7 @@ def test_the_colab_notebook_runs(workdir, monkeypatch):
   # the skip-training path: the shipped model, whose search explains OOD scenes better
   shipped = namespace["shipped_found"]
   assert shipped["z"].shape == (8, 2, namespace["shipped"].config.model.slot_dim)
-  assert shipped["mse"].mean() < 0.9 * shipped["mse0"].mean()
+  assert shipped["mse"].mean() < 0.5 * shipped["mse0"].mean()  # measured: 0.16×
 
 
 def test_the_readme_python_example_runs(workdir, monkeypatch):
