@@ -363,8 +363,8 @@ def train_profile(decoder: str, encoder: str, resolution: int, batch_size: int,
   """Milliseconds of the parts of one train step of a conv pair (see `_train_config`), each
   jitted alone on the same shapes: the whole step, encoder and decoder forward and forward +
   backward (gradients in their parameters, the decoder's of the MSE to the image), each
-  upsampling layer forward + backward (in its parameters and input, ELU after it but the
-  last), and the optimizer update."""
+  upsampling layer forward + backward on the maps it sees in the decoder (in its parameters
+  and input, ELU after it but the last), and the optimizer update."""
   config = _train_config(decoder, encoder)
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.uniform(size=(batch_size, resolution, resolution, 3)), jnp.float32)
@@ -385,10 +385,12 @@ def train_profile(decoder: str, encoder: str, resolution: int, batch_size: int,
       "decoder forward+backward": (jax.jit(jax.grad(mse)), state.params),
   }
   dec_cfg = config.model.decoders[config.model.decoder]
-  side, maps = 4, batch_size * (2 if config.model.decoder == "conv" else 1)
+  side = 4
   while side < resolution and "upsampling" in dec_cfg:
     last = 2 * side == resolution
     features = 3 if last else dec_cfg.channels
+    # the conv decoder draws each slot's maps, and its last layer once, on their sum
+    maps = batch_size * (2 if config.model.decoder == "conv" and not last else 1)
     layer = (layers.SubpixelConvTranspose(features) if dec_cfg.upsampling == "subpixel" else
              nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME"))
     h = jnp.asarray(rng.normal(size=(maps, side, side, dec_cfg.channels)), jnp.float32)
