@@ -39,43 +39,22 @@ class WorkdirNotWritableError(RuntimeError):
 def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
   """Holds a local `workdir` for this process while the block runs: one writer per workdir.
 
-  An exclusive `flock` on `{workdir}/.compgen.lock`, which also records the holder (job,
-  process, host, since, command). A second job on the same workdir is refused at once with
-  `WorkdirBusyError` naming the holder; the kernel drops the lock of a process that ends in
-  any way (`kill -9` too), so a dead holder never blocks the next run. Re-entrant within one
-  process (the experiment's jobs run in its own workdirs). Only process 0 of a multi-process
-  run holds it; workdirs in buckets (gs://) cannot be locked and are not.
+  An exclusive `flock` on `{workdir}/.compgen.lock`, a file that names the holder (job,
+  process, host, since, command) and exists while it is held. A second job on the same workdir
+  is refused at once with `WorkdirBusyError` naming the holder; the kernel drops the lock of
+  a process that ends in any way (`kill -9` too), so a dead holder never blocks the next run.
+  A workdir this call made and nothing wrote into is removed again, so a job refused for bad
+  settings leaves nothing behind. Re-entrant within one process (the experiment's jobs run in
+  its own workdirs). Only process 0 of a multi-process run holds it; workdirs in buckets
+  (gs://) cannot be locked and are not.
   """
   root = path(workdir)
   key = str(root)
-  if is_remote(root) or jax.process_index() != 0:
-    yield
+  if is_remote(root) or jax.process_index() != 0 or key in _held:
+    yield  # nothing to lock, or held further up this process's stack, which releases it
     return
-  if key in _held:  # held further up this process's stack, which releases it
-    yield
-    return
-  try:
-    root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / LOCK_FILE, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
-  except OSError as e:
-    raise WorkdirNotWritableError(
-        f"Cannot write the workdir {key}: {e.strerror or e}. Give a --workdir in a folder you "
-        "can write, with free space, where no file has the same name.") from e
-  try:
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-  except BlockingIOError:
-    handle.seek(0)
-    try:
-      holder = json.loads(handle.read() or "{}")
-    except json.JSONDecodeError:
-      holder = {}
-    handle.close()
-    raise WorkdirBusyError(
-        f"The workdir {key} is in use by another job: {holder.get('job', 'a compgen job')} "
-        f"(process {holder.get('pid', '?')} on {holder.get('host', '?')}, since "
-        f"{holder.get('since', '?')}: {holder.get('command', '?')}). Two jobs writing one "
-        "workdir would corrupt it. Wait for that job to finish (or stop it), or give this one "
-        "another --workdir.") from None
+  made = not root.exists()
+  handle = _lock(root, key)
   handle.seek(0)
   handle.truncate()
   handle.write(json.dumps({
@@ -88,7 +67,44 @@ def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
     yield
   finally:
     del _held[key]
-    handle.close()  # releases the lock
+    with contextlib.suppress(FileNotFoundError):  # the job may have removed its workdir
+      os.unlink(root / LOCK_FILE)  # while still held: a later opener makes a new file
+    handle.close()
+    if made and root.exists() and not any(root.iterdir()):
+      root.rmdir()
+
+
+def _lock(root: epath.Path, key: str):
+  """The open, exclusively locked lock file of `root` (made if need be)."""
+  while True:
+    try:
+      root.mkdir(parents=True, exist_ok=True)
+      handle = open(root / LOCK_FILE, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+    except OSError as e:
+      raise WorkdirNotWritableError(
+          f"Cannot write the workdir {key}: {e.strerror or e}. Give a --workdir in a folder "
+          "you can write, with free space, where no file has the same name.") from e
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      handle.seek(0)
+      try:
+        holder = json.loads(handle.read() or "{}")
+      except json.JSONDecodeError:
+        holder = {}
+      handle.close()
+      raise WorkdirBusyError(
+          f"The workdir {key} is in use by another job: {holder.get('job', 'a compgen job')} "
+          f"(process {holder.get('pid', '?')} on {holder.get('host', '?')}, since "
+          f"{holder.get('since', '?')}: {holder.get('command', '?')}). Two jobs writing one "
+          "workdir would corrupt it. Wait for that job to finish (or stop it), or give this "
+          "one another --workdir.") from None
+    try:  # the file locked is still the one at the path (not unlinked by a releasing holder)
+      if os.fstat(handle.fileno()).st_ino == os.stat(root / LOCK_FILE).st_ino:
+        return handle
+    except FileNotFoundError:
+      pass
+    handle.close()
 
 
 def holds_workdir(job: str) -> Callable:

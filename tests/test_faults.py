@@ -174,9 +174,14 @@ def test_workdir_hold_is_reentrant_and_unwritable_workdirs_are_named(tmp_path):
   with files.hold(workdir, "experiment"):
     with files.hold(workdir + "/", "train"):  # the same folder, within one process
       holder = json.loads(open(os.path.join(workdir, files.LOCK_FILE)).read())
+    open(os.path.join(workdir, "written"), "w").close()
   assert holder["job"] == "experiment" and holder["pid"] == os.getpid()
+  assert os.listdir(workdir) == ["written"]  # the lock file exists while held
   with files.hold(workdir, "search"):  # released, so held anew
     pass
+  with files.hold(str(tmp_path / "unused"), "train"):  # made, nothing written: removed again
+    pass
+  assert not (tmp_path / "unused").exists()
   (tmp_path / "a_file").write_text("")
   with pytest.raises(files.WorkdirNotWritableError, match="Cannot write the workdir .*a_file"):
     with files.hold(str(tmp_path / "a_file"), "train"):
