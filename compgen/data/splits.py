@@ -117,12 +117,6 @@ def held_out_combinations(spec: SplitSpec, num_slots: int,
   return held
 
 
-def _uniform_in_ball(rng, n, dim):
-  g = rng.standard_normal((n, dim))
-  g /= np.linalg.norm(g, axis=1, keepdims=True)
-  return g * rng.uniform(size=(n, 1)) ** (1.0 / dim)
-
-
 def _sample_diagonal_band(rng, n, num_slots, dim, delta, band):
   """Uniform samples of {z in [0,1]^{K×m}: d(z) <= δ}: centre on the diagonal + orthogonal
   noise, uniform in a ball of radius δ of dimension (K−1)m ("joint") or in one of dimension
