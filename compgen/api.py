@@ -31,10 +31,10 @@ from compgen import models
 from compgen import parallel
 from compgen.data import checks
 from compgen.data import pipeline
-from compgen.study import experiment as experiment_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job
+from compgen.study import experiment as experiment_lib
 from compgen.training import checkpoints, train_lib
 
 
@@ -152,8 +152,7 @@ def _load_exported(config, folder) -> Model:
         f"{folder}/{PARAMS_FILE} does not hold the parameters of its config.json's model "
         f"(arrays missing, extra or reshaped: {', '.join(wrong[:5])}): export it again from "
         "its workdir with compgen.export(compgen.load(workdir), folder).")
-  params = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in found.items()},
-                                             sep="/")
+  params = traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in found.items()}, sep="/")
   return Model(config, str(folder), autoencoder, params, int(arrays["step"]))
 
 
