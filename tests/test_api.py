@@ -9,9 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import compgen
-from tests.training.test_train import ROOT
 
-SMOKE = os.path.join(ROOT, "configs", "sprites.py") + ":smoke"
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +20,13 @@ def workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(workdir):
-  return compgen.fit(compgen.get_config(SMOKE), str(workdir))
+def smoke_spec(repo_root):
+  return os.path.join(repo_root, "configs", "sprites.py") + ":smoke"
+
+
+@pytest.fixture(scope="module")
+def model(workdir, smoke_spec):
+  return compgen.fit(compgen.get_config(smoke_spec), str(workdir))
 
 
 def test_fit_load_encode_decode(model):
@@ -97,11 +100,11 @@ def _leaves(tree):
   return [np.asarray(v) for v in jax.tree.leaves(tree)]
 
 
-def test_get_config_overrides_and_refuses_unknown_keys():
-  config = compgen.get_config(SMOKE, {"train.num_steps": 7})
+def test_get_config_overrides_and_refuses_unknown_keys(smoke_spec):
+  config = compgen.get_config(smoke_spec, {"train.num_steps": 7})
   assert config.train.num_steps == 7
   with pytest.raises(KeyError, match="lerning_rate"):
-    compgen.get_config(SMOKE, {"optim.lerning_rate": 1.0})
+    compgen.get_config(smoke_spec, {"optim.lerning_rate": 1.0})
   with pytest.raises(FileNotFoundError, match="configs/sprites.py"):
     compgen.get_config("no/such/config.py:smoke")
 
@@ -156,12 +159,12 @@ def _runnable(source: str, workdir: str) -> str:
   return re.sub(r'"/tmp/[^"]*"', repr(workdir), code)
 
 
-def test_the_colab_notebook_runs(workdir, monkeypatch):
-  with open(os.path.join(ROOT, "launch", "colab_quickstart.ipynb")) as f:
+def test_the_colab_notebook_runs(workdir, monkeypatch, repo_root):
+  with open(os.path.join(repo_root, "launch", "colab_quickstart.ipynb")) as f:
     notebook = json.load(f)
   cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
   assert len(cells) >= 5
-  monkeypatch.chdir(ROOT)
+  monkeypatch.chdir(repo_root)
   namespace = {}
   for cell in cells:
     exec(compile(_runnable(cell, str(workdir)), "notebook", "exec"), namespace)  # pylint: disable=exec-used
@@ -174,11 +177,11 @@ def test_the_colab_notebook_runs(workdir, monkeypatch):
   assert shipped["mse"].mean() < 0.5 * shipped["mse0"].mean()  # measured: 0.16×
 
 
-def test_the_readme_python_example_runs(workdir, monkeypatch):
-  readme = open(os.path.join(ROOT, "README.md")).read()
+def test_the_readme_python_example_runs(workdir, monkeypatch, repo_root):
+  readme = open(os.path.join(repo_root, "README.md")).read()
   section = readme[readme.index("## Use from Python / Colab"):]
   example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-  monkeypatch.chdir(ROOT)
+  monkeypatch.chdir(repo_root)
   namespace = {}
   exec(compile(_runnable(example, str(workdir)), "README", "exec"), namespace)  # pylint: disable=exec-used
   assert namespace["found"]["z"].shape[1:] == (2, namespace["config"].model.slot_dim)

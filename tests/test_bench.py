@@ -6,13 +6,12 @@ import subprocess
 import sys
 
 from compgen import bench
-from tests.training.test_train import ROOT
 
 
-def test_quick_bench_cli_writes_consistent_json_and_prints_a_table(tmp_path):
+def test_quick_bench_cli_writes_consistent_json_and_prints_a_table(tmp_path, repo_root):
   out = tmp_path / "bench.json"
   proc = subprocess.run([sys.executable, "-m", "compgen.bench", "--quick", "--decoders=alpha",
-                         f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
+                         f"--out={out}"], cwd=repo_root, capture_output=True, text=True,
                         timeout=600, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "image-steps/s" in proc.stdout and "PyTorch" in proc.stdout
@@ -51,9 +50,9 @@ def test_quick_bench_cli_writes_consistent_json_and_prints_a_table(tmp_path):
   assert "profile: decoder:encoder" in proc.stdout
 
 
-def test_launch_scripts_parse():
-  scripts = glob.glob(os.path.join(ROOT, "launch", "*.sh"))
-  assert os.path.join(ROOT, "launch", "gpu_bench.sh") in scripts
+def test_launch_scripts_parse(repo_root):
+  scripts = glob.glob(os.path.join(repo_root, "launch", "*.sh"))
+  assert os.path.join(repo_root, "launch", "gpu_bench.sh") in scripts
   for script in scripts:
     proc = subprocess.run(["bash", "-n", script], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, (script, proc.stderr)

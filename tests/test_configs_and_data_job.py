@@ -7,35 +7,29 @@ import sys
 
 import numpy as np
 import pytest
-from ml_collections import config_flags
 
 from compgen.data import pipeline, report, scenes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 VARIANTS = {"sprites": ["", "smoke", "held_out,smoke", "iid,smoke"],
             "synthetic": ["", "smoke", "n1,smoke", "n2,smoke", "mlp,smoke", "iid,smoke",
                           "diagonal,smoke"]}
 
 
-def _load(path, arg):
-  return config_flags.config_flags._LoadConfigModule("config", path).get_config(arg or None)  # pylint: disable=protected-access
-
-
-def test_every_config_file_is_covered():
-  assert {os.path.basename(p)[:-3] for p in CONFIGS} == set(VARIANTS)
+def test_every_config_file_is_covered(repo_root):
+  configs = glob.glob(os.path.join(repo_root, "configs", "*.py"))
+  assert {os.path.basename(p)[:-3] for p in configs} == set(VARIANTS)
 
 
 @pytest.mark.parametrize("name, arg", [(n, a) for n, args in VARIANTS.items() for a in args])
-def test_tfds_variant_describes_the_builder_config_it_reads(name, arg):
-  config = _load(os.path.join(ROOT, "configs", f"{name}.py"), ",".join(filter(None, [arg, "tfds"])))
+def test_tfds_variant_describes_the_builder_config_it_reads(name, arg, config_of):
+  config = config_of(name, ",".join(filter(None, [arg, "tfds"])))
   pipeline._check_config_matches_builder(  # pylint: disable=protected-access
       config.data, f"compgen_{name}/{config.data.tfds_config}")
 
 
 @pytest.mark.parametrize("name, arg", [(n, a) for n, args in VARIANTS.items() for a in args])
-def test_config_variant_builds_and_its_smoke_data_loads(name, arg):
-  config = _load(os.path.join(ROOT, "configs", f"{name}.py"), arg)
+def test_config_variant_builds_and_its_smoke_data_loads(name, arg, config_of):
+  config = config_of(name, arg)
   assert config.data.dataset == name
   if "smoke" in arg:
     for split in scenes.SPLITS:
@@ -43,13 +37,13 @@ def test_config_variant_builds_and_its_smoke_data_loads(name, arg):
       assert len(source) == config.data["num_" + split]
 
 
-def test_unknown_variant_is_refused():
+def test_unknown_variant_is_refused(config_of):
   with pytest.raises(ValueError, match="Unknown config variant"):
-    _load(os.path.join(ROOT, "configs", "sprites.py"), "smokey")
+    config_of("sprites", "smokey")
 
 
-def test_data_report_in_process_for_vectors(tmp_path):
-  config = _load(os.path.join(ROOT, "configs", "synthetic.py"), "n1,smoke")
+def test_data_report_in_process_for_vectors(tmp_path, config_of):
+  config = config_of("synthetic", "n1,smoke")
   stats = report.write_report(config, str(tmp_path))
   assert stats["splits"]["train"]["fraction_in_id_region"] == 1.0
   assert stats["splits"]["test_ood"]["fraction_in_id_region"] == 0.0
@@ -57,13 +51,16 @@ def test_data_report_in_process_for_vectors(tmp_path):
   assert "train" in report.format_table(stats)
 
 
-def _run_job(*args):
-  return subprocess.run([sys.executable, "-m", "compgen.data", *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=600, check=False)
+@pytest.fixture(scope="module")
+def data_job(repo_root):
+  """(*args) -> the finished `python -m compgen.data *args`, run in the repository."""
+  return lambda *args: subprocess.run([sys.executable, "-m", "compgen.data", *args],
+                                      cwd=repo_root, capture_output=True, text=True,
+                                      timeout=600, check=False)
 
 
-def test_data_job_writes_grids_and_statistics(tmp_path):
-  proc = _run_job("--config=configs/sprites.py:smoke", f"--workdir={tmp_path}")
+def test_data_job_writes_grids_and_statistics(tmp_path, data_job):
+  proc = data_job("--config=configs/sprites.py:smoke", f"--workdir={tmp_path}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "test_ood" in proc.stdout and "images/s" in proc.stdout
   for name in ("id_samples.png", "ood_samples.png", "latent_split.png"):
@@ -77,8 +74,8 @@ def test_data_job_writes_grids_and_statistics(tmp_path):
   assert np.std(grid) > 0.05  # a picture, not a blank canvas
 
 
-def test_config_key_typo_is_refused_with_the_key_named(tmp_path):
-  proc = _run_job("--config=configs/sprites.py:smoke", f"--workdir={tmp_path}",
+def test_config_key_typo_is_refused_with_the_key_named(tmp_path, data_job):
+  proc = data_job("--config=configs/sprites.py:smoke", f"--workdir={tmp_path}",
                   "--config.data.lerning_rate=0.1")
   assert proc.returncode != 0
   assert "lerning_rate" in proc.stderr

@@ -17,9 +17,7 @@ from compgen import cli
 from compgen import files
 from compgen import parallel
 from compgen.inversion import replay as replay_lib
-from compgen.inversion import search_job
 from compgen.training import checkpoints, loop, train_lib
-from tests.training.test_train import ROOT, get_config
 
 pytestmark = pytest.mark.slow
 
@@ -30,24 +28,31 @@ REPLAY = ["--config.replay.num_steps=400", "--config.replay.checkpoint_every=50"
           "--config.replay.eval_every=1000", "--config.replay.log_every=10"]
 
 
-def _config(overrides):
-  config = get_config("sprites", "vae,smoke")  # VAE: the sampling noise must resume exactly
-  for flag in overrides:
-    key, value = flag[len("--config."):].split("=")
-    section, name = key.split(".")
-    config[section][name] = int(value)
-  return config
+@pytest.fixture(scope="module")
+def vae_smoke(config_of):
+  """(overrides) -> the config the jobs of `job` run: sprites vae,smoke with `overrides`."""
+  def make(overrides):
+    config = config_of("sprites", "vae,smoke")  # VAE: the sampling noise must resume exactly
+    for flag in overrides:
+      key, value = flag[len("--config."):].split("=")
+      section, name = key.split(".")
+      config[section][name] = int(value)
+    return config
+  return make
 
 
 def _leaves(tree):
   return jax.tree.leaves(jax.device_get(tree))
 
 
-def _start(job, workdir, overrides):
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  return subprocess.Popen(
-      [sys.executable, "-m", f"compgen.{job}", "--config=configs/sprites.py:vae,smoke",
-       f"--workdir={workdir}", *overrides], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+@pytest.fixture(scope="module")
+def start_job(repo_root):
+  """(name, workdir, overrides) -> `python -m compgen.{name}` of sprites vae,smoke started in
+  the background (stdout and stderr piped)."""
+  env = dict(os.environ, PYTHONPATH=repo_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  return lambda name, workdir, overrides: subprocess.Popen(
+      [sys.executable, "-m", f"compgen.{name}", "--config=configs/sprites.py:vae,smoke",
+       f"--workdir={workdir}", *overrides], cwd=repo_root, env=env, stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT, text=True)
 
 
@@ -67,10 +72,10 @@ def _steps(directory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, vae_smoke):
   """Uninterrupted training, then replay, in this process."""
   workdir = str(tmp_path_factory.mktemp("reference"))
-  config = _config(TRAIN + REPLAY)
+  config = vae_smoke(TRAIN + REPLAY)
   state = train_lib.train_and_evaluate(config, workdir)
   trained_copy = str(tmp_path_factory.mktemp("trained")) + "/w"
   shutil.copytree(workdir, trained_copy)  # a trained workdir for the replay fault test
@@ -85,10 +90,11 @@ def _replay_encoder(config, workdir):
                                                   parallel.make_mesh(config.mesh))["encoder"])
 
 
-def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_parameters(reference, tmp_path):
+def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_parameters(
+    reference, tmp_path, start_job, vae_smoke):
   workdir = str(tmp_path)
   ckpts = os.path.join(workdir, "checkpoints")
-  proc = _start("train", workdir, TRAIN)
+  proc = start_job("train", workdir, TRAIN)
   _wait_for(os.path.join(ckpts, "50"), proc)
   proc.send_signal(signal.SIGTERM)
   out = proc.communicate(timeout=120)[0]
@@ -97,18 +103,18 @@ def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_parameters(refe
   assert 50 < preempted_at < 300
   assert f"train preempted: saved a checkpoint at step {preempted_at}" in out
 
-  proc = _start("train", workdir, TRAIN)  # resumes, then dies without warning
+  proc = start_job("train", workdir, TRAIN)  # resumes, then dies without warning
   _wait_for(os.path.join(ckpts, str((preempted_at // 50 + 1) * 50)), proc)
   proc.kill()
   proc.wait()
   killed_after = _steps(ckpts)[-1]
   assert killed_after > preempted_at
 
-  proc = _start("train", workdir, TRAIN)
+  proc = start_job("train", workdir, TRAIN)
   out = proc.communicate(timeout=300)[0]
   assert proc.returncode == 0, out[-3000:]
   assert f"Resumed from {ckpts}/{killed_after}" in out
-  config = _config(TRAIN)
+  config = vae_smoke(TRAIN)
   _, params, step = train_lib.restore_trained(config, workdir)
   assert step == 300
   for a, b in zip(reference["params"], _leaves(params), strict=True):
@@ -118,15 +124,15 @@ def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_parameters(refe
   assert logged == list(range(10, 301, 10))  # no step lost or logged twice
 
 
-def test_sigterm_during_replay_then_resume(reference):
+def test_sigterm_during_replay_then_resume(reference, start_job):
   workdir = reference["trained"]
-  proc = _start("replay", workdir, TRAIN + REPLAY)
+  proc = start_job("replay", workdir, TRAIN + REPLAY)
   _wait_for(os.path.join(workdir, "replay", "checkpoints", "50"), proc)
   proc.send_signal(signal.SIGTERM)
   out = proc.communicate(timeout=120)[0]
   assert proc.returncode == cli.PREEMPTED_EXIT_CODE, out[-3000:]
   assert "replay preempted" in out
-  proc = _start("replay", workdir, TRAIN + REPLAY)
+  proc = start_job("replay", workdir, TRAIN + REPLAY)
   out = proc.communicate(timeout=300)[0]
   assert proc.returncode == 0, out[-3000:]
   for a, b in zip(reference["replay"], _replay_encoder(reference["config"], workdir),
@@ -144,15 +150,16 @@ def _truncate_largest_file(step_dir):
 # Reading the damaged files fails inside orbax's async readers, which Python reports as
 # "exception ignored" warnings on top of the error the test expects.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_a_second_writer_is_refused_at_once_and_a_killed_holder_blocks_nothing(tmp_path):
+def test_a_second_writer_is_refused_at_once_and_a_killed_holder_blocks_nothing(
+    tmp_path, repo_root, start_job):
   workdir = str(tmp_path / "w")
   holder = subprocess.Popen(
       [sys.executable, "-c", "import sys, time\nfrom compgen import files\n"
        "with files.hold(sys.argv[1], 'replay'):\n  print('held', flush=True)\n  time.sleep(600)",
-       workdir], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+       workdir], cwd=repo_root, stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == "held"
-    rival = _start("train", workdir, ["--config.train.num_steps=4"])
+    rival = start_job("train", workdir, ["--config.train.num_steps=4"])
     out = rival.communicate(timeout=300)[0]
     assert rival.returncode == 1, out[-3000:]
     message = [line for line in out.splitlines() if line.startswith("compgen: ")]
@@ -163,7 +170,8 @@ def test_a_second_writer_is_refused_at_once_and_a_killed_holder_blocks_nothing(t
   finally:
     holder.kill()
     holder.wait()
-  job = _start("train", workdir, ["--config.train.num_steps=4"])  # the dead holder's lock is gone
+  # the dead holder's lock is gone
+  job = start_job("train", workdir, ["--config.train.num_steps=4"])
   out = job.communicate(timeout=300)[0]
   assert job.returncode == 0, out[-3000:]
   assert _steps(os.path.join(workdir, "checkpoints"))[-1] == 4
@@ -188,8 +196,8 @@ def test_workdir_hold_is_reentrant_and_unwritable_workdirs_are_named(tmp_path):
       pass
 
 
-def test_damaged_checkpoint_falls_back_to_the_previous_step(tmp_path, capsys):
-  config = get_config("sprites", "vae,smoke")
+def test_damaged_checkpoint_falls_back_to_the_previous_step(tmp_path, capsys, config_of):
+  config = config_of("sprites", "vae,smoke")
   config.train.num_steps = 6
   uninterrupted = train_lib.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
   workdir = tmp_path / "damaged"
@@ -283,8 +291,8 @@ def test_outside_the_main_thread_sigterm_handling_is_off_and_says_so_once(capsys
   assert capsys.readouterr().out.count("cannot install a SIGTERM handler") == 1
 
 
-def test_real_divergence_stops_training_without_a_nan_checkpoint(tmp_path):
-  config = get_config("sprites", "smoke")
+def test_real_divergence_stops_training_without_a_nan_checkpoint(tmp_path, config_of):
+  config = config_of("sprites", "smoke")
   config.optim.update(learning_rate=1e30, grad_clip_norm=0.0)
   with pytest.raises(FloatingPointError, match=r"Non-finite .* at (evaluation )?step \d+"):
     train_lib.train_and_evaluate(config, str(tmp_path))

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from tests.training.test_train import ROOT
 
 
 def _base_python() -> str:
@@ -19,9 +18,9 @@ def _base_python() -> str:
 
 
 @pytest.fixture
-def checkout(tmp_path):
+def checkout(tmp_path, repo_root):
   (tmp_path / "launch").mkdir()
-  shutil.copy(os.path.join(ROOT, "launch", "python.sh"), tmp_path / "launch")
+  shutil.copy(os.path.join(repo_root, "launch", "python.sh"), tmp_path / "launch")
   return tmp_path
 
 

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 
-from tests.training.test_train import ROOT
 
 LAYERS = (
     ("compgen.files", "compgen.parallel", "compgen.plots", "compgen.tables"),
@@ -39,14 +38,14 @@ def layer(module: str) -> int:
   return best
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(root: str) -> dict[str, set[str]]:
   """{module: compgen modules it imports}, from the source of every module under compgen/."""
   modules = {}
-  for folder, _, names in os.walk(os.path.join(ROOT, "compgen")):
+  for folder, _, names in os.walk(os.path.join(root, "compgen")):
     for name in names:
       if name.endswith(".py"):
         path = os.path.join(folder, name)
-        module = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+        module = os.path.relpath(path, root)[:-3].replace(os.sep, ".")
         modules[module.removesuffix(".__init__")] = path
   graph = {}
   for module, path in modules.items():
@@ -88,17 +87,17 @@ def cycles(graph) -> list[str]:
   return found
 
 
-def test_no_module_imports_a_layer_above_its_own():
-  upward = upward_imports(import_graph())
+def test_no_module_imports_a_layer_above_its_own(repo_root):
+  upward = upward_imports(import_graph(repo_root))
   assert not upward, "\n".join(upward)
 
 
-def test_there_is_no_import_cycle():
-  found = cycles(import_graph())
+def test_there_is_no_import_cycle(repo_root):
+  found = cycles(import_graph(repo_root))
   assert not found, "\n".join(found)
 
 
-def test_the_checks_catch_the_imports_compgen_once_had():
+def test_the_checks_catch_the_imports_compgen_once_had(repo_root):
   old = {"compgen.training.train_lib": {"compgen.evaluation.readout"},
          "compgen.data.pipeline": {"compgen.data.pug"},
          "compgen.data.pug": {"compgen.data.pipeline"},
@@ -107,13 +106,13 @@ def test_the_checks_catch_the_imports_compgen_once_had():
       "compgen.training.train_lib (layer 3) imports compgen.evaluation.readout (layer 5)"]
   assert cycles(old) == ["compgen.data.pipeline -> compgen.data.pug -> compgen.data.pipeline"]
   assert layer("compgen.study.sweep") == 6 and layer("compgen.data.__main__") == 7
-  graph = import_graph()  # the parser resolves `from compgen.data import checks`
+  graph = import_graph(repo_root)  # the parser resolves `from compgen.data import checks`
   assert "compgen.data.checks" in graph["compgen.data.pipeline"]
   assert "compgen.training.probe" in graph["compgen.training.train_lib"]
 
 
-def test_evaluation_holds_the_scores_and_imports_nothing_above_inversion():
-  graph = import_graph()
+def test_evaluation_holds_the_scores_and_imports_nothing_above_inversion(repo_root):
+  graph = import_graph(repo_root)
   scores = [m for m in graph if m.startswith("compgen.evaluation")]
   assert sorted(scores) == ["compgen.evaluation", "compgen.evaluation.identifiability",
                             "compgen.evaluation.interaction"]
@@ -122,9 +121,9 @@ def test_evaluation_holds_the_scores_and_imports_nothing_above_inversion():
   assert not above, above
 
 
-def test_importing_the_models_loads_no_data_checkpoint_or_plotting_library():
+def test_importing_the_models_loads_no_data_checkpoint_or_plotting_library(repo_root):
   code = ("import sys, compgen.models; print(sorted(m for m in ('tensorflow_datasets', "
           "'orbax.checkpoint', 'matplotlib', 'scipy') if m in sys.modules))")
-  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+  out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True,
                        timeout=120, check=True)
   assert out.stdout.strip() == "[]"

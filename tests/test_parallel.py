@@ -17,16 +17,19 @@ from compgen import parallel
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job
 from compgen.training import train_lib
-from tests.training.test_train import ROOT, get_config
 
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 
-def _config(devices, fsdp_min_size=0):
-  config = get_config("sprites", "smoke")
-  config.mesh.data = devices
-  config.mesh.fsdp_min_size = fsdp_min_size
-  return config
+@pytest.fixture(scope="module")
+def smoke_on(config_of):
+  """(devices, fsdp_min_size=0) -> the sprites smoke config on that data mesh."""
+  def make(devices, fsdp_min_size=0):
+    config = config_of("sprites", "smoke")
+    config.mesh.data = devices
+    config.mesh.fsdp_min_size = fsdp_min_size
+    return config
+  return make
 
 
 def _run_jobs(config, workdir):
@@ -46,14 +49,14 @@ def _assert_trees_close(a, b):
 
 
 @pytest.fixture(scope="module")
-def one_device(tmp_path_factory):
+def one_device(tmp_path_factory, smoke_on):
   workdir = str(tmp_path_factory.mktemp("one_device"))
-  return (workdir,) + _run_jobs(_config(1), workdir)
+  return (workdir,) + _run_jobs(smoke_on(1), workdir)
 
 
-def test_eight_devices_give_the_one_device_results(one_device, tmp_path):
+def test_eight_devices_give_the_one_device_results(one_device, tmp_path, smoke_on):
   _, state1, latents1, replay1 = one_device
-  state8, latents8, replay8 = _run_jobs(_config(8), str(tmp_path))
+  state8, latents8, replay8 = _run_jobs(smoke_on(8), str(tmp_path))
   _assert_trees_close(state1.params, state8.params)
   for split in latents1:
     np.testing.assert_allclose(latents1[split], latents8[split], **TOL)
@@ -69,9 +72,9 @@ def test_global_batch_is_split_over_the_devices():
   assert {s.device for s in batch.addressable_shards} == set(jax.devices())
 
 
-def test_fsdp_shards_large_arrays_and_trains_like_replication(one_device, tmp_path):
+def test_fsdp_shards_large_arrays_and_trains_like_replication(one_device, tmp_path, smoke_on):
   _, state1, _, _ = one_device
-  config = _config(8, fsdp_min_size=1024)
+  config = smoke_on(8, fsdp_min_size=1024)
   config.train.num_steps = 4
   state = train_lib.train_and_evaluate(config, str(tmp_path))
   specs = {tuple(leaf.sharding.spec) for leaf in jax.tree.leaves(state.params)
@@ -95,8 +98,8 @@ def test_state_sharding_picks_the_largest_divisible_dimension():
                              parallel.state_sharding(shapes, mesh, 0).values()))
 
 
-def test_mesh_settings_are_checked():
-  config = _config(9)
+def test_mesh_settings_are_checked(smoke_on):
+  config = smoke_on(9)
   with pytest.raises(ValueError, match="mesh.data=9"):
     parallel.make_mesh(config.mesh)
 
@@ -107,44 +110,51 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _gpu_multi(job, workdir, port):
-  """Two processes with two CPU devices each, started by launch/gpu_multi.sh."""
-  env = dict(os.environ, JOB=job, LOCAL_PROCESSES="2", PORT=str(port), PYTHON=sys.executable,
-             XLA_FLAGS="--xla_force_host_platform_device_count=2",
-             PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  proc = subprocess.run(["bash", os.path.join(ROOT, "launch", "gpu_multi.sh"),
-                         "configs/sprites.py:smoke", workdir], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-  return proc.stdout
+@pytest.fixture(scope="module")
+def gpu_multi(repo_root):
+  """(job, workdir, port) -> stdout of two processes with two CPU devices each, started by
+  launch/gpu_multi.sh."""
+  def run(job, workdir, port):
+    env = dict(os.environ, JOB=job, LOCAL_PROCESSES="2", PORT=str(port), PYTHON=sys.executable,
+               XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               PYTHONPATH=repo_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(["bash", os.path.join(repo_root, "launch", "gpu_multi.sh"),
+                           "configs/sprites.py:smoke", workdir], cwd=repo_root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+  return run
 
 
 @pytest.mark.slow
-def test_two_processes_train_and_search_like_one(one_device, tmp_path):
+def test_two_processes_train_and_search_like_one(one_device, tmp_path, gpu_multi, smoke_on):
   workdir1, state1, latents1, _ = one_device
   workdir = str(tmp_path / "two_processes")
-  out = _gpu_multi("train", workdir, _free_port())
+  out = gpu_multi("train", workdir, _free_port())
   assert "[p0] test_ood" in out and "[p1] test_ood" not in out  # process 0 reports
   rows = (tmp_path / "two_processes" / "metrics.jsonl").read_text().splitlines()
   assert len(rows) == len((open(os.path.join(workdir1, "metrics.jsonl")).readlines()))
   # Restore in this single process (8 devices) what 2 processes x 2 devices saved.
-  config = _config(-1)
+  config = smoke_on(-1)
   _, params, step = train_lib.restore_trained(config, workdir)
   assert step == 4
   _assert_trees_close(state1.params, params)
-  _gpu_multi("search", workdir, _free_port())
+  gpu_multi("search", workdir, _free_port())
   for split, z in latents1.items():
     np.testing.assert_allclose(np.load(os.path.join(workdir, "search", f"{split}.npz"))["z"],
                                z, **TOL)
 
 
-def _tpu_pod(*args, **env):
-  return subprocess.run(["bash", os.path.join(ROOT, "launch", "tpu_pod.sh"), *args],
-                        env=dict(os.environ, **env), capture_output=True, text=True)
+@pytest.fixture(scope="module")
+def tpu_pod(repo_root):
+  """(*args, **env) -> the finished launch/tpu_pod.sh *args."""
+  return lambda *args, **env: subprocess.run(
+      ["bash", os.path.join(repo_root, "launch", "tpu_pod.sh"), *args],
+      env=dict(os.environ, **env), capture_output=True, text=True)
 
 
-def test_tpu_pod_command_line():
-  proc = _tpu_pod("my-tpu", "us-central2-b", "configs/sprites.py:fast32", "gs://bucket/run",
+def test_tpu_pod_command_line(tpu_pod):
+  proc = tpu_pod("my-tpu", "us-central2-b", "configs/sprites.py:fast32", "gs://bucket/run",
                   "--config.seed=1", DRY_RUN="1", REPO="https://example.org/compgen.git",
                   REV="abc123", JOB="search")
   assert proc.returncode == 0, proc.stderr
@@ -162,11 +172,11 @@ def test_tpu_pod_command_line():
                          "--config.seed=1")
 
 
-def test_tpu_pod_refuses_a_local_workdir():
-  proc = _tpu_pod("my-tpu", "zone", "configs/sprites.py", "/tmp/run", DRY_RUN="1")
+def test_tpu_pod_refuses_a_local_workdir(tpu_pod):
+  proc = tpu_pod("my-tpu", "zone", "configs/sprites.py", "/tmp/run", DRY_RUN="1")
   assert proc.returncode == 2
   assert "not a gs:// path" in proc.stderr and "gs://my-bucket" in proc.stderr
-  assert _tpu_pod("only-two", "args").returncode == 2
+  assert tpu_pod("only-two", "args").returncode == 2
 
 
 def test_distributed_start_reads_the_compgen_environment(monkeypatch):

@@ -12,13 +12,12 @@ import pytest
 from compgen import parallel
 from compgen.inversion import replay, search_job
 from compgen.training import checkpoints, train_lib
-from tests.training.test_train import ROOT, get_config
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, config_of):
   workdir = str(tmp_path_factory.mktemp("trained"))
-  config = get_config("sprites", "smoke")
+  config = config_of("sprites", "smoke")
   train_lib.train_and_evaluate(config, workdir)
   return config, workdir
 
@@ -76,19 +75,19 @@ def test_replay_job_then_search_from_the_replay_encoder(trained):
   assert np.isfinite(result["test_ood"]["mse_search"])
 
 
-def test_jobs_refuse_a_workdir_without_a_trained_model(tmp_path):
-  config = get_config("sprites", "smoke")
+def test_jobs_refuse_a_workdir_without_a_trained_model(tmp_path, config_of):
+  config = config_of("sprites", "smoke")
   with pytest.raises(checkpoints.CheckpointError, match="No trained model"):
     search_job.search_and_save(config, str(tmp_path))
   with pytest.raises(checkpoints.CheckpointError, match="No trained model"):
     replay.replay_and_evaluate(config, str(tmp_path))
 
 
-def test_train_search_replay_from_the_command_line(tmp_path):
+def test_train_search_replay_from_the_command_line(tmp_path, repo_root):
   for job in ("train", "search", "replay"):
     proc = subprocess.run([sys.executable, "-m", f"compgen.{job}",
                            "--config=configs/synthetic.py:smoke", f"--workdir={tmp_path}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+                          cwd=repo_root, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, (job, proc.stderr[-3000:])
   assert "matched R²" in proc.stdout or "replay_encoder" in proc.stdout
   assert (tmp_path / "search" / "test_ood.npz").exists()

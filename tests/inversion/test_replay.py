@@ -5,10 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from compgen import config_lib, models
 from compgen.data import scenes, synthetic
 from compgen.inversion import priors, replay
-from compgen.training import train_lib
 
 
 @pytest.fixture(scope="module")
@@ -50,28 +48,14 @@ def test_gaussian_log_prob_is_the_product_of_slot_densities(diagonal_latents):
     priors.fit_prior("gaussian", np.full((4, 2, 3), np.nan))
 
 
-def _train_encoder(sampler, sampler_args, steps=800, seed=0, dim=16, slot_dim=3):
-  """An MLP encoder trained on `sampler` batches (x [B, dim], z [B, 2, slot_dim]) -> ĝ."""
-  cfg = config_lib.model_config(slot_dim=slot_dim)
-  encoder = models.make_encoder(cfg, num_slots=2)
-  params = encoder.init(jax.random.PRNGKey(seed), jnp.zeros((1, dim)))["params"]
-  optimizer = train_lib.make_optimizer(config_lib.training_config().optim, steps)
-  encode = lambda p, x: encoder.apply({"params": p}, x)["mean"]
-  step = jax.jit(replay.make_encoder_step(encode, sampler, optimizer))
-  state = train_lib.TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
-  for i in range(steps):
-    state, _ = step(state, jax.random.PRNGKey(i), *sampler_args)
-  return lambda x: encode(state.params, x)
-
-
-def test_replay_through_the_true_generator_generalises_ood(diagonal_latents):
+def test_replay_through_the_true_generator_generalises_ood(diagonal_latents, train_encoder):
   id_latents, spec = diagonal_latents
   gen_params, generate = synthetic.make_generator(spec.generator)
   ood = scenes.generate(spec, "test_ood")
   prior = priors.fit_prior("empirical", id_latents)  # fitted on ID latents only
-  replayed = _train_encoder(replay.replay_sampler(generate, 128), (gen_params, prior))
+  replayed = train_encoder(replay.replay_sampler(generate, 128), (gen_params, prior))
   id_x = generate(gen_params, jnp.asarray(id_latents))
-  supervised = _train_encoder(replay.dataset_sampler(128), (id_x, jnp.asarray(id_latents)))
+  supervised = train_encoder(replay.dataset_sampler(128), (id_x, jnp.asarray(id_latents)))
 
   def ood_r2(encode):
     pred = np.asarray(encode(jnp.asarray(ood["x"])))

@@ -8,16 +8,15 @@ from compgen import models
 from compgen.data import pipeline
 from compgen.inversion import priors
 from compgen.inversion import search_job
-from compgen.training import objectives, train_lib
+from compgen.training import train_lib
 from compgen import parallel
-from tests.training.test_train import get_config
 
 pytestmark = pytest.mark.slow
 
 
-def test_search_through_a_briefly_trained_conv_decoder_lowers_the_ood_error(tmp_path):
-  config = get_config("sprites", "conv,conv_encoder,smoke")
-  defaults = get_config("sprites", "conv,conv_encoder").model
+def test_search_through_a_briefly_trained_conv_decoder_lowers_the_ood_error(tmp_path, config_of):
+  config = config_of("sprites", "conv,conv_encoder,smoke")
+  defaults = config_of("sprites", "conv,conv_encoder").model
   config.model.decoders.conv, config.model.encoders.conv = (defaults.decoders.conv,
                                                             defaults.encoders.conv)
   config.mesh.data = 1

@@ -21,14 +21,17 @@ from compgen.inversion import priors, replay
 from compgen.inversion import search_job
 from compgen.inversion import search as search_lib
 from compgen.training import train_lib
-from tests.inversion.test_replay import _train_encoder
-from tests.training.test_train import get_config
 
 pytestmark = pytest.mark.slow
 
 
-def _iid_config(decoder):
-  config = get_config("synthetic", f"iid,{decoder}")
+@pytest.fixture(scope="module")
+def iid_config(config_of):
+  """(decoder) -> the synthetic iid config of that decoder, small."""
+  return lambda decoder: _small_iid(config_of("synthetic", f"iid,{decoder}"), decoder)
+
+
+def _small_iid(config, decoder):
   config.data.update(num_train=2000, num_test_id=500, num_test_ood=500)
   config.data.synthetic.output_dim = 16  # the small setting of the README's iid row
   config.model.decoders[decoder].hidden = (64, 64, 64)
@@ -40,11 +43,12 @@ def _iid_config(decoder):
   return config
 
 
-def test_additive_decoder_identifies_slots_on_iid_data_and_the_control_does_not(tmp_path):
+def test_additive_decoder_identifies_slots_on_iid_data_and_the_control_does_not(
+    tmp_path, iid_config):
   scores = {}
   for decoder in ("additive", "unconstrained"):
     workdir = str(tmp_path / decoder)
-    train_lib.train_and_evaluate(_iid_config(decoder), workdir)
+    train_lib.train_and_evaluate(iid_config(decoder), workdir)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
       scores[decoder] = [json.loads(r) for r in f][-1]["test_id/matched_r2"]
   assert scores["additive"] > 0.9, scores
@@ -86,7 +90,8 @@ def _r2(pred, truth):
   return float((1 - ((pred - truth) ** 2).mean(0) / truth.var(0)).mean())
 
 
-def test_search_and_replay_through_a_learned_additive_decoder_beat_the_encoder_ood(l_shaped):
+def test_search_and_replay_through_a_learned_additive_decoder_beat_the_encoder_ood(
+    l_shaped, train_encoder):
   """The claim at its core, without the autoencoder's slot-identification step: a decoder and
   an encoder learned from the same ID pairs. The decoder (K·m = 4 inputs) extrapolates to the
   OOD combinations, the encoder (d_x = 64 inputs) does not, so inverting the decoder — by
@@ -98,14 +103,14 @@ def test_search_and_replay_through_a_learned_additive_decoder_beat_the_encoder_o
   _, train, ood = l_shaped
   z, x = jnp.asarray(train["latents"]), jnp.asarray(train["x"])
   z_ood, x_ood = ood["latents"], jnp.asarray(ood["x"])
-  supervised = _train_encoder(replay.dataset_sampler(128), (x, z), dim=64, slot_dim=2)
+  supervised = train_encoder(replay.dataset_sampler(128), (x, z), dim=64, slot_dim=2)
   guess = np.asarray(supervised(x_ood))
   prior = priors.fit_prior("empirical", np.asarray(z))  # ID latents, slots sampled independently
   decode, params = _fit_additive_decoder(z, x)
   searcher = search_lib.Searcher(decode, optax.adam(0.03), num_steps=150)
   starts = search_job.add_restarts(jnp.asarray(guess), prior, 4, jax.random.PRNGKey(2))
   result = searcher(params, x_ood, starts)
-  replayed = _train_encoder(replay.replay_sampler(decode, 128), (params, prior), dim=64,
+  replayed = train_encoder(replay.replay_sampler(decode, 128), (params, prior), dim=64,
                             slot_dim=2)
   scores = {"encoder": _r2(guess, z_ood), "search": _r2(np.asarray(result.z), z_ood),
             "replay_encoder": _r2(np.asarray(replayed(x_ood)), z_ood)}

@@ -11,13 +11,12 @@ from compgen.study import composition
 from compgen.study import experiment
 from compgen.study import supervised
 from compgen import parallel
-from tests.training.test_train import ROOT, get_config
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory):
+def ran(tmp_path_factory, config_of):
   workdir = str(tmp_path_factory.mktemp("experiment"))
-  config = get_config("sprites", "smoke")
+  config = config_of("sprites", "smoke")
   return config, workdir, experiment.run_experiment(config, workdir)
 
 
@@ -51,23 +50,24 @@ def test_experiment_scores_every_method_and_the_control(ran):
   assert set(results["interaction"]) == {"additive", "unconstrained"}
 
 
-def test_rerun_reuses_the_cached_latents_and_the_cli_prints_the_table(ran):
+def test_rerun_reuses_the_cached_latents_and_the_cli_prints_the_table(ran, repo_root):
   config, workdir, _ = ran
   cache = os.path.join(workdir, "seed0", "additive", "experiment", "latents.npz")
   written = os.path.getmtime(cache)
   out = subprocess.run(
       [sys.executable, "-m", "compgen.experiment", "--config=configs/sprites.py:smoke",
-       f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+       f"--workdir={workdir}"], cwd=repo_root, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   assert "| additive: replay_search |" in out.stdout
   assert os.path.getmtime(cache) == written
 
 
-def test_more_seeds_and_other_search_settings_reuse_the_models_and_redo_the_latents(ran, capsys):
+def test_more_seeds_and_other_search_settings_reuse_the_models_and_redo_the_latents(
+    ran, capsys, config_of):
   _, workdir, _ = ran
   cache = os.path.join(workdir, "seed0", "additive", "experiment", "latents.npz")
   written = os.path.getmtime(cache)
-  config = get_config("sprites", "smoke")
+  config = config_of("sprites", "smoke")
   config.experiment.update(seeds=2, control_seeds=1, composed_pool=64, supervised_steps=20)
   config.search.num_steps += 1
   results = experiment.run_experiment(config, workdir)
@@ -102,14 +102,14 @@ def test_more_seeds_and_other_search_settings_reuse_the_models_and_redo_the_late
   assert record["search"]["num_steps"] == 6 and record["trained_step"] == 4
 
 
-def test_bad_experiment_settings_are_refused(ran, tmp_path):
-  config = get_config("sprites", "smoke")
+def test_bad_experiment_settings_are_refused(ran, tmp_path, config_of):
+  config = config_of("sprites", "smoke")
   config.experiment.readout_fit = "decoder"
   with pytest.raises(ValueError, match="readout_fit"):
     experiment.run_experiment(config, str(tmp_path))
 
 
-def test_readouts_are_fitted_on_id_latents_only():
+def test_readouts_are_fitted_on_id_latents_only(config_of):
   """Poisoned latents: every method's fit and ID latents are noise, its OOD latents the truth.
   Readouts fitted on ID learn nothing and score ≈ 0 OOD; fitted on OOD they would score ≈ 1,
   as they do once the fit latents are the truth too."""
@@ -123,7 +123,7 @@ def test_readouts_are_fitted_on_id_latents_only():
       latents[f"{method}/{split}/z"] = (arrays["ood"]["latents"] if split == "ood"
                                         else rng.normal(size=(n, k, m)))
       latents[f"{method}/{split}/mse"] = np.ones(n)
-  config = get_config("synthetic", "smoke")
+  config = config_of("synthetic", "smoke")
   config.experiment.readout_steps = 200
   score = lambda: experiment.score_methods(config, latents, arrays, ["z0", "z1"], None, 0)
   for readout_fit in ("own", "encoder"):
@@ -162,14 +162,15 @@ def test_recombined_slots_are_the_inferred_slots_of_the_nearest_id_objects():
   assert z[0, 1, -1] == test_fac[0, 0, 0] and 0 < distance[0, 0] < 1
 
 
-def test_the_supervised_reference_reads_the_slots_it_is_trained_on(tmp_path, monkeypatch):
+def test_the_supervised_reference_reads_the_slots_it_is_trained_on(
+    tmp_path, monkeypatch, config_of):
   """On the synthetic smoke data an encoder trained on (x, true latents) pairs identifies the
   slots ID (its targets: standardised latents, one-hot categories) and a decoder trained on
   them reconstructs; a rerun reads the cache."""
   t = supervised.slot_targets(np.array([[[1.0, 3.0]]]), np.array([[[2]]]), (3,),
                               np.array([[1.0, 1.0]]), np.array([[1.0, 2.0]]))
   np.testing.assert_array_equal(t, [[[0.0, 1.0, 0.0, 0.0, 1.0]]])
-  config = get_config("synthetic", "smoke")
+  config = config_of("synthetic", "smoke")
   config.experiment.update(supervised_steps=300, supervised_decoder=True, readout_steps=200)
   arrays = experiment.load_arrays(config)
   names, num_categories = experiment.factor_names(config, arrays)

@@ -7,21 +7,20 @@ import numpy as np
 
 from compgen.data import pipeline
 from compgen.study import experiment
-from tests.training.test_train import get_config
 
 LATENT_NAMES, FACTOR_NAMES = ["left", "top", "size", "colour"], ["form"]
 
 
-def test_a_folder_of_scenes_with_named_factors_runs_the_experiment(tmp_path):
+def test_a_folder_of_scenes_with_named_factors_runs_the_experiment(tmp_path, config_of):
   scenes, workdir = tmp_path / "scenes", tmp_path / "experiment"
   scenes.mkdir()
-  rendered = get_config("sprites", "smoke")  # stands in for your renderer
+  rendered = config_of("sprites", "smoke")  # stands in for your renderer
   for split in ("train", "test_id", "test_ood"):
     arrays = pipeline.load_split(rendered.data, split)[:]
     np.savez(scenes / f"{split}.npz", image=np.round(arrays["image"] * 255).astype(np.uint8),
              latents=arrays["latents"], factors=arrays["factors"],
              latent_names=np.array(LATENT_NAMES), factor_names=np.array(FACTOR_NAMES))
-  config = get_config("sprites", "smoke")
+  config = config_of("sprites", "smoke")
   config.data.update(dataset="npz", npz_path=str(scenes))
   config.experiment.control = ""
   results = experiment.run_experiment(config, str(workdir))

@@ -10,19 +10,22 @@ import pytest
 
 from compgen import plots
 from compgen.study import experiment, sweep
-from tests.training.test_train import ROOT
 
-SPEC = os.path.join(ROOT, "configs", "synthetic.py:smoke")
 # two candidates per model, each scored: the sweep's cells also test population runs
 SETTINGS = {"experiment.readout_steps": 20, "mesh.data": 1, "model.candidates": 2,
             "experiment.score_candidates": True}
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
+def sweep_spec(repo_root):
+  return os.path.join(repo_root, "configs", "synthetic.py:smoke")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, sweep_spec):
   workdir = str(tmp_path_factory.mktemp("sweep"))
   axes = [sweep.Axis.parse("data.split.delta=0.1,0.3"), sweep.Axis.parse("variant=n1")]
-  return workdir, axes, sweep.run_sweep(SPEC, axes, workdir, SETTINGS)
+  return workdir, axes, sweep.run_sweep(sweep_spec, axes, workdir, SETTINGS)
 
 
 def test_every_cell_is_an_experiment_of_its_own_settings(swept):
@@ -59,36 +62,37 @@ def test_every_cell_is_an_experiment_of_its_own_settings(swept):
   assert table.count("\n") == 1 + len(out["cells"]) and "| 0.3 | n1 |" in table
 
 
-def test_a_rerun_reads_finished_cells_back_and_a_changed_config_runs_again(swept, monkeypatch):
+def test_a_rerun_reads_finished_cells_back_and_a_changed_config_runs_again(
+    swept, monkeypatch, sweep_spec):
   workdir, axes, out = swept
   calls = []
   monkeypatch.setattr(experiment, "run_experiment", lambda config, wd: calls.append(wd))
-  again = sweep.run_sweep(SPEC, axes, workdir, SETTINGS)
+  again = sweep.run_sweep(sweep_spec, axes, workdir, SETTINGS)
   assert again["cells"] == out["cells"] and not calls
   with pytest.raises(TypeError):  # the stand-in returns None: it was called
-    sweep.run_sweep(SPEC, axes, workdir, {**SETTINGS, "experiment.readout_steps": 21})
+    sweep.run_sweep(sweep_spec, axes, workdir, {**SETTINGS, "experiment.readout_steps": 21})
   assert calls == [os.path.join(workdir, sweep.cell_name(out["cells"][0]["values"]))]
 
 
-def test_bad_grids_are_refused_before_anything_runs(tmp_path):
+def test_bad_grids_are_refused_before_anything_runs(tmp_path, sweep_spec):
   with pytest.raises(ValueError, match="KEY=V1,V2"):
     sweep.Axis.parse("data.split.delta")
   with pytest.raises(KeyError, match="data.split.delta"):
-    sweep.run_sweep(SPEC, [sweep.Axis.parse("data.split.detla=0.1")], str(tmp_path))
+    sweep.run_sweep(sweep_spec, [sweep.Axis.parse("data.split.detla=0.1")], str(tmp_path))
   with pytest.raises(ValueError, match="Unknown config variant"):
-    sweep.run_sweep(SPEC, [sweep.Axis.parse("variant=n7")], str(tmp_path))
+    sweep.run_sweep(sweep_spec, [sweep.Axis.parse("variant=n7")], str(tmp_path))
   with pytest.raises(ValueError, match="twice"):
-    sweep.run_sweep(SPEC, [sweep.Axis.parse("seed=0"), sweep.Axis.parse("seed=1")],
+    sweep.run_sweep(sweep_spec, [sweep.Axis.parse("seed=0"), sweep.Axis.parse("seed=1")],
                     str(tmp_path))
   assert not os.listdir(tmp_path)
   with pytest.raises(ValueError, match="1 to 3 grid axes"):
     plots.sweep_map({"axes": [{"key": k, "values": [0]} for k in "abcd"], "cells": []})
 
 
-def test_the_sweep_cli_refuses_a_misspelt_key_in_one_line(tmp_path):
-  out = subprocess.run([sys.executable, "-m", "compgen.sweep", f"--config={SPEC}",
+def test_the_sweep_cli_refuses_a_misspelt_key_in_one_line(tmp_path, repo_root, sweep_spec):
+  out = subprocess.run([sys.executable, "-m", "compgen.sweep", f"--config={sweep_spec}",
                         f"--workdir={tmp_path / 'w'}", "--grid=data.split.detla=0.1"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+                       cwd=repo_root, capture_output=True, text=True, timeout=300, check=False)
   assert out.returncode == 1
   assert out.stderr.strip().splitlines()[-1].startswith(
       "compgen.sweep: Unknown config key 'data.split.detla'"), out.stderr[-2000:]
