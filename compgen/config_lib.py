@@ -11,6 +11,7 @@ errors that name the key, the keys there are and the closest ones: `unknown_key`
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 import os
 import re
@@ -58,6 +59,7 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
       "variational": False,          # VAE (β-KL, reparametrised sampling) instead of AE
       "candidates": 1,               # autoencoders trained side by side from independent
                                      # inits; the lowest ID training reconstruction is kept
+      "keep_candidate_at": 0,        # > 0: keep it at this step, train on only that one
       "decoders": {
           # slot_index: slot k decoded by φ(z_k, k); False: one φ shared by exchangeable slots
           # upsampling: "subpixel" (transposed convolutions as matmuls) | "xla" (XLA's
@@ -263,20 +265,18 @@ def unknown_key(config: ml_collections.ConfigDict, key: str) -> str | None:
 
 
 def override(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
-  """config[key] = value for a dotted key; an unknown key is a KeyError and a value of the
-  wrong type a TypeError, each naming the key and what it takes."""
+  """config[key] = value for a dotted key (`ConfigDict.update_from_flattened_dict`); an
+  unknown key is a KeyError and a value of the wrong type a TypeError, each naming the key and
+  what it takes."""
   problem = unknown_key(config, key)
   if problem:
     raise KeyError(problem)
-  *parents, leaf = key.split(".")
-  node = config
-  for name in parents:
-    node = node[name]
   try:
-    node[leaf] = value
+    config.update_from_flattened_dict({key: value})
   except TypeError as e:
-    raise TypeError(f"Config key {key!r} takes {_type_name(node[leaf])} (it is "
-                    f"{node[leaf]!r}), not {value!r} ({type(value).__name__}).") from e
+    old = functools.reduce(lambda node, name: node[name], key.split("."), config)
+    raise TypeError(f"Config key {key!r} takes {_type_name(old)} (it is {old!r}), not "
+                    f"{value!r} ({type(value).__name__}).") from e
 
 
 def parse_flags(argv: list[str], flag_values=None) -> list[str]:

@@ -17,7 +17,7 @@ from compgen import models
 from compgen import parallel
 from compgen.data import pipeline
 from compgen.inversion import priors
-from compgen.training import checkpoints, loop, objectives, probe, train_lib
+from compgen.training import checkpoints, loop, objectives, probe, provenance, train_lib
 
 
 def replay_sampler(decode_fn, batch_size: int, mesh=None, micro_batch: int | None = None):
@@ -105,23 +105,17 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                       optimizer, rc.loss),
                     out_shardings=(state_sharding, repl), donate_argnums=0)
   ckpt = checkpoints.Checkpointer(out_dir, config.train.keep_checkpoints)
-  record = checkpoints.provenance(config, checkpoints.REPLAY_SECTIONS, trained_step=trained_step)
+  record = provenance.record(config, provenance.REPLAY_SECTIONS, trained_step=trained_step)
   if ckpt.latest_step() is not None:
-    stale = checkpoints.stale_reason(out_dir / "provenance.json", record,
-                                     f"The replay run in {out_dir}")
+    stale = provenance.stale(out_dir, record)
     if stale:
       ckpt.close()
       raise checkpoints.CheckpointError(
           f"{out_dir} holds a replay run made with other settings ({stale}). Set them back "
           f"to resume or reuse it, or delete {out_dir} to replay with the new ones (the "
           "trained model stays).")
-  if jax.process_index() == 0:
-    files.write_json(out_dir / "provenance.json", record)
-  restored = ckpt.restore_latest(train_lib.abstract_state(state_shape, state_sharding))
-  if restored is not None:
-    start, state, _ = restored
-  else:
-    start, state = 0, jax.jit(init_state, out_shardings=state_sharding)()
+  provenance.write_record(out_dir, record)
+  start, state, _ = ckpt.restore_or_init(init_state, state_sharding)
   prior = jax.device_put(prior, repl)
   decoder_params = params["decoder"]
   writer = loop.MetricWriter(out_dir)
@@ -156,7 +150,7 @@ def replay_encoder_params(config, workdir, params, mesh):
         f"compgen.replay --config=... --workdir={workdir}` first.")
   shape = jax.eval_shape(lambda: params["encoder"])
   try:  # the encoder's parameters only: any replay optimizer settings restore it
-    _, encoder, _ = ckpt.restore_latest(train_lib.abstract_state(
+    _, encoder, _ = ckpt.restore_latest(checkpoints.abstract_state(
         shape, parallel.state_sharding(shape, mesh)), params_only=True)
   finally:
     ckpt.close()

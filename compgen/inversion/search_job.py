@@ -27,7 +27,7 @@ from compgen.data import pipeline
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search as search_lib
-from compgen.training import checkpoints, probe, train_lib
+from compgen.training import checkpoints, probe, provenance, train_lib
 
 INITS = ("encoder", "replay_encoder", "prior", "zeros")
 # What a split's search results depend on (with the trained step, and the replay section and
@@ -102,7 +102,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   init_params = (replay_lib.replay_encoder_params(config, workdir, params, mesh)
                  if sc.init == "replay_encoder" else params)
   replay = sc.init == "replay_encoder"
-  record = checkpoints.provenance(
+  record = provenance.record(
       config, SEARCH_SECTIONS + (("replay",) if replay else ()), trained_step=trained_step,
       **({"replay_step": checkpoints.latest_step(files.path(workdir, "replay"))} if replay
          else {}))
@@ -122,7 +122,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   for split in sc.splits:
     path = out_dir / f"{split}.npz"
     if path.exists() and not overwrite:
-      stale = checkpoints.stale_reason(out_dir / f"{split}.provenance.json", record, str(path))
+      stale = provenance.stale(path, record)
       if not stale:
         print(f"{path} exists; skipping {split} (pass --overwrite to redo it).")
         continue
@@ -153,7 +153,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     report_diverged(arrays["finite"], f"search {split}")
     if jax.process_index() == 0:
       files.save_npz(path, **arrays)
-      files.write_json(out_dir / f"{split}.provenance.json", record)
+    provenance.write_record(path, record)
     summary[split] = {
         "num_images": int(len(arrays["z"])), "seconds": seconds,
         "image_steps_per_s": len(arrays["z"]) * sc.restarts * sc.num_steps / seconds,

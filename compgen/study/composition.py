@@ -34,7 +34,7 @@ from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
 from compgen.inversion import priors
 from compgen.inversion import search_job
-from compgen.training import checkpoints, train_lib
+from compgen.training import checkpoints, provenance, train_lib
 
 ROWS = ("encoder", "search", "recombined", "recombined_search")
 CACHE = "composition.json"  # in {model workdir}/experiment/
@@ -74,11 +74,11 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
   depend on (`latent_sections`) and this diagnostic's own."""
   ec, sc = config.experiment, config.search
   path = files.path(workdir, "experiment", CACHE)
-  record = checkpoints.provenance(
+  record = provenance.record(
       config, tuple(latent_sections) + ("experiment.composed_pool", "experiment.readout",
                                             "experiment.readout_steps"),
       trained_step=checkpoints.latest_step(workdir))
-  saved = checkpoints.read_cached(path, record, "result")
+  saved = provenance.read_json(path, record)
   if saved is not None:
     return saved
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
@@ -117,7 +117,7 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
                            if key.endswith("/ood")},
             "neighbour_distance": distance, "assignment": list(assignment),
             "pool": len(pool_z)}
-  checkpoints.write_cached(path, record, "result", result)
+  provenance.write_json(path, record, result)
   return result
 
 

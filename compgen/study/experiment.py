@@ -52,7 +52,7 @@ from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job
 from compgen.study import composition as composition_lib
 from compgen.study import supervised as supervised_lib
-from compgen.training import checkpoints, train_lib
+from compgen.training import candidates, checkpoints, provenance, train_lib
 
 METHODS = ("encoder", "search", "replay_encoder", "replay_search")
 SPLITS = {"fit": "train", "id": "test_id", "ood": "test_ood"}  # experiment name -> data split
@@ -105,12 +105,11 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   trace_mean [T] (mean search loss per step) and converged [N]; plus the decoder's
   interaction statistics as "interaction/{name}"."""
   path = files.path(workdir, "experiment", "latents.npz")
-  record = checkpoints.provenance(
+  record = provenance.record(
       config, LATENT_SECTIONS, trained_step=checkpoints.latest_step(workdir),
       replay_step=checkpoints.latest_step(files.path(workdir, "replay")))
-  record_path = files.path(workdir, "experiment", "latents.provenance.json")
   if path.exists() and not overwrite:
-    stale = checkpoints.stale_reason(record_path, record, str(path))
+    stale = provenance.stale(path, record)
     if not stale:
       return files.load_npz(path)
     print(f"{path} was made with other settings ({stale}); inferring the latents again.")
@@ -149,7 +148,7 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   out.update({f"interaction/{name}": np.asarray(v) for name, v in stats.items()})
   if jax.process_index() == 0:
     files.save_npz(path, **out)
-    files.write_json(record_path, record)
+  provenance.write_record(path, record)
   return out
 
 
@@ -161,10 +160,10 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
   `readout_fit` is "own"). Returns {"encoder/id", "encoder/ood", "search/ood": [C] scores};
   cached in `{workdir}/experiment/candidate_scores.json` with the latents' provenance."""
   path = files.path(workdir, "experiment", "candidate_scores.json")
-  record = checkpoints.provenance(config, LATENT_SECTIONS + ("experiment.readout",
+  record = provenance.record(config, LATENT_SECTIONS + ("experiment.readout",
                                                              "experiment.readout_steps"),
                                   trained_step=checkpoints.latest_step(workdir))
-  saved = checkpoints.read_cached(path, record, "scores")
+  saved = provenance.read_json(path, record)
   if saved is not None:
     return saved
   model, stacked, _ = train_lib.restore_candidates(config, workdir, mesh)
@@ -174,8 +173,8 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
   restart_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 8)
   scores = {"encoder/id": [], "encoder/ood": [], "search/ood": []}
   searcher = None
-  for i in range(train_lib.num_candidates(config)):
-    params = train_lib.candidate(stacked, i)
+  for i in range(candidates.count(config)):
+    params = candidates.take(stacked, i)
     z = {split: r[0] for split, r in
          train_lib.evaluate(infer, params, arrays, mesh, sc.batch_size).items()}
     prior = priors.fit_prior(sc.prior, z["fit"], seed=config.seed)
@@ -195,7 +194,7 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
         factor_names=names, steps=ec.readout_steps, seed=config.seed)
     for key in scores:
       scores[key].append(float(result[key]["score"]))
-  checkpoints.write_cached(path, record, "scores", scores)
+  provenance.write_json(path, record, scores)
   return scores
 
 
@@ -266,11 +265,16 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                      f"{READOUT_FITS}.")
   if ec.seeds < 1:
     raise ValueError(f"experiment.seeds={ec.seeds}: run at least one seed.")
+  if ec.score_candidates and candidates.keep_step(config) > 0:
+    raise ValueError(
+        "experiment.score_candidates scores every candidate of a population trained to the "
+        f"end, but model.keep_candidate_at={config.model.keep_candidate_at} keeps one at that "
+        "step: set model.keep_candidate_at=0 to score them all.")
   start = time.perf_counter()
   mesh = parallel.make_mesh(config.mesh)
   arrays = load_arrays(config)
   names, num_categories = factor_names(config, arrays)
-  runs, stage_seconds, interaction, pictures, traces, candidates = [], {}, {}, {}, {}, {}
+  runs, stage_seconds, interaction, pictures, traces, populations = [], {}, {}, {}, {}, {}
   composition, supervised = {}, {}
   control_seeds = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
   for seed in range(ec.seeds):
@@ -294,11 +298,11 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
       scores = score_methods(cfg, latents, arrays, names, num_categories, seed)
       timer["scoring"] = time.perf_counter() - t
       stage_seconds[f"seed{seed}/{label}"] = timer
-      kept = files.path(wd, train_lib.CANDIDATES_FILE)
+      kept = files.path(wd, candidates.FILE)
       if kept.exists():
-        candidates[f"seed{seed}/{label}"] = files.read_json(kept)
+        populations[f"seed{seed}/{label}"] = files.read_json(kept)
         if ec.score_candidates:
-          candidates[f"seed{seed}/{label}"]["scores"] = score_candidates(
+          populations[f"seed{seed}/{label}"]["scores"] = score_candidates(
               cfg, wd, arrays, mesh, names, num_categories)
       if ec.composed_pool > 0:
         composition[f"seed{seed}/{label}"] = composition_lib.diagnose(
@@ -317,7 +321,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   summary = _aggregate(runs)
   results = {"summary": summary, "runs": runs, "interaction": interaction,
              "seeds": list(range(ec.seeds)), "control_seeds": list(range(control_seeds)),
-             "stage_seconds": stage_seconds, "candidates": candidates,
+             "stage_seconds": stage_seconds, "candidates": populations,
              "composition": composition, "supervised": supervised,
              "wall_seconds": time.perf_counter() - start, "factor_names": names,
              "config": config.to_dict()}

@@ -38,7 +38,7 @@ from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
-from compgen.training import checkpoints, objectives, train_lib
+from compgen.training import objectives, provenance, train_lib
 
 NUM_PICTURES = 8
 CACHE = "supervised.json"  # in {workdir}/seed{s}/: one per seed, whatever the decoder
@@ -70,8 +70,8 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
   mean}, "steps"}; cached in `{workdir}/supervised.json` with the provenance of `SECTIONS`."""
   ec, tc = config.experiment, config.train
   path = files.path(workdir, CACHE)
-  record = checkpoints.provenance(config, SECTIONS)
-  saved = checkpoints.read_cached(path, record, "result")
+  record = provenance.record(config, SECTIONS)
+  saved = provenance.read_json(path, record)
   if saved is not None:
     return saved
   fit_factors = arrays["fit"].get("factors")
@@ -119,7 +119,7 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
             "identifiability": {s: scores[s]["score"] for s in ("id", "ood")},
             "per_factor": {s: scores[s]["per_factor"] for s in ("id", "ood")},
             "train_loss": train_loss, "steps": ec.supervised_steps}
-  checkpoints.write_cached(path, record, "result", result)
+  provenance.write_json(path, record, result)
   return result
 
 

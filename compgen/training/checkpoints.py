@@ -1,114 +1,29 @@
 """Checkpoints with orbax: `{workdir}/checkpoints/<step>/{state, data}`, resumed automatically.
 
 `state` is the train state pytree, `data` the batch iterator's position, so a resumed run sees
-exactly the batches an uninterrupted run would have seen.
+exactly the batches an uninterrupted run would have seen. What a workdir's results were made from
+is `provenance`'s job.
 """
 from __future__ import annotations
 
-import json
+from typing import Callable
 
 import jax
-import ml_collections
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from compgen import files
-
-# Config sections a workdir's trained model depends on: they must match to restore its
-# parameters (for search, replay, the experiment). Resuming the training itself also needs the
-# same loss and optimizer (a changed one would silently go on with the old optimizer state).
-# Others (e.g. train.num_steps, search, replay) may change.
-MODEL_SECTIONS = ("data", "model")
-TRAINING_SECTIONS = MODEL_SECTIONS + ("loss", "optim")
-REPLAY_SECTIONS = MODEL_SECTIONS + ("replay", "seed")  # a replay run, less its pacing
-
-
-# Settings that only pace or chunk a run, or pick what to run: changing them keeps its results.
-_PACING = {"replay": ("num_steps", "log_every", "eval_every", "checkpoint_every", "micro_batch"),
-           "search": ("splits", "micro_batch")}
-
-
-# Settings added after workdirs existed, with the value that does what compgen did before: a
-# saved config without one matches a current config that has this value.
-_ADDED_LATER = {"model": {"candidates": 1}}
-
-
-def _used(section: str, value):
-  """What of a saved or current config section a result depends on: the model section keeps
-  its decoder's and encoder's settings only (settings of other decoders, or decoders added
-  later, do not make a workdir another run's); replay and search drop their pacing; settings
-  of `_ADDED_LATER` at their old behaviour's value are dropped."""
-  if isinstance(value, dict) and section in _ADDED_LATER:
-    value = {k: v for k, v in value.items() if _ADDED_LATER[section].get(k, object()) != v}
-  if section in _PACING and isinstance(value, dict):
-    return {k: v for k, v in value.items() if k not in _PACING[section]}
-  if section != "model" or not isinstance(value, dict):
-    return value
-  kept = {k: v for k, v in value.items() if k not in ("decoders", "encoders")}
-  for group, name in (("decoders", value.get("decoder")), ("encoders", value.get("encoder"))):
-    kept[group] = {name: (value.get(group) or {}).get(name)}
-  return kept
-
-
-def provenance(config: ml_collections.ConfigDict, sections: tuple[str, ...], **extra) -> dict:
-  """What produced a cached result: {key: used settings} for each config section or dotted
-  key in `sections` (e.g. "search", "experiment.fit_examples"), plus `extra` (e.g. the
-  trained checkpoint step). Compare two with `differences`."""
-  out = _select(json.loads(config.to_json_best_effort()), sections)
-  out.update(extra)
-  return json.loads(json.dumps(out))  # tuples as lists, as they come back from JSON
-
-
-def _select(config: dict, sections: tuple[str, ...]) -> dict:
-  """{key: the used settings of that section or dotted key} of a config as a JSON dict."""
-  out = {}
-  for key in sections:
-    value = config
-    for part in key.split("."):
-      value = value.get(part) if isinstance(value, dict) else None
-    out[key] = _used(key, value)
-  return out
-
-
-def differences(saved: dict | None, current: dict) -> str:
-  """'' when `saved` (a `provenance` read back) equals `current`, else what differs."""
-  if saved is None:
-    return "no record of the settings it was made with"
-  return _diff(saved, current)
 
 
 class CheckpointError(RuntimeError):
   """A checkpoint or workdir that cannot be used; the message says why and what to do."""
 
 
-def stale_reason(record_path, current: dict, what: str) -> str:
-  """'' when the cached result whose `provenance` is saved at `record_path` was made by the
-  `current` settings, else what differs. A result without a record (written by an older
-  compgen) counts as current, with a printed warning, and gets one."""
-  if not record_path.exists():
-    print(f"WARNING: {what} has no record of the settings it was made with (an older compgen "
-          f"wrote it); taking it as made with the current ones and recording them in "
-          f"{record_path}.")
-    if jax.process_index() == 0:
-      files.write_json(record_path, current)
-    return ""
-  return differences(files.read_json(record_path), current)
-
-
-def read_cached(path, record: dict, key: str):
-  """A JSON cache {"provenance": record, key: value} at `path`: its value when it was made by
-  the settings `record` (see `provenance`), else None (missing or stale)."""
-  if path.exists():
-    saved = files.read_json(path)
-    if saved.get("provenance") == record:
-      return saved[key]
-  return None
-
-
-def write_cached(path, record: dict, key: str, value) -> None:
-  """Writes the cache `read_cached` reads back (process 0 only)."""
-  if jax.process_index() == 0:
-    files.write_json(path, {"provenance": record, key: value})
+def abstract_state(shape_tree, sharding_tree):
+  """The arrays of `shape_tree` (from `jax.eval_shape`) placed with `sharding_tree`: what
+  `Checkpointer.restore_latest` restores onto."""
+  return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                      shape_tree, sharding_tree)
 
 
 def latest_step(directory) -> int | None:
@@ -118,42 +33,6 @@ def latest_step(directory) -> int | None:
     return ckpt.latest_step()
   finally:
     ckpt.close()
-
-
-def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
-                         write: bool = True, sections: tuple[str, ...] = TRAINING_SECTIONS) -> None:
-  """Refuses a workdir whose saved config.json differs in `sections` (of the model, only its
-  decoder's and encoder's settings count); else (if `write`) saves the config there.
-
-  Training passes TRAINING_SECTIONS; jobs that only read the trained parameters pass
-  MODEL_SECTIONS (they may use other loss and optimizer settings)."""
-  path = files.path(workdir, "config.json")
-  current = json.loads(config.to_json_best_effort())
-  if path.exists():
-    old, new = _select(files.read_json(path), sections), _select(current, sections)
-    diffs = [f"{section}: {_diff(old[section], new[section])}" for section in sections
-             if old[section] != new[section]]
-    if diffs:
-      reading = sections == MODEL_SECTIONS
-      raise CheckpointError(
-          f"{workdir} holds a {'model trained with' if reading else 'run of'} a different "
-          f"config ({'; '.join(diffs)}). "
-          + ("Use the config it was trained with for these sections, or train a new model "
-             "in a new --workdir." if reading else
-             "Set these back to resume it, or use a new --workdir to train with the new "
-             "settings (its trained model stays usable by search and replay as it is)."))
-  if not write:
-    return
-  if jax.process_index() == 0:
-    files.write_json(path, current)
-
-
-def _diff(saved, current, prefix=""):
-  if isinstance(saved, dict) and isinstance(current, dict):
-    parts = [_diff(saved.get(k), current.get(k), f"{prefix}{k}.")
-             for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
-    return ", ".join(parts)
-  return f"{prefix.rstrip('.')} was {saved!r}, now {current!r}"
 
 
 _TRANSIENT_STATUS = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "PERMISSION_DENIED", "UNAUTHENTICATED",
@@ -273,6 +152,15 @@ class Checkpointer:
           + ". They were left in place: train again in a new --workdir, or move them away "
           "to start over in this one.")
     return None
+
+  def restore_or_init(self, init_state: Callable, sharding) -> tuple:
+    """(step, state, data_state): the newest readable step restored onto `sharding` (the
+    shardings of the tree `init_state()` returns), or else (0, `init_state()` placed with
+    `sharding`, None) — how training and replay start or resume."""
+    restored = self.restore_latest(abstract_state(jax.eval_shape(init_state), sharding))
+    if restored is not None:
+      return restored
+    return 0, jax.jit(init_state, out_shardings=sharding)(), None
 
   def _set_aside(self, step: int, why: str, fallback: int) -> None:
     target = self.directory.parent / "checkpoints_unreadable" / str(step)

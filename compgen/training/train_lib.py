@@ -4,12 +4,11 @@ One jitted train step over an explicit `TrainState` (donated), batches sharded o
 data axis, optax optimiser from the config, orbax checkpoints with automatic resume,
 metrics as JSON lines in `{workdir}/metrics.jsonl`, reconstructions in `{workdir}/reconstructions.png`.
 With `model.candidates` C > 1, C autoencoders from independent inits train side by side (one
-vmapped step) and the one that reconstructs the ID training data best is kept
-(`{workdir}/candidates.json`); every later job reads that one.
+vmapped step) and the one that reconstructs the ID training data best is kept (`candidates`).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import flax
 import jax
@@ -24,7 +23,7 @@ from compgen import parallel
 from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
-from compgen.training import checkpoints, loop, objectives, probe
+from compgen.training import candidates, checkpoints, loop, objectives, probe, provenance
 
 
 @flax.struct.dataclass
@@ -65,21 +64,10 @@ def build_model(config: ml_collections.ConfigDict, example: dict) -> models.Auto
                                 models.make_decoder(config.model, x.shape[1:]))
 
 
-CANDIDATES_FILE = "candidates.json"  # in a workdir: which candidate was kept, every one's error
-
-
-def num_candidates(config: ml_collections.ConfigDict) -> int:
-  """`model.candidates`, checked: how many autoencoders train side by side."""
-  c = config.model.get("candidates", 1)
-  if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-    raise ValueError(f"model.candidates={c!r}: give a whole number >= 1 (1 = one model).")
-  return c
-
-
-def make_train_step(model, config, optimizer):
+def make_train_step(model, config, optimizer, num: int | None = None):
   """(state, batch, rng) -> (state, metrics): one optax update of Eq. 4.2.
 
-  With `model.candidates` C > 1 the state's params and optimizer state carry a leading
+  With C = `num` (default `model.candidates`) > 1 the state's params and optimizer state carry a leading
   candidate axis [C, ...] and every candidate takes its update on the same batch (vmapped);
   the metrics are then the candidates' means, plus `best_mse`, the lowest training MSE, and
   each one's as `candidate{i}/mse`.
@@ -92,16 +80,16 @@ def make_train_step(model, config, optimizer):
     terms["grad_norm"] = optax.global_norm(grads)
     return optax.apply_updates(params, updates), opt_state, terms
 
-  candidates = num_candidates(config)
+  num = candidates.count(config) if num is None else num
 
   def train_step(state: TrainState, batch: dict, rng: jax.Array):
-    if candidates == 1:
+    if num == 1:
       params, opt_state, terms = update(state.params, state.opt_state, batch, rng, state.step)
     else:
       params, opt_state, terms = jax.vmap(update, in_axes=(0, 0, None, 0, None))(
-          state.params, state.opt_state, batch, jax.random.split(rng, candidates), state.step)
+          state.params, state.opt_state, batch, jax.random.split(rng, num), state.step)
       terms = {**{k: v.mean() for k, v in terms.items()}, "best_mse": terms["mse"].min(),
-               **{f"candidate{i}/mse": terms["mse"][i] for i in range(candidates)}}
+               **{f"candidate{i}/mse": terms["mse"][i] for i in range(num)}}
     return TrainState(state.step + 1, params, opt_state), terms
   return train_step
 
@@ -159,69 +147,39 @@ def state_initializer(config, model, optimizer, example_batch: dict):
   init) and candidate i from `fold_in(key, i)`."""
   example = models.model_input(example_batch)[:1]
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0)
-  candidates = num_candidates(config)
+  num = candidates.count(config)
 
   def init_one(rng):
     params = model.init(rng, example)
     return params, optimizer.init(params)
 
   def init_state():
-    if candidates == 1:
+    if num == 1:
       params, opt_state = init_one(key)
     else:
-      keys = jnp.stack([key] + [jax.random.fold_in(key, i) for i in range(1, candidates)])
-      params, opt_state = jax.vmap(init_one)(keys)
+      params, opt_state = jax.vmap(init_one)(candidates.init_keys(key, num))
     return TrainState(jnp.zeros((), jnp.int32), params, opt_state)
   return init_state
 
 
-def candidate(params, index: int):
-  """Candidate `index`'s params from a population's stacked params [C, ...]."""
-  return jax.tree.map(lambda p: p[index], params)
-
-
-def select_candidate(config, infer_fn, params, train_arrays: dict, mesh, batch_size: int):
-  """The candidate to keep: (its params, record) where record = {"selected": i,
-  "train_recon_mse": [C floats], "examples": N} scores every candidate by its mean
-  reconstruction MSE on `train_arrays` (N ID training examples) and selects the lowest.
-  A single model (C = 1) comes back as it is, with record None.
-
-  Only training data decide: by the theory of additive decoders an exact fit of the ID data
-  identifies the slots, and the runs that perceive OOD are those that fit ID best (README).
-  """
-  candidates = num_candidates(config)
-  if candidates == 1:
-    return params, None
-  mse = [float(evaluate(infer_fn, candidate(params, i), {"train": train_arrays}, mesh,
-                        batch_size)["train"][1].mean()) for i in range(candidates)]
-  best = int(np.argmin(mse))
-  return candidate(params, best), {"selected": best, "train_recon_mse": mse,
-                                   "examples": len(models.model_input(train_arrays))}
-
-
-def abstract_state(shape_tree, sharding_tree):
-  return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                      shape_tree, sharding_tree)
-
-
 def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
   """The trained autoencoder of `workdir`: (model, params replicated on `mesh`, step); of a
-  population (`model.candidates` > 1) the kept candidate's params (`kept_candidate`).
+  population (`model.candidates` > 1) the kept candidate's params (`keep_candidate`).
 
   Reads the parameters only, so `config.optim` and `config.loss` may differ from training's.
   Raises CheckpointError when the workdir holds no checkpoint or another model or data.
   """
   mesh = mesh or parallel.make_mesh(config.mesh)
   model, params, step = restore_candidates(config, workdir, mesh)
-  if num_candidates(config) > 1:
-    params, _ = kept_candidate(config, workdir, jax.jit(make_infer(model)), params, step, mesh)
+  if candidates.stacked_to_the_end(config):
+    params, _ = keep_candidate(config, workdir, jax.jit(make_infer(model)), params, step, mesh)
   return model, params, step
 
 
 def restore_candidates(config: ml_collections.ConfigDict, workdir: str, mesh=None):
-  """As `restore_trained`, but a population's params come back stacked [C, ...]."""
-  checkpoints.check_workdir_config(workdir, config, write=False,
-                                   sections=checkpoints.MODEL_SECTIONS)
+  """As `restore_trained`, but a population trained to the end comes back stacked [C, ...]."""
+  provenance.check_workdir_config(workdir, config, write=False,
+                                  sections=provenance.MODEL_SECTIONS)
   mesh = mesh or parallel.make_mesh(config.mesh)
   ckpt = checkpoints.Checkpointer(workdir, config.train.keep_checkpoints, create=False)
   if ckpt.latest_step() is None:
@@ -232,36 +190,36 @@ def restore_candidates(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   model = build_model(config, example)
   params_shape = jax.eval_shape(
       lambda: model.init(jax.random.PRNGKey(0), models.model_input(example)[:1]))
-  candidates = num_candidates(config)
-  if candidates > 1:
-    params_shape = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct((candidates,) + s.shape, s.dtype), params_shape)
+  if candidates.stacked_to_the_end(config):
+    params_shape = jax.tree.map(lambda s: jax.ShapeDtypeStruct(
+        (candidates.count(config),) + s.shape, s.dtype), params_shape)
   try:
-    step, params, _ = ckpt.restore_latest(abstract_state(params_shape, parallel.state_sharding(
-        params_shape, mesh, config.mesh.fsdp_min_size)), params_only=True)
+    sharding = parallel.state_sharding(params_shape, mesh, config.mesh.fsdp_min_size)
+    step, params, _ = ckpt.restore_latest(checkpoints.abstract_state(params_shape, sharding),
+                                          params_only=True)
   finally:
     ckpt.close()
   return model, params, step
 
 
-def kept_candidate(config, workdir: str, infer_fn, params, step: int, mesh,
+def train_mse(config, infer_fn, train_arrays: dict, mesh) -> Callable:
+  """params -> mean reconstruction MSE on `train_arrays` (ID training examples): what
+  `candidates.select` scores a candidate by."""
+  return lambda params: evaluate(infer_fn, params, {"train": train_arrays}, mesh,
+                                 config.train.batch_size)["train"][1].mean()
+
+
+def keep_candidate(config, workdir: str, infer_fn, params, step: int, mesh,
                    train_arrays: dict | None = None):
-  """`select_candidate` on the first `train.eval_examples` training examples, recorded with
-  `step` in `{workdir}/candidates.json` (read back from there when it holds this step)."""
-  path = files.path(workdir, CANDIDATES_FILE)
-  if path.exists():
-    record = files.read_json(path)
-    if record.get("step") == step:
-      return candidate(params, record["selected"]), record
-  if train_arrays is None:
-    train_arrays = first_examples(pipeline.load_split(config.data, "train"),
-                                  config.train.eval_examples)
-  params, record = select_candidate(config, infer_fn, params, train_arrays, mesh,
-                                    config.train.batch_size)
-  record["step"] = int(step)
-  if jax.process_index() == 0:
-    files.write_json(path, record)
-  return params, record
+  """`candidates.kept` of a population's stacked `params` at `step`, scored on `train_arrays`
+  (by default the first `train.eval_examples` training examples, loaded only when needed)."""
+  def score(p):
+    nonlocal train_arrays
+    if train_arrays is None:
+      train_arrays = first_examples(pipeline.load_split(config.data, "train"),
+                                    config.train.eval_examples)
+    return train_mse(config, infer_fn, train_arrays, mesh)(p)
+  return candidates.kept(workdir, params, step, candidates.count(config), score)
 
 
 @files.holds_workdir("train")
@@ -272,8 +230,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   `stop_at_step` ends this call early, with a checkpoint, at that step (the learning-rate
   schedule still follows `train.num_steps`); calling again continues the same run.
   """
-  num_candidates(config)  # a bad value is refused before the workdir is touched
-  checkpoints.check_workdir_config(workdir, config)
+  num, keep_at = candidates.count(config), candidates.keep_step(config)  # checked first
+  cut = num > 1 and keep_at > 0  # the population is cut to its best candidate at keep_at
+  provenance.check_workdir_config(workdir, config)
   mesh = parallel.make_mesh(config.mesh)
   tc = config.train
   parallel.check_batch_size(tc.batch_size, mesh)
@@ -290,50 +249,68 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   root = jax.random.PRNGKey(config.seed)
   init_state = state_initializer(config, model, optimizer, eval_arrays["train"])
   repl = parallel.replicated(mesh)
-  state_shape = jax.eval_shape(init_state)
-  state_sharding = parallel.state_sharding(state_shape, mesh, config.mesh.fsdp_min_size)
   batch_sharding = parallel.data_sharded(mesh)
-  train_step = jax.jit(make_train_step(model, config, optimizer),
-                       in_shardings=(state_sharding, batch_sharding, repl),
-                       out_shardings=(state_sharding, repl), donate_argnums=0)
   infer = jax.jit(make_infer(model))
 
+  def phase(size: int):
+    """(init, sharding, jitted step) of a state of `size` candidates (1: one model)."""
+    init = init_state if size == num else (lambda: candidates.take_state(init_state(), 0))
+    sharding = parallel.state_sharding(jax.eval_shape(init), mesh, config.mesh.fsdp_min_size)
+    step = jax.jit(make_train_step(model, config, optimizer, size),
+                   in_shardings=(sharding, batch_sharding, repl),
+                   out_shardings=(sharding, repl), donate_argnums=0)
+    return init, sharding, step
+
   ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
-  restored = ckpt.restore_latest(abstract_state(state_shape, state_sharding))
-  if restored is not None:
-    latest, state, data_state = restored
+  saved = ckpt.latest_step()
+  size = 1 if cut and saved is not None and saved > keep_at else num
+  init, sharding, train_step = phase(size)
+  latest, state, data_state = ckpt.restore_or_init(init, sharding)
+  if data_state is not None:
     train_iter.restore(data_state)
     print(f"Resumed from {ckpt.directory}/{latest} (step {int(state.step)}).")
-  else:
-    latest, state = 0, jax.jit(init_state, out_shardings=state_sharding)()
   writer = loop.MetricWriter(workdir)
   writer.drop_after(latest)
   step_key = jax.random.fold_in(root, 1)
-
+  scorer = train_mse(config, infer, eval_arrays["train"], mesh)
   stop = tc.num_steps if stop_at_step is None else min(stop_at_step, tc.num_steps)
 
-  def step_fn(state, step):
-    batch = parallel.put_batch(next(train_iter), mesh)
-    return train_step(state, batch, jax.random.fold_in(step_key, step))
+  def run(state, until):
+    def step_fn(state, step):
+      batch = parallel.put_batch(next(train_iter), mesh)
+      return train_step(state, batch, jax.random.fold_in(step_key, step))
 
-  def on_eval(step, state):
-    params, _ = select_candidate(config, infer, state.params, eval_arrays["train"], mesh,
-                                 tc.batch_size)
-    writer.write(step, _eval_metrics(evaluate(infer, params, eval_arrays, mesh, tc.batch_size),
-                                     eval_arrays, step))
+    def on_eval(step, state):
+      params, _ = candidates.select(state.params, size, scorer)
+      writer.write(step, _eval_metrics(evaluate(infer, params, eval_arrays, mesh,
+                                                tc.batch_size), eval_arrays, step))
+    return loop.run_loop(
+        step_fn, state, stop=until, num_steps=tc.num_steps, batch_size=tc.batch_size,
+        log_every=tc.log_every, checkpoint_every=tc.checkpoint_every, checkpointer=ckpt,
+        writer=writer, desc="train", data_state=lambda: train_iter.state,
+        eval_every=tc.eval_every, on_eval=on_eval)
 
-  state, step = loop.run_loop(
-      step_fn, state, stop=stop, num_steps=tc.num_steps, batch_size=tc.batch_size,
-      log_every=tc.log_every, checkpoint_every=tc.checkpoint_every, checkpointer=ckpt,
-      writer=writer, desc="train", data_state=lambda: train_iter.state,
-      eval_every=tc.eval_every, on_eval=on_eval)
+  step = latest
+  if size > 1 and cut:
+    state, step = run(state, min(stop, keep_at))
+    if step == keep_at:  # keep the best candidate; it alone trains on
+      _, record = candidates.kept(workdir, state.params, step, num, scorer)
+      state = candidates.take_state(state, record["selected"])
+      size = 1
+      _, sharding, train_step = phase(size)
+      state = jax.device_put(state, sharding)
+      ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
+  if step < stop:
+    state, step = run(state, stop)
   if step < tc.num_steps:
     print(f"Stopped at step {step} of {tc.num_steps}; run again to continue.")
     return state
   params, record = state.params, None
-  if num_candidates(config) > 1:
-    params, record = kept_candidate(config, workdir, infer, state.params, step, mesh,
+  if size > 1:
+    params, record = keep_candidate(config, workdir, infer, state.params, step, mesh,
                                     eval_arrays["train"])
+  elif cut:
+    record = files.read_json(files.path(workdir, candidates.FILE))
   results = evaluate(infer, params, eval_arrays, mesh, tc.batch_size)
   final = _eval_metrics(results, eval_arrays, step)
   writer.write(step, final)
@@ -342,8 +319,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     _save_reconstructions(results, eval_arrays, files.path(workdir, "reconstructions.png"),
                           config.data.dataset)
     if record is not None:
-      print(f"Kept candidate {record['selected']} of {len(record['train_recon_mse'])} (train "
-            "recon MSE " + ", ".join(f"{m:.3g}" for m in record["train_recon_mse"]) + ")")
+      print(f"Kept candidate {record['selected']} of {len(record['train_recon_mse'])} at step "
+            f"{record['step']} (train recon MSE "
+            + ", ".join(f"{m:.3g}" for m in record["train_recon_mse"]) + ")")
     print(format_summary(final))
   return state
 

@@ -6,18 +6,9 @@ import os
 import jax
 import numpy as np
 import pytest
-from ml_collections import config_flags
 
 from compgen.data import pipeline
-from compgen.training import checkpoints, train_lib
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def get_config(name, arg):
-  path = os.path.join(ROOT, "configs", f"{name}.py")
-  return config_flags.config_flags._LoadConfigModule(name, path).get_config(arg)  # pylint: disable=protected-access
-
+from compgen.training import candidates, checkpoints, train_lib
 
 def _metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -33,8 +24,8 @@ SMOKE_RUNS = [("sprites", "smoke"), ("sprites", "alpha,smoke"),
 
 
 @pytest.mark.parametrize("name, arg", SMOKE_RUNS)
-def test_smoke_variant_trains_logs_checkpoints_and_evaluates(tmp_path, name, arg):
-  config = get_config(name, arg)
+def test_smoke_variant_trains_logs_checkpoints_and_evaluates(tmp_path, name, arg, config_of):
+  config = config_of(name, arg)
   state = train_lib.train_and_evaluate(config, str(tmp_path))
   assert int(state.step) == 4
   rows = _metrics(tmp_path)
@@ -56,8 +47,8 @@ def test_smoke_variant_trains_logs_checkpoints_and_evaluates(tmp_path, name, arg
     assert all(0.0 <= r["interaction"] <= 0.25 for r in train_rows)
 
 
-def test_finished_run_is_not_retrained(tmp_path):
-  config = get_config("synthetic", "smoke")
+def test_finished_run_is_not_retrained(tmp_path, config_of):
+  config = config_of("synthetic", "smoke")
   train_lib.train_and_evaluate(config, str(tmp_path))
   n_rows = len(_metrics(tmp_path))
   state = train_lib.train_and_evaluate(config, str(tmp_path))
@@ -65,26 +56,27 @@ def test_finished_run_is_not_retrained(tmp_path):
   assert len([r for r in _metrics(tmp_path)[n_rows:] if "loss" in r]) == 0
 
 
-def test_workdir_of_another_config_is_refused(tmp_path):
-  config = get_config("synthetic", "smoke")
+def test_workdir_of_another_config_is_refused(tmp_path, config_of):
+  config = config_of("synthetic", "smoke")
   train_lib.train_and_evaluate(config, str(tmp_path))
-  other = get_config("synthetic", "transformer,smoke")
+  other = config_of("synthetic", "transformer,smoke")
   with pytest.raises(checkpoints.CheckpointError, match="model: decoder was 'additive', now 'transformer'"):
     train_lib.train_and_evaluate(other, str(tmp_path))
-  wider = get_config("synthetic", "smoke")
+  wider = config_of("synthetic", "smoke")
   wider.model.decoders.additive.hidden = (48, 48)
   with pytest.raises(checkpoints.CheckpointError, match="decoders.additive.hidden"):
     train_lib.train_and_evaluate(wider, str(tmp_path))
-  longer = get_config("synthetic", "smoke")
+  longer = config_of("synthetic", "smoke")
   longer.train.num_steps = 6  # training longer is the same run
   longer.model.decoders.transformer.width = 48  # a decoder this run does not use
   assert int(train_lib.train_and_evaluate(longer, str(tmp_path)).step) == 6
 
 
-def test_other_optimizer_settings_restore_the_model_but_do_not_resume_its_training(tmp_path):
-  config = get_config("synthetic", "smoke")
+def test_other_optimizer_settings_restore_the_model_but_do_not_resume_its_training(
+    tmp_path, config_of):
+  config = config_of("synthetic", "smoke")
   state = train_lib.train_and_evaluate(config, str(tmp_path))
-  other = get_config("synthetic", "smoke")  # another optimizer state tree: no clipping, AdamW
+  other = config_of("synthetic", "smoke")  # another optimizer state tree: no clipping, AdamW
   other.optim.update(grad_clip_norm=0.0, name="adamw", learning_rate=1e-2)
   other.loss.consistency_weight = 0.5
   _, params, step = train_lib.restore_trained(other, str(tmp_path))  # search, replay, experiment
@@ -96,14 +88,14 @@ def test_other_optimizer_settings_restore_the_model_but_do_not_resume_its_traini
                      r"Set these back to resume it"):
     train_lib.train_and_evaluate(other, str(tmp_path))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]  # nothing lost
-  changed = get_config("synthetic", "smoke")
+  changed = config_of("synthetic", "smoke")
   changed.data.synthetic.output_dim = 12
   with pytest.raises(checkpoints.CheckpointError, match="model trained with a different config"):
     train_lib.restore_trained(changed, str(tmp_path))
 
 
-def test_training_reduces_the_loss(tmp_path):
-  config = get_config("synthetic", "smoke")
+def test_training_reduces_the_loss(tmp_path, config_of):
+  config = config_of("synthetic", "smoke")
   config.train.update(num_steps=150, log_every=10, eval_every=1000, checkpoint_every=1000)
   config.optim.learning_rate = 3e-3
   train_lib.train_and_evaluate(config, str(tmp_path))
@@ -113,27 +105,28 @@ def test_training_reduces_the_loss(tmp_path):
 
 @pytest.mark.parametrize("key, value, match", [
     ("name", "sgdr", "Unknown optim.name"), ("decay", "step", "Unknown optim.decay")])
-def test_bad_optimiser_settings_are_refused(key, value, match):
-  config = get_config("synthetic", "smoke")
+def test_bad_optimiser_settings_are_refused(key, value, match, config_of):
+  config = config_of("synthetic", "smoke")
   config.optim[key] = value
   with pytest.raises(ValueError, match=match):
     train_lib.make_optimizer(config.optim, 10)
 
 
-def test_batch_size_must_fit_the_devices(tmp_path):
-  config = get_config("synthetic", "smoke")
+def test_batch_size_must_fit_the_devices(tmp_path, config_of):
+  config = config_of("synthetic", "smoke")
   config.train.batch_size = 12  # the tests run with 8 virtual devices
   with pytest.raises(ValueError, match="not divisible by the 8 devices"):
     train_lib.train_and_evaluate(config, str(tmp_path))
 
 
-def test_candidates_train_side_by_side_and_the_best_fit_of_the_training_data_is_kept(tmp_path):
-  config = get_config("synthetic", "smoke")
+def test_candidates_train_side_by_side_and_the_best_fit_of_the_training_data_is_kept(
+    tmp_path, config_of):
+  config = config_of("synthetic", "smoke")
   single = train_lib.train_and_evaluate(config, str(tmp_path / "single"))
   config.model.candidates = 3
   population = train_lib.train_and_evaluate(config, str(tmp_path / "population"))
   assert all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(population.params))
-  first = train_lib.candidate(population.params, 0)  # candidate 0 is the single model's run
+  first = candidates.take(population.params, 0)  # candidate 0 is the single model's run
   for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(first), strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
   # the kept one is the lowest reconstruction error on the first eval_examples training vectors
@@ -143,14 +136,14 @@ def test_candidates_train_side_by_side_and_the_best_fit_of_the_training_data_is_
   x = np.asarray(train["x"])
   errors = []
   for i in range(3):
-    p = train_lib.candidate(population.params, i)
+    p = candidates.take(population.params, i)
     out = model.decode(p, model.encode(p, x)["mean"])["output"]
     errors.append(float(np.mean((np.asarray(out) - x) ** 2)))
   assert len(set(errors)) == 3  # independent inits
   record = json.loads((tmp_path / "population" / "candidates.json").read_text())
   assert record["selected"] == int(np.argmin(errors)) and record["step"] == step == 4
   np.testing.assert_allclose(record["train_recon_mse"], errors, rtol=1e-4)
-  best = train_lib.candidate(population.params, record["selected"])
+  best = candidates.take(population.params, record["selected"])
   for a, b in zip(jax.tree.leaves(best), jax.tree.leaves(kept), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   config.model.candidates = 0
@@ -159,8 +152,8 @@ def test_candidates_train_side_by_side_and_the_best_fit_of_the_training_data_is_
   assert not (tmp_path / "none").exists()  # refused before anything is written
 
 
-def test_a_workdir_from_before_candidates_existed_is_the_single_model_run(tmp_path):
-  config = get_config("synthetic", "smoke")
+def test_a_workdir_from_before_candidates_existed_is_the_single_model_run(tmp_path, config_of):
+  config = config_of("synthetic", "smoke")
   train_lib.train_and_evaluate(config, str(tmp_path))
   saved = json.loads((tmp_path / "config.json").read_text())
   del saved["model"]["candidates"]  # what an older compgen wrote
@@ -169,3 +162,38 @@ def test_a_workdir_from_before_candidates_existed_is_the_single_model_run(tmp_pa
   config.model.candidates = 2
   with pytest.raises(checkpoints.CheckpointError, match="model: candidates was None, now 2"):
     train_lib.restore_trained(config, str(tmp_path))
+
+
+def test_a_population_cut_at_a_step_keeps_its_best_fit_there_and_resumes_across_the_cut(
+    tmp_path, config_of):
+  config = config_of("synthetic", "smoke")
+  config.model.candidates = 3
+  config.train.checkpoint_every = 1
+  population = train_lib.train_and_evaluate(config, str(tmp_path / "whole"), stop_at_step=2)
+  model = train_lib.build_model(config, train_lib.first_examples(
+      pipeline.load_split(config.data, "train"), 1))
+  x = np.asarray(train_lib.first_examples(pipeline.load_split(config.data, "train"),
+                                          config.train.eval_examples)["x"])
+  errors = [float(np.mean((np.asarray(model.decode(p, model.encode(p, x)["mean"])["output"])
+                           - x) ** 2))
+            for p in (candidates.take(population.params, i) for i in range(3))]
+  config.model.keep_candidate_at = 2
+  cut = train_lib.train_and_evaluate(config, str(tmp_path / "cut"))
+  record = json.loads((tmp_path / "cut" / "candidates.json").read_text())
+  assert record["step"] == 2 and record["selected"] == int(np.argmin(errors))
+  np.testing.assert_allclose(record["train_recon_mse"], errors, rtol=1e-4)
+  assert int(cut.step) == config.train.num_steps
+  assert all(leaf.shape == single.shape for leaf, single in zip(
+      jax.tree.leaves(cut.params), jax.tree.leaves(candidates.take(population.params, 0)),
+      strict=True))  # one model trained on from the cut
+  _, kept, _ = train_lib.restore_trained(config, str(tmp_path / "cut"))
+  for a, b in zip(jax.tree.leaves(cut.params), jax.tree.leaves(kept), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # stopped at the cut, then after it: each resume gives the uninterrupted run's parameters
+  for stop in (2, 3, None):
+    resumed = train_lib.train_and_evaluate(config, str(tmp_path / "resumed"), stop_at_step=stop)
+  for a, b in zip(jax.tree.leaves(cut.params), jax.tree.leaves(resumed.params), strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+  config.model.keep_candidate_at = config.train.num_steps
+  with pytest.raises(ValueError, match="model.keep_candidate_at=4"):
+    train_lib.train_and_evaluate(config, str(tmp_path / "late"))
