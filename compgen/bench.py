@@ -35,6 +35,7 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 from absl import app
@@ -89,9 +90,7 @@ def _decoder(name: str, resolution: int, batch_size: int, slot_dim: int = 8):
   """A default sprites decoder (`name`; "conv/xla": the conv decoder in XLA's transposed
   convolutions), its parameters, images x and latents z of one batch."""
   cfg = config_lib.base_config("sprites").model
-  cfg.decoder, _, upsampling = name.partition("/")
-  if upsampling:
-    cfg.decoders[cfg.decoder].upsampling = upsampling
+  _select(cfg, name)
   dec = models.make_decoder(cfg, (resolution, resolution, 3))
   z = jax.random.normal(jax.random.PRNGKey(0), (batch_size, 2, slot_dim))
   params = dec.init(jax.random.PRNGKey(1), z[:1])
@@ -343,18 +342,25 @@ def train_throughput(decoder: str, encoder: str, resolution: int, batch_size: in
   return row
 
 
-def _train_config(decoder: str, encoder: str):
-  """The sprites config of a bench pair: after a slash, a conv decoder's upsampling and the
-  conv encoder's first layer ("conv/xla:conv/xla" is the conv pair in XLA's layers)."""
-  config = config_lib.base_config("sprites")
-  decoder_name, _, upsampling = decoder.partition("/")
-  encoder_name, _, first_layer = encoder.partition("/")
-  config.model.update(decoder=decoder_name, encoder=encoder_name, slot_dim=6)
-  config.model.decoders.additive.slot_index = False
+def _select(model: ml_collections.ConfigDict, decoder: str, encoder: str = "") -> None:
+  """Sets `model`'s decoder (and encoder) from bench names: after a slash, a conv decoder's
+  upsampling and the conv encoder's first layer ("conv/xla": XLA's own layers)."""
+  model.decoder, _, upsampling = decoder.partition("/")
   if upsampling:
-    config.model.decoders[decoder_name].upsampling = upsampling
-  if first_layer:
-    config.model.encoders[encoder_name].first_layer = first_layer
+    model.decoders[model.decoder].upsampling = upsampling
+  if encoder:
+    model.encoder, _, first_layer = encoder.partition("/")
+    if first_layer:
+      model.encoders[model.encoder].first_layer = first_layer
+
+
+def _train_config(decoder: str, encoder: str):
+  """The sprites config of a bench pair (`_select`; "conv/xla:conv/xla" is the conv pair in
+  XLA's layers), with the sprites benchmark's slots: 6 dims, one φ shared by the slots."""
+  config = config_lib.base_config("sprites")
+  _select(config.model, decoder, encoder)
+  config.model.slot_dim = 6
+  config.model.decoders.additive.slot_index = False
   return config
 
 

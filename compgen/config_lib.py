@@ -184,7 +184,7 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   data.num_train, data.num_test_id, data.num_test_ood = 256, 128, 128
   data.tfds_config = data.tfds_config.replace("_small", "_tiny")
   m = config.model
-  m.candidates = 1
+  m.candidates, m.keep_candidate_at = 1, 0
   for name in ("additive", "alpha", "unconstrained"):
     m.decoders[name].hidden = (32, 32)
     m.decoders[name].num_frequencies = 3

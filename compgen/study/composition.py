@@ -72,15 +72,17 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
   "neighbour_distance": {split: mean}, "assignment", "pool"}; cached in
   `{workdir}/experiment/composition.json` with the provenance of the settings the latents
   depend on (`latent_sections`) and this diagnostic's own."""
-  ec, sc = config.experiment, config.search
   path = files.path(workdir, "experiment", CACHE)
   record = provenance.record(
       config, tuple(latent_sections) + ("experiment.composed_pool", "experiment.readout",
                                             "experiment.readout_steps"),
       trained_step=checkpoints.latest_step(workdir))
-  saved = provenance.read_json(path, record)
-  if saved is not None:
-    return saved
+  return provenance.cached_json(path, record, lambda: _diagnose(
+      config, workdir, arrays, latents, mesh, names, num_categories))
+
+
+def _diagnose(config, workdir, arrays, latents, mesh, names, num_categories) -> dict:
+  ec, sc = config.experiment, config.search
   model, params, _ = train_lib.restore_trained(config, workdir, mesh)
   infer = jax.jit(train_lib.make_infer(model))
   pool = train_lib.first_examples(pipeline.load_split(config.data, "train"), ec.composed_pool)
@@ -117,7 +119,6 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
                            if key.endswith("/ood")},
             "neighbour_distance": distance, "assignment": list(assignment),
             "pool": len(pool_z)}
-  provenance.write_json(path, record, result)
   return result
 
 

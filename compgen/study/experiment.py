@@ -160,12 +160,14 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
   `readout_fit` is "own"). Returns {"encoder/id", "encoder/ood", "search/ood": [C] scores};
   cached in `{workdir}/experiment/candidate_scores.json` with the latents' provenance."""
   path = files.path(workdir, "experiment", "candidate_scores.json")
-  record = provenance.record(config, LATENT_SECTIONS + ("experiment.readout",
-                                                             "experiment.readout_steps"),
-                                  trained_step=checkpoints.latest_step(workdir))
-  saved = provenance.read_json(path, record)
-  if saved is not None:
-    return saved
+  record = provenance.record(
+      config, LATENT_SECTIONS + ("experiment.readout", "experiment.readout_steps"),
+      trained_step=checkpoints.latest_step(workdir))
+  return provenance.cached_json(path, record, lambda: _score_candidates(
+      config, workdir, arrays, mesh, names, num_categories))
+
+
+def _score_candidates(config, workdir, arrays, mesh, names, num_categories) -> dict:
   model, stacked, _ = train_lib.restore_candidates(config, workdir, mesh)
   infer = jax.jit(train_lib.make_infer(model))
   sc, ec = config.search, config.experiment
@@ -194,7 +196,6 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
         factor_names=names, steps=ec.readout_steps, seed=config.seed)
     for key in scores:
       scores[key].append(float(result[key]["score"]))
-  provenance.write_json(path, record, scores)
   return scores
 
 

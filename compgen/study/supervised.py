@@ -68,12 +68,13 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
   `experiment.supervised_decoder`, which also draws `{workdir}/supervised_decoder.png`: ID
   and OOD inputs over f̂_sup's reconstructions), "train_loss": {part: the last 100 steps'
   mean}, "steps"}; cached in `{workdir}/supervised.json` with the provenance of `SECTIONS`."""
+  return provenance.cached_json(
+      files.path(workdir, CACHE), provenance.record(config, SECTIONS),
+      lambda: _train_and_score(config, workdir, arrays, mesh, names, num_categories))
+
+
+def _train_and_score(config, workdir, arrays, mesh, names, num_categories) -> dict:
   ec, tc = config.experiment, config.train
-  path = files.path(workdir, CACHE)
-  record = provenance.record(config, SECTIONS)
-  saved = provenance.read_json(path, record)
-  if saved is not None:
-    return saved
   fit_factors = arrays["fit"].get("factors")
   if fit_factors is not None and num_categories is None:
     num_categories = tuple(int(fit_factors[..., i].max()) + 1
@@ -119,7 +120,6 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
             "identifiability": {s: scores[s]["score"] for s in ("id", "ood")},
             "per_factor": {s: scores[s]["per_factor"] for s in ("id", "ood")},
             "train_loss": train_loss, "steps": ec.supervised_steps}
-  provenance.write_json(path, record, result)
   return result
 
 

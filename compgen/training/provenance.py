@@ -3,13 +3,14 @@
 Every result a job keeps for reuse — search latents, a replay run, the experiment's latents
 and scores, the supervised reference — has a record beside it, `record_file(result)`: the
 config settings it depends on (`record`) plus the steps it was made from. A job reuses the
-result when `stale(result, record)` is '' and makes it again otherwise; JSON results are
-read and written with their record by `read_json` / `write_json`. A workdir's trained model is
+result when `stale(result, record)` is '' and makes it again otherwise; a JSON result is kept
+with its record by `cached_json` (or `read_json` / `write_json`). A workdir's trained model is
 recorded by its `config.json`, checked by `check_workdir_config`.
 """
 from __future__ import annotations
 
 import json
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -121,6 +122,16 @@ def write_json(result, current: dict, value) -> None:
   if jax.process_index() == 0:
     files.write_json(files.path(result), value)
   write_record(result, current)
+
+
+def cached_json(result, current: dict, make: Callable[[], Any]):
+  """The JSON value kept at `result` when the settings `current` made it; else `make()`,
+  kept there with its record."""
+  value = read_json(result, current)
+  if value is None:
+    value = make()
+    write_json(result, current, value)
+  return value
 
 
 def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
