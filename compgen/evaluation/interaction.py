@@ -11,7 +11,13 @@ is 0 when every output depends on at most one slot (locally: objects that do not
   hessian_cross = Σ_{k≠l} ‖∂²(v·f̂)/∂z_k∂z_l‖²_F  /  Σ_{k,l} ‖∂²(v·f̂)/∂z_k∂z_l‖²_F   ∈ [0, 1]
 
 (v a random unit projection of the output, averaged over a few) is 0 for additive decoders
-f̂ = Σ_k φ_k(z_k) (F_int with n = 0) and grows with cross-slot interactions.
+f̂ = Σ_k φ_k(z_k) (F_int with n = 0) and grows with cross-slot interactions. For images,
+the Jacobian interaction score of Brady et al. (2025):
+
+  JIS = (mean over foreground pixels p of max_k s_pk − 1/K) / (1 − 1/K),
+  s_pk = Σ_{c,j} |∂x_pc/∂z_kj| / Σ_l Σ_{c,j} |∂x_pc/∂z_lj|   ∈ [0, 1]
+
+is 1 when every foreground pixel is drawn by one slot and 0 when every slot moves it equally.
 """
 from __future__ import annotations
 
@@ -47,3 +53,32 @@ def interaction_statistics(decode_fn, z: jax.Array, *, num_projections: int = 4,
   return {"jacobian_overlap": float(cross.sum() / jnp.maximum(bound.sum(), 1e-30)),
           "hessian_cross": float(h_cross.sum() / jnp.maximum(h_all.sum(), 1e-30))}
 
+
+
+def jacobian_interaction_score(decode_fn, z: jax.Array, foreground=None) -> float:
+  """JIS above. decode_fn: z [B, K, m] -> images [B, H, W, C]; z [N, K, m]; foreground
+  [N, H, W] bool, the pixels to score (e.g. where the true scene has an object); without
+  it, every pixel that some slot moves."""
+  if np.ndim(z) != 3:
+    raise ValueError(f"latents must be [N, K, m], got shape {np.shape(z)}.")
+  z = jnp.asarray(z, jnp.float32)
+  k = z.shape[1]
+  if k < 2:
+    raise ValueError(f"JIS compares slots: the latents have K = {k}, it needs K >= 2.")
+
+  def shares(zi):
+    jac = jax.jacfwd(lambda y: decode_fn(y[None])[0])(zi)  # [H, W, C, K, m]
+    if jac.ndim != 5:
+      raise ValueError(f"JIS is defined for images [H, W, C]: the decoder gives "
+                       f"{jac.shape[:-2]}.")
+    a = jnp.abs(jac).sum((2, 4))  # [H, W, K]
+    total = a.sum(-1)
+    return a.max(-1) / jnp.maximum(total, 1e-30), total > 0
+
+  best, moved = jax.lax.map(shares, z)  # [N, H, W] each
+  mask = np.asarray(moved) if foreground is None else (np.asarray(foreground, bool)
+                                                       & np.asarray(moved))
+  if not mask.any():
+    raise ValueError("JIS has no pixel to score: no foreground pixel is moved by any slot.")
+  mean = float(np.asarray(best)[mask].mean())
+  return (mean - 1 / k) / (1 - 1 / k)

@@ -1,5 +1,6 @@
 """Identifiability, reconstruction and interaction metrics on inversions with known answers."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -160,3 +161,22 @@ def test_non_finite_latents_and_a_diverged_readout_fit_are_errors(data):
   readouts = ident._Readouts("mlp", M, (3,), steps=5, seed=0)  # pylint: disable=protected-access
   with pytest.raises(FloatingPointError, match="1 of 1 readout fits diverged"):
     readouts.fit(x, z[None, :, :1], c[None, :, :1])
+
+
+def test_jis_has_its_known_answers():
+  """Slots that each draw their own pixels: 1; pixels every slot moves alike: 0; one pixel of
+  slot 0 alone and one shared 3:1 between the slots: (mean(1, 3/4) − 1/2) / (1 − 1/2) = 3/4."""
+  z = np.random.default_rng(0).normal(size=(3, 2, 2)).astype(np.float32)
+  separate = lambda z: jnp.stack([jnp.tanh(z[:, 0]), jnp.sin(z[:, 1])], 1)[:, :, :, None]
+  assert interaction.jacobian_interaction_score(separate, z) == pytest.approx(1.0)
+  mixed = lambda z: jnp.tanh(z.sum(1, keepdims=True))[..., None]  # [B, 1, m, 1]
+  assert interaction.jacobian_interaction_score(mixed, z) == pytest.approx(0.0, abs=1e-6)
+  def shared(z):  # pixel 0 = z_00; pixel 1 = 3 z_10 + z_00: shares (1, 0) and (3/4, 1/4)
+    return jnp.stack([z[:, 0, 0], 3 * z[:, 1, 0] + z[:, 0, 0]], 1)[:, None, :, None]
+  assert interaction.jacobian_interaction_score(shared, z) == pytest.approx(0.75)
+  # the foreground picks the pixels scored: pixel 1 alone gives (3/4 − 1/2) / (1/2)
+  foreground = np.zeros((3, 1, 2), bool)
+  foreground[:, :, 1] = True
+  assert interaction.jacobian_interaction_score(shared, z, foreground) == pytest.approx(0.5)
+  with pytest.raises(ValueError, match="K >= 2"):
+    interaction.jacobian_interaction_score(separate, z[:, :1])
