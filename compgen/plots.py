@@ -124,14 +124,17 @@ def labelled_rows(rows: dict[str, np.ndarray], path=None):
   return _finish(fig, path)
 
 
-def loss_curves(curves: dict[str, np.ndarray], path=None, ylabel: str = "search loss"):
-  """Curves {label: values [T]} against step on a log scale -> PNG."""
+def loss_curves(curves: dict[str, np.ndarray], path=None, ylabel: str = "search loss",
+                every: int = 1):
+  """Curves {label: values [T]}, one value each `every` steps, against step on a log scale
+  -> PNG."""
   if not curves:
     raise ValueError("loss_curves needs at least one curve.")
   fig = Figure(figsize=(5.5, 3.4))
   ax = fig.subplots()
   for label, values in curves.items():
-    ax.plot(np.arange(len(values)), values, label=label)
+    ax.plot(every * np.arange(1, len(values) + 1) if every > 1 else np.arange(len(values)),
+            values, label=label)
   ax.set_yscale("log")
   ax.set_xlabel("step")
   ax.set_ylabel(ylabel)

@@ -29,7 +29,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tqdm
 
 from compgen import files
 from compgen import models
@@ -38,7 +37,7 @@ from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
-from compgen.training import objectives, provenance, train_lib
+from compgen.training import checkpoints, loop, objectives, provenance, train_lib
 
 NUM_PICTURES = 8
 CACHE = "supervised.json"  # in {workdir}/seed{s}/: one per seed, whatever the decoder
@@ -66,8 +65,10 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
   ({"fit", "id", "ood"}): {"identifiability": {split: ĝ_sup's score}, "per_factor": {split:
   {factor: score}}, "decoder_mse": {split: f̂_sup's mean reconstruction MSE} (with
   `experiment.supervised_decoder`, which also draws `{workdir}/supervised_decoder.png`: ID
-  and OOD inputs over f̂_sup's reconstructions), "train_loss": {part: the last 100 steps'
-  mean}, "steps"}; cached in `{workdir}/supervised.json` with the provenance of `SECTIONS`."""
+  and OOD inputs over f̂_sup's reconstructions), "fit_loss": {part: its loss on the fit
+  images after training}, "steps"}; cached in `{workdir}/supervised.json` with the
+  provenance of `SECTIONS`. While it trains, its checkpoints are in `{workdir}/supervised/`
+  (a preempted reference resumes there); once it is scored they are removed."""
   return provenance.cached_json(
       files.path(workdir, CACHE), provenance.record(config, SECTIONS),
       lambda: _train_and_score(config, workdir, arrays, mesh, names, num_categories))
@@ -91,8 +92,19 @@ def _train_and_score(config, workdir, arrays, mesh, names, num_categories) -> di
       pipeline.load_split(config.data, "train"), tc.batch_size, seed=config.seed + 1000,
       process_index=jax.process_index(), process_count=jax.process_count())
   parts = ("encoder", "decoder") if ec.supervised_decoder else ("encoder",)
-  params, train_loss = _fit(model, params, parts, config.optim, ec.supervised_steps, batches,
-                            targets, mesh)
+  out_dir = files.path(workdir, "supervised")  # the run's checkpoints, while it runs
+  record = provenance.record(config, SECTIONS)
+  if checkpoints.latest_step(out_dir) is not None and provenance.stale(out_dir, record):
+    raise checkpoints.CheckpointError(
+        f"{out_dir} holds an unfinished supervised reference made with other settings "
+        f"({provenance.stale(out_dir, record)}). Set them back to resume it, or delete "
+        f"{out_dir} to train the reference with the new ones.")
+  provenance.write_record(out_dir, record)
+  fit_pair = {"x": models.model_input(arrays["fit"]), "t": targets(arrays["fit"])}
+  params, fit_loss = _fit(model, params, parts, config, ec.supervised_steps, batches,
+                          targets, mesh, out_dir, fit_pair)
+  if jax.process_index() == 0:  # finished: the result below is what is kept
+    (out_dir / "checkpoints").rmtree()
 
   encode = jax.jit(lambda x: model.encode(params, x)["mean"])
   decode_mse = jax.jit(lambda x, t: models.per_example_mse(model.decode(params, t)["output"], x))
@@ -119,56 +131,72 @@ def _train_and_score(config, workdir, arrays, mesh, names, num_categories) -> di
   result = {**({"decoder_mse": decoder_mse} if ec.supervised_decoder else {}),
             "identifiability": {s: scores[s]["score"] for s in ("id", "ood")},
             "per_factor": {s: scores[s]["per_factor"] for s in ("id", "ood")},
-            "train_loss": train_loss, "steps": ec.supervised_steps}
+            "fit_loss": fit_loss, "steps": ec.supervised_steps}
   return result
 
 
-def _fit(model, params, parts, optim, steps: int, batches, targets, mesh):
+def _fit(model, params, parts, config, steps: int, batches, targets, mesh, out_dir,
+         fit_pair: dict):
   """`steps` updates of the encoder (latent loss) and, if in `parts`, the decoder
   (reconstruction loss) on the pairs (x, t(z)) of `batches`, each part with its own optimiser
-  state (global-norm clipping does not couple them). Returns (params, {part: the last 100
-  losses' mean}). A step is dispatched only once the one before the last has finished: on a
-  mesh of virtual CPU devices, hundreds of queued steps deadlocked XLA's in-process
-  all-reduce (7 of 8 participants at the rendezvous, then an abort; 5 of 5 runs of the test
-  without a bound on the queue, 0 of 3 with it)."""
-  optimizer = train_lib.make_optimizer(optim, steps)
+  state (global-norm clipping does not couple them), on the shared step loop
+  (`loop.run_loop`: progress, NaN guard, checkpoints in `out_dir` resumed after a preemption,
+  metrics in `out_dir/metrics.jsonl`). Returns (params, {part: its loss on `fit_pair`, the
+  fit images and their targets}).
+
+  A step is dispatched only once the one before the last has finished: on a mesh of virtual
+  CPU devices, hundreds of queued steps deadlocked XLA's in-process all-reduce (7 of 8
+  participants at the rendezvous, then an abort; 5 of 5 runs of the test without a bound on
+  the queue, 0 of 3 with it)."""
+  optimizer = train_lib.make_optimizer(config.optim, steps)
   loss_of = {"encoder": lambda p, x, t: objectives.latent_loss(
                  model.encode(p, x)["mean"], t, "permutation_invariant"),
              "decoder": lambda p, x, t: jnp.mean((model.decode(p, t)["output"] - x) ** 2)}
   losses = lambda p, x, t: {part: loss_of[part](p, x, t) for part in parts}
 
+  def init_state():
+    return train_lib.TrainState(jnp.zeros((), jnp.int32), params,
+                                {part: optimizer.init(params[part]) for part in parts})
   repl = parallel.replicated(mesh)
+  sharding = jax.tree.map(lambda _: repl, jax.eval_shape(init_state))
 
-  @functools.partial(jax.jit, out_shardings=(repl, repl, repl))
-  def step(p, opt_state, x, t):
+  @functools.partial(jax.jit, out_shardings=(sharding, repl), donate_argnums=0)
+  def update(state, x, t):
     def total(p):
       values = losses(p, x, t)
       return sum(values.values()), values
-    (_, values), grads = jax.value_and_grad(total, has_aux=True)(p)
-    new_p, new_state = dict(p), {}
+    (_, values), grads = jax.value_and_grad(total, has_aux=True)(state.params)
+    new_p, new_opt = dict(state.params), {}
     for part in parts:  # the encoder's loss does not reach the decoder, nor the reverse
-      updates, new_state[part] = optimizer.update(grads[part], opt_state[part], p[part])
-      new_p[part] = optax.apply_updates(p[part], updates)
-    return new_p, new_state, values
+      updates, new_opt[part] = optimizer.update(grads[part], state.opt_state[part],
+                                                state.params[part])
+      new_p[part] = optax.apply_updates(state.params[part], updates)
+    return train_lib.TrainState(state.step + 1, new_p, new_opt), values
 
-  params = jax.device_put(params, repl)  # replicated in and out
-  opt_state = jax.device_put({part: optimizer.init(params[part]) for part in parts}, repl)
-  history = []
-  for _ in tqdm.trange(steps, desc="supervised references", unit="step",
-                       disable=jax.process_index() != 0, dynamic_ncols=True):
+  ckpt = checkpoints.Checkpointer(out_dir, config.train.keep_checkpoints)
+  start, state, data_state = ckpt.restore_or_init(init_state, sharding)
+  if data_state is not None:
+    batches.restore(data_state)
+  writer = loop.MetricWriter(out_dir)
+  writer.drop_after(start)
+  in_flight = []
+
+  def step_fn(state, _):
     batch = next(batches)
     pair = parallel.put_batch({"x": models.model_input(batch), "t": targets(batch)}, mesh)
-    params, opt_state, values = step(params, opt_state, pair["x"], pair["t"])
-    if history:  # at most two steps in flight (see above)
-      jax.block_until_ready(history[-1])
-    history.append(values)
-  last = jax.device_get(history[-100:])
-  train_loss = {part: float(np.mean([v[part] for v in last])) for part in parts}
-  if not all(np.isfinite(v) for v in train_loss.values()):
-    raise FloatingPointError(
-        f"The supervised references' losses are {train_loss} after {steps} steps: their "
-        "training diverged. Lower optim.learning_rate or experiment.supervised_steps.")
-  return params, train_loss
+    state, values = update(state, pair["x"], pair["t"])
+    if in_flight:  # at most two steps in flight (see above)
+      jax.block_until_ready(in_flight.pop())
+    in_flight.append(values)
+    return state, values
+  tc = config.train
+  state, _ = loop.run_loop(
+      step_fn, state, stop=steps, num_steps=steps, batch_size=tc.batch_size,
+      log_every=tc.log_every, checkpoint_every=tc.checkpoint_every, checkpointer=ckpt,
+      writer=writer, desc="supervised references", data_state=lambda: batches.state)
+  writer.flush()
+  fit_loss = jax.device_get(jax.jit(losses)(state.params, *fit_pair.values()))
+  return state.params, {part: float(v) for part, v in fit_loss.items()}
 
 
 def format_table(supervised: dict, names) -> str:

@@ -67,10 +67,10 @@ def build_model(config: ml_collections.ConfigDict, example: dict) -> models.Auto
 def make_train_step(model, config, optimizer, num: int | None = None):
   """(state, batch, rng) -> (state, metrics): one optax update of Eq. 4.2.
 
-  With C = `num` (default `model.candidates`) > 1 the state's params and optimizer state carry a leading
-  candidate axis [C, ...] and every candidate takes its update on the same batch (vmapped);
-  the metrics are then the candidates' means, plus `best_mse`, the lowest training MSE, and
-  each one's as `candidate{i}/mse`.
+  With C = `num` (default `model.candidates`) > 1 the state's params and optimizer state
+  carry a leading candidate axis [C, ...] and every candidate takes its update on the same
+  batch (vmapped); the metrics are then the candidates' means, plus `best_mse`, the lowest
+  training MSE, and each one's as `candidate{i}/mse`.
   """
   def update(params, opt_state, batch, rng, step):
     grad_fn = jax.value_and_grad(

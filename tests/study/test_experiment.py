@@ -181,5 +181,10 @@ def test_the_supervised_reference_reads_the_slots_it_is_trained_on(
   assert result["identifiability"]["id"] > 0.9, result  # measured 0.98
   # the decoder given the true latents explains most of the inputs' variance (measured 11%)
   assert result["decoder_mse"]["id"] < 0.25 * arrays["id"]["x"].var(0).mean(), result
+  assert set(result["fit_loss"]) == {"encoder", "decoder"}
+  # trained on the shared step loop: its metrics kept, its checkpoints gone once scored
+  rows = (tmp_path / "supervised" / "metrics.jsonl").read_text().splitlines()
+  assert len(rows) == 300 // config.train.log_every
+  assert not (tmp_path / "supervised" / "checkpoints").exists()
   monkeypatch.setattr(supervised, "_fit", None)  # no training now
   assert run() == result
