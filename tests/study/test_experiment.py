@@ -172,6 +172,7 @@ def test_the_supervised_reference_reads_the_slots_it_is_trained_on(
   np.testing.assert_array_equal(t, [[[0.0, 1.0, 0.0, 0.0, 1.0]]])
   config = config_of("synthetic", "smoke")
   config.experiment.update(supervised_steps=300, supervised_decoder=True, readout_steps=200)
+  config.train.update(checkpoint_every=100, log_every=10)  # the smoke config saves every 2
   arrays = experiment.load_arrays(config)
   names, num_categories = experiment.factor_names(config, arrays)
   run = lambda: supervised.train_and_score(config, str(tmp_path), arrays,
@@ -184,7 +185,7 @@ def test_the_supervised_reference_reads_the_slots_it_is_trained_on(
   assert set(result["fit_loss"]) == {"encoder", "decoder"}
   # trained on the shared step loop: its metrics kept, its checkpoints gone once scored
   rows = (tmp_path / "supervised" / "metrics.jsonl").read_text().splitlines()
-  assert len(rows) == 300 // config.train.log_every
+  assert len(rows) == 300 // config.train.log_every == 30
   assert not (tmp_path / "supervised" / "checkpoints").exists()
   monkeypatch.setattr(supervised, "_fit", None)  # no training now
   assert run() == result
