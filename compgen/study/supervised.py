@@ -94,11 +94,12 @@ def _train_and_score(config, workdir, arrays, mesh, names, num_categories) -> di
   parts = ("encoder", "decoder") if ec.supervised_decoder else ("encoder",)
   out_dir = files.path(workdir, "supervised")  # the run's checkpoints, while it runs
   record = provenance.record(config, SECTIONS)
-  if checkpoints.latest_step(out_dir) is not None and provenance.stale(out_dir, record):
+  stale = provenance.stale(out_dir, record) if checkpoints.latest_step(out_dir) else ""
+  if stale:
     raise checkpoints.CheckpointError(
         f"{out_dir} holds an unfinished supervised reference made with other settings "
-        f"({provenance.stale(out_dir, record)}). Set them back to resume it, or delete "
-        f"{out_dir} to train the reference with the new ones.")
+        f"({stale}). Set them back to resume it, or delete {out_dir} to train the reference "
+        "with the new ones.")
   provenance.write_record(out_dir, record)
   fit_pair = {"x": models.model_input(arrays["fit"]), "t": targets(arrays["fit"])}
   params, fit_loss = _fit(model, params, parts, config, ec.supervised_steps, batches,
