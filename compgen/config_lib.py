@@ -36,14 +36,14 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
       "num_train": 10_000,
       "num_test_id": 1_000,
       "num_test_ood": 1_000,
-      "filter_overlap": True,        # sprites: drop scenes with overlapping objects
-      "min_visibility": 0.95,
+      "filter_overlap": True,        # sprites: drop scenes in which some object is less
+      "min_visibility": 0.95,        # than this visible (0.95: objects apart)
       "seed": 0,
       "split": {"scheme": split.scheme,   # "diagonal" | "l_shaped" | "held_out_combinations" | "iid"
                 "delta": split.delta, "held_out": (), "factor": 0,
                 "band": split.band},       # "joint" | "per_latent"
       "sprites": {"resolution": 64, "num_slots": 2, "shapes": sprites_lib.SHAPES,
-                  "x_strips": True, "edge_width": 0.75, "background": (0.1, 0.1, 0.1)},
+                  "x_strips": True, "strip_overlap": 0.0, "edge_width": 0.75, "background": (0.1, 0.1, 0.1)},
       "synthetic": {"num_slots": 2, "latent_dim": 2, "output_dim": 16, "degree": 0,
                     "interaction": "polynomial", "interaction_scale": 0.5,
                     "hidden_dim": 32, "feature_dim": 8, "input_scale": 1.0, "seed": 0},

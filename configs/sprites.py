@@ -12,7 +12,10 @@ Commands:
   python -m compgen.replay --config=configs/sprites.py:fast32 --workdir=/tmp/cg/additive
 
 Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
-  data:    held_out (held-out shape combinations), iid (no split), tfds (read the TFDS
+  data:    held_out (held-out shape combinations), iid (no split), overlap (neighbouring x
+           strips share half their width, so objects overlap — at 32x32 in 50% of the ID
+           scenes and 28% of the OOD ones, 16x16: 85% / 44%; scenes in which an object is
+           less than half visible are dropped), tfds (read the TFDS
            builder `compgen_sprites/<scheme>_small`, or `_tiny` with smoke, built on first
            use; sizes no builder config renders, e.g. fast32, are refused)
   decoder: additive (default), alpha, conv (additive, transposed convolutions), transformer
@@ -36,7 +39,8 @@ BENCH64_STEPS = 16_000
 
 def get_config(arg=None):
   variants = config_lib.parse_variants(
-      arg, ("smoke", "quickstart", "fast32", "bench32", "bench64", "held_out", "iid", "tfds") + config_lib.MODEL_VARIANTS)
+      arg, ("smoke", "quickstart", "fast32", "bench32", "bench64", "held_out", "iid", "overlap",
+            "tfds") + config_lib.MODEL_VARIANTS)
   config = config_lib.base_config("sprites")
   data = config.data
   # The benchmark's defaults: the per-latent diagonal band (config_lib.data_config) and an
@@ -50,6 +54,9 @@ def get_config(arg=None):
     data.split.scheme = "held_out_combinations"
   if "iid" in variants:
     data.split.scheme = "iid"
+  if "overlap" in variants:  # objects may overlap, each at least half visible
+    data.sprites.strip_overlap = 0.5
+    data.min_visibility = 0.5
   data.tfds_config = f"{data.split.scheme}_small"
   if "tfds" in variants:
     data.source = "tfds"

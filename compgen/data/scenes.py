@@ -8,6 +8,7 @@ Splits: "train" and "test_id" are drawn from the ID region (independent streams)
 Fields of an example (all numpy):
   sprites:   image uint8 [H, W, 3], latents float32 [K, 4], factors int32 [K, 1],
              visibility float32 [K] (visible fraction of each object), overlap bool
+             (some object less than `OVERLAP_VISIBILITY` visible)
   synthetic: x float32 [d_x], latents float32 [K, m]
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from compgen.data import synthetic as synthetic_lib
 SPLITS = ("train", "test_id", "test_ood")
 _DOMAIN = {"train": "id", "test_id": "id", "test_ood": "ood"}
 _CHUNK = 512
+OVERLAP_VISIBILITY = 0.95  # a scene overlaps when some object is less visible than this
 
 GeneratorSpec = Union[sprites_lib.SpritesSpec, synthetic_lib.SyntheticSpec]
 
@@ -37,9 +39,11 @@ class DatasetSpec:
     generator: a `SpritesSpec` (images) or `SyntheticSpec` (vectors).
     split: which slot combinations are ID.
     num_train, num_test_id, num_test_ood: examples per split.
-    filter_overlap: sprites only: drop scenes whose objects overlap (any object less than
-      `min_visibility` visible), in every split.
-    min_visibility: visible fraction below which an object counts as overlapped.
+    filter_overlap: sprites only: drop scenes in which some object is less than
+      `min_visibility` visible, in every split.
+    min_visibility: the visible fraction every kept object has: 0.95 (the default) keeps
+      objects apart; lower keeps overlapping scenes but drops those in which an object is
+      mostly hidden (and its latents with it).
     seed: seed of the latents (the synthetic generator's weights have their own seed).
   """
   generator: GeneratorSpec
@@ -107,7 +111,7 @@ def _render_chunk(spec: DatasetSpec, z: np.ndarray, factors: np.ndarray) -> dict
     vis = np.asarray(vis)[:n]
     example.update(image=np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8),
                    factors=factors, visibility=vis.astype(np.float32),
-                   overlap=vis.min(axis=1) < spec.min_visibility)
+                   overlap=vis.min(axis=1) < OVERLAP_VISIBILITY)
   else:
     example["x"] = np.asarray(out, np.float32)[:n]
   return example
@@ -125,7 +129,8 @@ def iter_chunks(spec: DatasetSpec, split: str) -> Iterator[dict[str, np.ndarray]
         latent_dim=spec.generator.latent_dim, num_categories=spec.num_categories)
     chunk = _render_chunk(spec, z, factors)
     if spec.kind == "sprites" and spec.filter_overlap:
-      chunk = {k: v[~chunk["overlap"]] for k, v in chunk.items()}
+      keep = chunk["visibility"].min(axis=1) >= spec.min_visibility
+      chunk = {k: v[keep] for k, v in chunk.items()}
     chunk = {k: v[:remaining] for k, v in chunk.items()}
     remaining -= len(chunk["latents"])
     rounds += 1

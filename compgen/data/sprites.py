@@ -37,6 +37,10 @@ class SpritesSpec:
     x_strips: give object k the k-th of K vertical strips of the x range, so that
       near-equal slot latents (the diagonal ID split) do not stack objects on top of
       each other.
+    strip_overlap: fraction of a strip that neighbouring strips share, in [0, 1): 0 keeps
+      the strips apart; above 0 an object reaches into its neighbour's strip, so that
+      scenes overlap — by a little ID, where the slots' x are near-equal, and by up to
+      whole objects OOD, where object k sits left in its strip and object k - 1 right.
     edge_width: width of the soft edge in pixels (sigmoid temperature of the SDF).
     background: RGB of the background in [0, 1].
   """
@@ -44,6 +48,7 @@ class SpritesSpec:
   num_slots: int = 2
   shapes: tuple[str, ...] = SHAPES
   x_strips: bool = True
+  strip_overlap: float = 0.0
   edge_width: float = 0.75
   background: tuple[float, float, float] = (0.1, 0.1, 0.1)
 
@@ -55,6 +60,9 @@ class SpritesSpec:
     unknown = [s for s in self.shapes if s not in SHAPES]
     if unknown or not self.shapes:
       raise ValueError(f"shapes={self.shapes!r}: choose one or more of {SHAPES}.")
+    if not 0.0 <= self.strip_overlap < 1.0:
+      raise ValueError(f"strip_overlap={self.strip_overlap!r}: must be in [0, 1) (the "
+                       "fraction of a strip its neighbour shares).")
     if self.edge_width <= 0:
       raise ValueError(f"edge_width={self.edge_width!r}: must be > 0 pixels.")
     if len(self.background) != 3 or not all(0 <= c <= 1 for c in self.background):
@@ -83,11 +91,12 @@ class SpritesSpec:
     for i, name in enumerate(LATENT_NAMES):
       lo, hi = RANGES[name]
       out[name] = lo + (hi - lo) * z[..., i]
-    if self.x_strips:
+    if self.x_strips:  # K strips of width w, each shifted by w (1 - o) from the last
       lo, hi = RANGES["x"]
-      width = (hi - lo) / self.num_slots
+      o = self.strip_overlap
+      width = (hi - lo) / (self.num_slots - (self.num_slots - 1) * o)
       k = jnp.arange(self.num_slots, dtype=z.dtype)
-      out["x"] = lo + width * (k + z[..., 0])
+      out["x"] = lo + width * (k * (1 - o) + z[..., 0])
     return out
 
 

@@ -33,9 +33,22 @@ _PACING = {"replay": ("num_steps", "log_every", "eval_every", "checkpoint_every"
            "search": ("splits", "micro_batch")}
 
 
-# Settings added after workdirs existed, with the value that does what compgen did before: a
-# saved config without one matches a current config that has this value.
-_ADDED_LATER = {"model": {"candidates": 1, "keep_candidate_at": 0}}
+# Settings added after workdirs existed (dotted within their section), with the value that
+# does what compgen did before: a saved config without one matches a current config that has
+# this value.
+_ADDED_LATER = {"model": {"candidates": 1, "keep_candidate_at": 0},
+                "data": {"sprites.strip_overlap": 0.0}}
+
+
+def _without(value: dict, dotted: str, old) -> dict:
+  """`value` less its setting at the dotted key when that holds `old`."""
+  head, _, rest = dotted.partition(".")
+  if head not in value:
+    return value
+  if rest:
+    inner = value[head]
+    return {**value, head: _without(inner, rest, old)} if isinstance(inner, dict) else value
+  return {k: v for k, v in value.items() if k != head or v != old}
 
 
 def _used(section: str, value):
@@ -43,8 +56,9 @@ def _used(section: str, value):
   its decoder's and encoder's settings only (settings of other decoders, or decoders added
   later, do not make a workdir another run's); replay and search drop their pacing; settings
   of `_ADDED_LATER` at their old behaviour's value are dropped."""
-  if isinstance(value, dict) and section in _ADDED_LATER:
-    value = {k: v for k, v in value.items() if _ADDED_LATER[section].get(k, object()) != v}
+  if isinstance(value, dict):
+    for dotted, old in _ADDED_LATER.get(section, {}).items():
+      value = _without(value, dotted, old)
   if section in _PACING and isinstance(value, dict):
     return {k: v for k, v in value.items() if k not in _PACING[section]}
   if section != "model" or not isinstance(value, dict):

@@ -60,3 +60,15 @@ def test_a_workdir_of_another_model_is_refused_with_the_difference(tmp_path):
                                   sections=provenance.MODEL_SECTIONS)
   with pytest.raises(CheckpointError, match="optim: learning_rate was"):
     provenance.check_workdir_config(str(tmp_path), config)
+
+
+def test_a_workdir_from_before_a_data_setting_existed_is_a_run_at_its_old_value(tmp_path):
+  config = config_lib.load_config("configs/sprites.py:smoke")
+  provenance.check_workdir_config(str(tmp_path), config)
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["data"]["sprites"]["strip_overlap"]  # what an older compgen wrote
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  provenance.check_workdir_config(str(tmp_path), config, write=False)
+  config.data.sprites.strip_overlap = 0.5
+  with pytest.raises(CheckpointError, match="data: sprites.strip_overlap was None, now 0.5"):
+    provenance.check_workdir_config(str(tmp_path), config, write=False)
