@@ -185,6 +185,13 @@ def visibility(alpha: jax.Array) -> jax.Array:
   return visible.sum((-2, -1)) / jnp.maximum(alpha.sum((-2, -1)), 1e-6)
 
 
+def object_masks(spec: SpritesSpec, z: jax.Array, shape: jax.Array) -> jax.Array:
+  """Where each object covers a pixel (coverage > 1/2, hidden parts included):
+  z [N, K, 4], shape [N, K] -> [N, K, H, W] bool. Their union is the foreground; pixels of
+  two or more are where objects overlap."""
+  return jax.vmap(lambda zi, si: object_alphas(spec, zi, si) > 0.5)(z, shape)
+
+
 def render_batch_with_stats(spec: SpritesSpec, z: jax.Array, shape: jax.Array):
   """Renders a batch z: [B, K, 4], shape: [B, K] -> (images [B, H, W, 3], visibility [B, K])."""
   def one(zi, si):

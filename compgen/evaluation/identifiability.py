@@ -310,6 +310,15 @@ def identifiability(fit: tuple, splits: dict[str, tuple], *, readout: str = "mlp
                       factor_names=factor_names, steps=steps, seed=seed).score(splits)
 
 
+def region_mse(x: np.ndarray, x_hat: np.ndarray, region: np.ndarray) -> np.ndarray:
+  """Per image, the squared error averaged over the pixels of a region (and channels):
+  x, x_hat [N, H, W, C], region [N, H, W] bool -> [N], NaN where the region is empty."""
+  error = ((np.asarray(x, np.float64) - np.asarray(x_hat, np.float64)) ** 2).mean(-1)
+  count = region.sum((1, 2))
+  total = np.where(region, error, 0.0).sum((1, 2))
+  return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def reconstruction_metrics(x: np.ndarray, mse: np.ndarray) -> dict:
   """Inputs x [N, ...] and each one's reconstruction MSE [N] -> {"recon_mse": mean squared
   error, "recon_r2": 1 − SSE / SST} with SST the squared deviation from the mean input."""

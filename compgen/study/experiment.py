@@ -99,11 +99,25 @@ def load_arrays(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.nda
           for name, split in SPLITS.items()}
 
 
+def true_object_masks(config, arrays: dict) -> dict[str, np.ndarray] | None:
+  """{"id", "ood": [N, K, H, W] bool, where each true object covers a pixel} of sprites
+  (`sprites.object_masks` of the true latents), None for other data."""
+  if config.data.dataset != "sprites":
+    return None
+  spec = pipeline.dataset_spec(config.data).generator
+  return {s: np.asarray(sprites_lib.object_masks(spec, arrays[s]["latents"],
+                                                  arrays[s]["factors"][..., 0]))
+          for s in ("id", "ood")}
+
+
 def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = False) -> dict:
   """Every method's latents for the trained + replayed model of `workdir` (cached):
   {f"{method}/{split}/{field}"} with fields z [N, K, m], mse [N]; search methods also
   trace_mean [T] (mean search loss per step) and converged [N]; plus the decoder's
-  interaction statistics as "interaction/{name}"."""
+  interaction statistics as "interaction/{name}". For sprites also JIS ("interaction/jis",
+  on the true foreground) and, per image, the reconstruction error on the pixels two or more
+  true objects cover ("mse_overlap" [N], NaN without any) and on those one covers
+  ("mse_single")."""
   path = files.path(workdir, "experiment", "latents.npz")
   record = provenance.record(
       config, LATENT_SECTIONS, trained_step=checkpoints.latest_step(workdir),
@@ -142,9 +156,21 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   for method in METHODS:
     out[f"{method}/ood/pictures"] = np.asarray(model.decode(
         params, out[f"{method}/ood/z"][:NUM_PICTURES])["output"])
-  stats = interaction_lib.interaction_statistics(
-      lambda z: model.decode(params, z)["output"],
-      out["encoder/id/z"][:config.experiment.interaction_examples])
+  decode = jax.jit(lambda p, z: model.decode(p, z)["output"])
+  z_int = out["encoder/id/z"][:config.experiment.interaction_examples]
+  stats = interaction_lib.interaction_statistics(lambda z: decode(params, z), z_int)
+  masks = true_object_masks(config, arrays)
+  if masks is not None:  # JIS on the true foreground; errors where objects overlap, and not
+    stats["jis"] = interaction_lib.jacobian_interaction_score(
+        lambda z: decode(params, z), z_int, masks["id"][:len(z_int)].any(1))
+    for method in METHODS:
+      for split in ("id", "ood"):
+        z = out[f"{method}/{split}/z"]
+        x_hat = np.concatenate([np.asarray(decode(params, z[i:i + sc.batch_size]))
+                                for i in range(0, len(z), sc.batch_size)])
+        x, covered = models.model_input(arrays[split]), masks[split].sum(1)
+        out[f"{method}/{split}/mse_overlap"] = ident_lib.region_mse(x, x_hat, covered >= 2)
+        out[f"{method}/{split}/mse_single"] = ident_lib.region_mse(x, x_hat, covered == 1)
   out.update({f"interaction/{name}": np.asarray(v) for name, v in stats.items()})
   if jax.process_index() == 0:
     files.save_npz(path, **out)
@@ -221,6 +247,10 @@ def score_methods(config, latents: dict, arrays: dict, names, num_categories, se
                                              latents[f"{method}/{s}/mse"])}
       if f"{method}/{s}/converged" in latents:
         out[method][s]["search_converged"] = float(latents[f"{method}/{s}/converged"].mean())
+      for region in ("overlap", "single"):
+        per_image = latents.get(f"{method}/{s}/mse_{region}")
+        if per_image is not None and np.isfinite(per_image).any():  # some image has one
+          out[method][s][f"recon_mse_{region}"] = float(np.nanmean(per_image))
   return out
 
 
@@ -230,7 +260,8 @@ def _aggregate(runs: list[dict]) -> dict:
   for r in runs:
     cell = table.setdefault(f"{r['model']}: {r['method']}", {}).setdefault(r["split"], {})
     values = {"identifiability": r["identifiability"], "recon_mse": r["recon_mse"],
-              "recon_r2": r["recon_r2"], **{f"factor/{k}": v for k, v in r["per_factor"].items()}}
+              "recon_r2": r["recon_r2"], **{f"factor/{k}": v for k, v in r["per_factor"].items()},
+              **{k: r[k] for k in ("recon_mse_overlap", "recon_mse_single") if k in r}}
     for k, v in values.items():
       cell.setdefault(k, []).append(v)
   return {row: {s: {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
@@ -252,8 +283,17 @@ def format_table(summary: dict, names: list[str]) -> str:
       ["method", "split"] + list(names),
       [[row, split.upper()] + [f"{s[split][f'factor/{n}']['mean']:.3f}" for n in names]
        for row, s in summary.items() for split in ("id", "ood")])
+  regions = [[row] + [pm5(s[split][f"recon_mse_{region}"]) for split in ("id", "ood")
+                      for region in ("overlap", "single")]
+             for row, s in summary.items()
+             if all(f"recon_mse_{r}" in s[split] for r in ("overlap", "single")
+                    for split in ("id", "ood"))]
+  regions = ("\n\nReconstruction MSE on the pixels two or more true objects cover (overlap) "
+             "and on those one covers (single):\n\n" + tables.markdown(
+                 ["method", "ID overlap", "ID single", "OOD overlap", "OOD single"], regions)
+             if regions else "")
   return (scores + "\n\nPer-factor scores (R² for continuous factors, accuracy for categorical "
-          "ones):\n\n" + factors)
+          "ones):\n\n" + factors + regions)
 
 
 @files.holds_workdir("experiment")
@@ -338,6 +378,8 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
   interaction = "\n".join(
       f"- {label}: Jacobian overlap {np.mean([r['jacobian_overlap'] for r in rows]):.3f}, "
       f"cross-slot Hessian share {np.mean([r['hessian_cross'] for r in rows]):.3f}"
+      + (f", JIS {np.mean([r['jis'] for r in rows]):.3f}"
+         if all("jis" in r for r in rows) else "")
       for label, rows in results["interaction"].items())
   control = ("" if results["control_seeds"] == results["seeds"]
              else f", control seeds {results['control_seeds']}")

@@ -59,6 +59,20 @@ def test_front_object_occludes_back_object_and_visibility_says_so():
   np.testing.assert_allclose(vis_apart, 1.0, atol=1e-3)
 
 
+def test_object_masks_cover_each_whole_object_and_meet_where_objects_overlap():
+  spec = sprites.SpritesSpec(resolution=32, x_strips=False)
+  stacked, shape = _scene(x0=0.5, x1=0.5, scale=1.0)  # object 1 hides most of object 0
+  apart, _ = _scene(x0=0.0, x1=1.0, scale=0.2)
+  masks = np.asarray(sprites.object_masks(spec, jnp.stack([stacked, apart]),
+                                          jnp.stack([shape, shape])))
+  assert masks.shape == (2, 2, 32, 32)
+  alphas = [np.asarray(sprites.object_alphas(spec, z, shape)) for z in (stacked, apart)]
+  np.testing.assert_array_equal(masks, np.stack(alphas) > 0.5)
+  both = masks.sum(1) >= 2
+  assert both[0, 16, 16] and both[0].sum() > 100  # the hidden part counts: they meet
+  assert not both[1].any() and masks[1].sum() > 20  # apart: no pixel of two
+
+
 def test_shapes_have_the_expected_areas():
   spec = sprites.SpritesSpec(resolution=64, num_slots=1)
   z = jnp.array([[0.5, 0.5, 1.0, 0.5]], jnp.float32)

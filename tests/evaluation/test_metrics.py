@@ -131,6 +131,15 @@ def test_reconstruction_metrics():
   assert abs(ident.reconstruction_metrics(x, mse(mean_image))["recon_r2"]) < 1e-9
 
 
+def test_region_mse_averages_over_the_region_and_is_nan_where_it_is_empty():
+  x = np.zeros((2, 2, 2, 3))
+  x_hat = np.zeros_like(x)
+  x_hat[:, 0, 0] = 2.0  # error 4 at one pixel of each image, 0 elsewhere
+  region = np.array([[[True, True], [False, False]], [[False, False], [False, False]]])
+  np.testing.assert_array_equal(ident.region_mse(x, x_hat, region), [2.0, np.nan])
+  np.testing.assert_array_equal(ident.region_mse(x, x_hat, np.ones((2, 2, 2), bool)), [1.0, 1.0])
+
+
 def test_interaction_statistics_separate_additive_from_interacting_generators():
   z = np.random.default_rng(0).uniform(-1, 1, (6, 2, 2))
   stats = {}

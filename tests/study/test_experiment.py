@@ -22,10 +22,10 @@ def ran(tmp_path_factory, config_of):
 
 def test_experiment_scores_every_method_and_the_control(ran):
   config, workdir, results = ran
-  rows = {f"{model}: {method}" for model in ("additive", "unconstrained")
-          for method in experiment.METHODS}
-  assert set(results["summary"]) == rows
-  for row in rows:
+  method_rows = {f"{model}: {method}" for model in ("additive", "unconstrained")
+                 for method in experiment.METHODS}
+  assert set(results["summary"]) == method_rows
+  for row in method_rows:
     for split in ("id", "ood"):
       cell = results["summary"][row][split]
       for key in ("identifiability", "recon_mse", "recon_r2", "factor/x", "factor/shape"):
@@ -43,11 +43,18 @@ def test_experiment_scores_every_method_and_the_control(ran):
     saved = json.load(f)
   assert saved["seeds"] == [0] and len(saved["runs"]) == 2 * 4 * 2
   table = open(os.path.join(workdir, "results.md")).read()
-  for row in rows:
+  for row in method_rows:
     assert f"| {row} |" in table
   for name in ("identifiability.png", "reconstructions_ood.png", "search_loss.png"):
     assert os.path.getsize(os.path.join(workdir, name)) > 1000
   assert set(results["interaction"]) == {"additive", "unconstrained"}
+  for stats in results["interaction"].values():  # JIS on the true foreground of the ID images
+    assert 0 <= stats[0]["jis"] <= 1
+  assert "JIS" in table
+  # reconstruction error on the pixels one true object covers (no scene overlaps here)
+  for row in method_rows:
+    for split in ("id", "ood"):
+      assert results["summary"][row][split]["recon_mse_single"]["mean"] > 0
 
 
 def test_rerun_reuses_the_cached_latents_and_the_cli_prints_the_table(ran, repo_root):
