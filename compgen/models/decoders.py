@@ -237,12 +237,14 @@ class UnconstrainedConvDecoder(nn.Module):
 
 
 def interaction_penalty(attention: jax.Array) -> jax.Array:
-  """Σ_{i<j} a_i a_j per output position, a = attention averaged over layers and heads.
+  """Σ_{i<j} a_i a_j per output position, a = attention averaged over layers and summed over
+  heads (the penalty of Brady et al.'s released code: H² times the overlap of head-averaged
+  attention, so every head must give a pixel to the same slot).
 
   attention: [B, L, heads, P, K] (softmax over K) -> scalar, averaged over pixels and batch.
-  0 when every pixel attends to one slot; (K-1)/(2K) when all attend uniformly.
-  Uses Σ_{i<j} a_i a_j = ((Σ a)² − Σ a²) / 2.
+  0 when every head and layer gives each pixel to one slot; H²(K-1)/(2K) when all attend
+  uniformly. Uses Σ_{i<j} a_i a_j = ((Σ a)² − Σ a²) / 2.
   """
-  a = attention.mean(axis=(1, 2))  # [B, P, K]
+  a = attention.mean(axis=1).sum(axis=1)  # [B, P, K], Σ_k a_k = heads
   pairwise = 0.5 * (a.sum(-1) ** 2 - (a**2).sum(-1))
   return pairwise.mean()

@@ -126,14 +126,21 @@ def test_shared_slot_decoder_treats_slots_as_exchangeable(name, shape):
 def test_interaction_penalty_known_answers():
   disjoint = jax.nn.one_hot(jnp.array([[0, 1, 1, 0]]), 2)[:, None, None]  # [B=1, L, H, P=4, K=2]
   assert float(models.interaction_penalty(disjoint)) == 0.0
-  uniform2 = jnp.full((2, 2, 3, 5, 2), 0.5)
-  np.testing.assert_allclose(float(models.interaction_penalty(uniform2)), 0.25)
+  uniform2 = jnp.full((2, 2, 3, 5, 2), 0.5)  # 3 heads: H² (K − 1) / (2K) = 9 / 4
+  np.testing.assert_allclose(float(models.interaction_penalty(uniform2)), 2.25)
   uniform3 = jnp.full((1, 1, 1, 4, 3), 1 / 3)
   np.testing.assert_allclose(float(models.interaction_penalty(uniform3)), 1 / 3, rtol=1e-6)
   # Averaged over layers first: two layers attending to different slots overlap after averaging.
   split = jnp.stack([jax.nn.one_hot(jnp.zeros((4,), int), 2),
                      jax.nn.one_hot(jnp.ones((4,), int), 2)])[None, :, None]
   np.testing.assert_allclose(float(models.interaction_penalty(split)), 0.25)
+  # Summed over heads: two heads that each give a pixel to one slot, but not the same one,
+  # overlap fully (1 · 1); two that agree do not, whichever slot that pixel has.
+  one_hot = lambda slots: jax.nn.one_hot(jnp.array(slots), 2)  # [P=2, K]
+  disagree = jnp.stack([one_hot([0, 1]), one_hot([1, 0])])[None, None]  # [1, 1, H=2, 2, 2]
+  np.testing.assert_allclose(float(models.interaction_penalty(disagree)), 1.0)
+  agree = jnp.stack([one_hot([0, 1]), one_hot([0, 1])])[None, None]
+  assert float(models.interaction_penalty(agree)) == 0.0
 
 
 def test_unknown_names_and_impossible_shapes_are_refused():
