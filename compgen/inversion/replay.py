@@ -115,7 +115,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           f"to resume or reuse it, or delete {out_dir} to replay with the new ones (the "
           "trained model stays).")
   provenance.write_record(out_dir, record)
-  start, state, _ = ckpt.restore_or_init(init_state, state_sharding)
+  start, state, _ = ckpt.restore_or_init(init_state, state_shape, state_sharding)
   prior = jax.device_put(prior, repl)
   decoder_params = params["decoder"]
   writer = loop.MetricWriter(out_dir)

@@ -159,7 +159,8 @@ def _fit(model, params, parts, config, steps: int, batches, targets, mesh, out_d
     return train_lib.TrainState(jnp.zeros((), jnp.int32), params,
                                 {part: optimizer.init(params[part]) for part in parts})
   repl = parallel.replicated(mesh)
-  sharding = jax.tree.map(lambda _: repl, jax.eval_shape(init_state))
+  state_shape = jax.eval_shape(init_state)
+  sharding = jax.tree.map(lambda _: repl, state_shape)
 
   @functools.partial(jax.jit, out_shardings=(sharding, repl), donate_argnums=0)
   def update(state, x, t):
@@ -175,7 +176,7 @@ def _fit(model, params, parts, config, steps: int, batches, targets, mesh, out_d
     return train_lib.TrainState(state.step + 1, new_p, new_opt), values
 
   ckpt = checkpoints.Checkpointer(out_dir, config.train.keep_checkpoints)
-  start, state, data_state = ckpt.restore_or_init(init_state, sharding)
+  start, state, data_state = ckpt.restore_or_init(init_state, state_shape, sharding)
   if data_state is not None:
     batches.restore(data_state)
   writer = loop.MetricWriter(out_dir)

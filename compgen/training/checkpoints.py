@@ -153,11 +153,12 @@ class Checkpointer:
           "to start over in this one.")
     return None
 
-  def restore_or_init(self, init_state: Callable, sharding) -> tuple:
+  def restore_or_init(self, init_state: Callable, state_shape, sharding) -> tuple:
     """(step, state, data_state): the newest readable step restored onto `sharding` (the
-    shardings of the tree `init_state()` returns), or else (0, `init_state()` placed with
-    `sharding`, None) — how training and replay start or resume."""
-    restored = self.restore_latest(abstract_state(jax.eval_shape(init_state), sharding))
+    shardings of `state_shape`, the `jax.eval_shape` of `init_state`), or else
+    (0, `init_state()` placed with `sharding`, None) — how training and replay start or
+    resume."""
+    restored = self.restore_latest(abstract_state(state_shape, sharding))
     if restored is not None:
       return restored
     return 0, jax.jit(init_state, out_shardings=sharding)(), None

@@ -253,19 +253,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   infer = jax.jit(make_infer(model))
 
   def phase(size: int):
-    """(init, sharding, jitted step) of a state of `size` candidates (1: one model)."""
+    """(init, its shape, sharding, jitted step) of a state of `size` candidates (1: one
+    model)."""
     init = init_state if size == num else (lambda: candidates.take_state(init_state(), 0))
-    sharding = parallel.state_sharding(jax.eval_shape(init), mesh, config.mesh.fsdp_min_size)
+    shape = jax.eval_shape(init)
+    sharding = parallel.state_sharding(shape, mesh, config.mesh.fsdp_min_size)
     step = jax.jit(make_train_step(model, config, optimizer, size),
                    in_shardings=(sharding, batch_sharding, repl),
                    out_shardings=(sharding, repl), donate_argnums=0)
-    return init, sharding, step
+    return init, shape, sharding, step
 
   ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
   saved = ckpt.latest_step()
   size = 1 if cut and saved is not None and saved > keep_at else num
-  init, sharding, train_step = phase(size)
-  latest, state, data_state = ckpt.restore_or_init(init, sharding)
+  init, shape, sharding, train_step = phase(size)
+  latest, state, data_state = ckpt.restore_or_init(init, shape, sharding)
   if data_state is not None:
     train_iter.restore(data_state)
     print(f"Resumed from {ckpt.directory}/{latest} (step {int(state.step)}).")
@@ -297,7 +299,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       _, record = candidates.kept(workdir, state.params, step, num, scorer)
       state = candidates.take_state(state, record["selected"])
       size = 1
-      _, sharding, train_step = phase(size)
+      _, _, sharding, train_step = phase(size)
       state = jax.device_put(state, sharding)
       ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
   if step < stop:
