@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs compgen with its test and bench extras (skipped when current), then runs the whole
-# test suite in TEST_WORKERS (default 2) processes, one test file per worker at a time, the
-# longest files first (tests/conftest.py).
+# test suite in TEST_WORKERS (default 2) processes, one test file per worker at a time.
 # Extra arguments go to pytest, e.g. `bash launch/test.sh -k sprites -x`.
 # Fails on any test failure, and when no test was collected (pytest exit code 5).
 set -euo pipefail
@@ -9,7 +8,7 @@ cd "$(dirname "$0")/.."
 source launch/python.sh
 bash launch/install.sh test,bench
 set +e
-"$PYTHON" -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
+"$PYTHON" -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

@@ -63,18 +63,3 @@ def train_encoder():
       state, _ = step(state, jax.random.PRNGKey(i), *sampler_args)
     return lambda x: encode(state.params, x)
   return train
-
-
-# The longest test files first (measured 2026-12-03 on 2 cores, each over a minute in all), so
-# that `--dist loadfile --no-loadscope-reorder` (launch/test.sh) hands them out before the
-# short ones and the two workers finish together; each file's tests stay together and in order.
-LONG_FILES = ("tests/test_faults.py", "tests/study/test_experiment.py",
-              "tests/science/test_synthetic_science.py", "tests/test_bench.py",
-              "tests/study/test_sweep.py", "tests/science/test_conv_decoder.py",
-              "tests/test_api.py", "tests/test_parallel.py", "tests/study/test_own_data.py",
-              "tests/inversion/test_jobs.py")
-
-
-def pytest_collection_modifyitems(items):
-  rank = {path: i for i, path in enumerate(LONG_FILES)}
-  items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(LONG_FILES)))
