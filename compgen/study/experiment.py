@@ -153,10 +153,10 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
                   f"{method}/{split}/converged": res["converged"],
                   f"{method}/{split}/finite": res["finite"]})
       search_job.report_diverged(res["finite"], f"{method} {split}")
-  for method in METHODS:
-    out[f"{method}/ood/pictures"] = np.asarray(model.decode(
-        params, out[f"{method}/ood/z"][:NUM_PICTURES])["output"])
   decode = jax.jit(lambda p, z: model.decode(p, z)["output"])
+  for method in METHODS:
+    out[f"{method}/ood/pictures"] = np.asarray(
+        decode(params, out[f"{method}/ood/z"][:NUM_PICTURES]))
   z_int = out["encoder/id/z"][:config.experiment.interaction_examples]
   stats = interaction_lib.interaction_statistics(lambda z: decode(params, z), z_int)
   masks = true_object_masks(config, arrays)
