@@ -3,10 +3,11 @@ and one persistent XLA compilation cache for the whole session, shared by the xd
 and by the jobs the tests start as subprocesses (they inherit the environment), so that the
 same smoke models compile once rather than in every process. The cache is new for each
 session (unless JAX_COMPILATION_CACHE_DIR is set) and removed at its end; a size limit turns
-on jax's file lock around every read and write, which the concurrent processes need. Only
-compilations of ≥ 1 s are written (jax's default): writing every small one costs the
-in-process tests more than the subprocesses gain (measured: tests/test_faults.py 53 s with
-every compilation cached, 64 s with ≥ 1 s; two other test files 37.5 s against 35.0 s).
+on jax's file lock around every read and write, which the concurrent processes need. The
+jobs the tests start write every compilation (they repeat each other's: tests/test_faults.py
+147 s against 203 s with only ≥ 1 s written; tests/inversion/test_jobs.py with
+tests/test_parallel.py 191 s against 234 s), the test processes only those of ≥ 1 s (jax's
+default): writing every small one costs the in-process tests more than they gain.
 
 Fixtures every test module may ask for: `repo_root` (the repository's folder), `config_of`
 (a config file of configs/ with variants, loaded as the jobs load it) and `train_encoder` (an
@@ -26,6 +27,12 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # the first process of the se
   os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
   atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(16 << 30))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # the subprocesses'
+
+
+def pytest_configure(config):  # pylint: disable=unused-argument
+  import jax  # pylint: disable=g-import-not-at-top  (after XLA_FLAGS)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 @pytest.fixture(scope="session")
