@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from compgen import config_lib
+from compgen import errors
 from compgen import files
 from compgen import models
 from compgen import parallel
@@ -44,7 +45,30 @@ def get_config(spec: str, overrides: dict[str, Any] | None = None) -> ml_collect
   config = config_lib.load_config(spec)
   for key, value in (overrides or {}).items():
     config_lib.override(config, key, value)
-  return config
+  return config_lib.check_values(config)
+
+
+def _config(config, caller: str) -> ml_collections.ConfigDict:
+  """The config a function was handed (a spec string is loaded), its values checked."""
+  if isinstance(config, str):
+    return get_config(config)
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise TypeError(f"compgen.{caller} takes a config (compgen.get_config('configs/"
+                    f"sprites.py:quickstart')) or its spec string, not {type(config).__name__}.")
+  return config_lib.check_values(config)
+
+
+def _with_settings(config: ml_collections.ConfigDict, section: str, settings: dict,
+                   caller: str) -> ml_collections.ConfigDict:
+  """A copy of `config` with `settings` {key: value} set in `config.<section>`; an unknown key
+  or a value of the wrong type is an error naming the closest keys, as on the command line."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  for key, value in settings.items():
+    try:
+      config_lib.override(config, f"{section}.{key}", value)
+    except (KeyError, TypeError) as e:
+      raise errors.ConfigError(f"compgen.{caller}({key}=...): {e.args[0]}") from e
+  return config_lib.check_values(config)
 
 
 @dataclasses.dataclass
@@ -165,9 +189,11 @@ def pretrained(name: str = "sprites64") -> Model:
   return load(os.path.join(PRETRAINED_DIR, name))
 
 
-def fit(config: ml_collections.ConfigDict, workdir: str) -> Model:
+def fit(config: ml_collections.ConfigDict | str, workdir: str) -> Model:
   """Trains (or resumes, or finds finished) the configured autoencoder on ID data (Eq. 4.2)
-  in `workdir`, like `python -m compgen.train`; returns it loaded."""
+  in `workdir`, like `python -m compgen.train`; returns it loaded. `config`: a config or its
+  spec string ("configs/sprites.py:quickstart")."""
+  config = _config(config, "fit")
   train_lib.train_and_evaluate(config, workdir)
   return load(workdir, config)
 
@@ -182,8 +208,7 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   z is the best finite iterate; also printed), z0 [B, K, m] and mse0 [B] (the start and its
   error); with `record_steps`, also "iterates": {step: z [B, K, m]} from the first start.
   """
-  config = ml_collections.ConfigDict(model.config.to_dict())
-  config.search.update(search_settings)
+  config = _with_settings(model.config, "search", search_settings, "invert")
   sc = config.search
   key = ("searcher", repr(sorted(sc.to_dict().items())))
   mesh = parallel.make_mesh(config.mesh)
@@ -219,8 +244,7 @@ def replay_encoder(model: Model, **replay_settings) -> Model:
   ID latents, like `python -m compgen.replay` (in `{workdir}/replay`, resumed or reused).
   `replay_settings` override `config.replay` (prior, num_steps, init, loss, ...).
   Returns the model with the replay-trained encoder."""
-  config = ml_collections.ConfigDict(model.config.to_dict())
-  config.replay.update(replay_settings)
+  config = _with_settings(model.config, "replay", replay_settings, "replay_encoder")
   replay_lib.replay_and_evaluate(config, model.workdir)
   params = replay_lib.replay_encoder_params(config, model.workdir, model.params,
                                             parallel.make_mesh(config.mesh))
@@ -245,8 +269,8 @@ def evaluate(model: Model) -> dict[str, dict[str, dict]]:
                                       config.seed)
 
 
-def run_experiment(config: ml_collections.ConfigDict, workdir: str,
+def run_experiment(config: ml_collections.ConfigDict | str, workdir: str,
                    overwrite: bool = False) -> dict:
   """The whole experiment (`python -m compgen.experiment`): results dict, also written to
-  `{workdir}/results.json`, results.md and figures."""
-  return experiment_lib.run_experiment(config, workdir, overwrite)
+  `{workdir}/results.json`, results.md and figures. `config`: a config or its spec string."""
+  return experiment_lib.run_experiment(_config(config, "run_experiment"), workdir, overwrite)

@@ -11,7 +11,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from compgen import config_lib
-from compgen import files
+from compgen import errors
 from compgen import parallel
 from compgen.training import loop
 
@@ -43,19 +43,26 @@ def report(text: str) -> None:
 
 def run(main: Callable[[], None]) -> None:
   """Runs `main()` under absl with library logging quietened (progress bars stay readable),
-  after starting the multi-process runtime when --distributed is given. A preempted job
-  (SIGTERM; it saved a checkpoint) exits with status 143 = 128 + SIGTERM; a workdir held by
-  another job or not writable ends it with one message and status 1."""
+  after starting the multi-process runtime when --distributed is given, and the config's
+  values checked (`config_lib.check_values`). A preempted job (SIGTERM; it saved a checkpoint)
+  exits with status 143 = 128 + SIGTERM; a user's mistake (`errors.UserError`: bad data, a
+  config value, a workdir held by another job or not writable, a missing checkpoint) ends it
+  with one message and status 1, its traceback shown only with COMPGEN_TRACEBACK=1; any other
+  exception is a bug and shows its traceback."""
   def _main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     if _DISTRIBUTED.value:
       parallel.initialize_distributed()
     try:
+      if "config" in flags.FLAGS and flags.FLAGS.config is not None:
+        config_lib.check_values(flags.FLAGS.config)
       main()
     except loop.Preempted as e:
       report(str(e))
       sys.exit(PREEMPTED_EXIT_CODE)
-    except (files.WorkdirBusyError, files.WorkdirNotWritableError) as e:
-      sys.exit(f"compgen: {e}")  # the user's to fix: one message, exit status 1
+    except errors.UserError as e:
+      if errors.show_traceback():
+        raise
+      sys.exit(f"compgen: {type(e).__name__}: {e}")  # one message, exit status 1
   app.run(_main, flags_parser=config_lib.parse_flags)

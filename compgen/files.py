@@ -23,15 +23,17 @@ import jax
 import numpy as np
 from etils import epath
 
+from compgen import errors
+
 LOCK_FILE = ".compgen.lock"  # in a workdir: who holds it (the lock itself is flock's)
 _held: dict[str, Any] = {}  # the workdirs this process holds: their open lock files
 
 
-class WorkdirBusyError(RuntimeError):
+class WorkdirBusyError(errors.UserError, RuntimeError):
   """Another live job holds the workdir."""
 
 
-class WorkdirNotWritableError(RuntimeError):
+class WorkdirNotWritableError(errors.UserError, RuntimeError):
   """The workdir cannot be created or written."""
 
 

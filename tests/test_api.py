@@ -26,7 +26,7 @@ def smoke_spec(repo_root):
 
 @pytest.fixture(scope="module")
 def model(workdir, smoke_spec):
-  return compgen.fit(compgen.get_config(smoke_spec), str(workdir))
+  return compgen.fit(smoke_spec, str(workdir))  # a spec string is loaded
 
 
 def test_fit_load_encode_decode(model):

@@ -1,13 +1,15 @@
 """Bad input gets a clear error naming the problem and the fix: images of the wrong shape,
 dtype or range for a model, latents of the wrong slot count or dim, empty batches, NaN in a
-batch, unknown or ill-typed config keys, unknown prior names, and a TFDS data_dir of another
-dataset version or builder config.
+batch, unknown or ill-typed config keys, config values that cannot mean anything, misspelt
+keyword settings of the API, a job's user errors as one message, unknown prior names, and a
+TFDS data_dir of another dataset version or builder config.
 
 Already tested elsewhere, not repeated here: unknown decoder / encoder names with the list of
 valid ones (tests/models/test_models.py), a workdir of another config
 (tests/training/test_train.py) and a missing trained model (tests/inversion/test_jobs.py).
 """
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -220,11 +222,11 @@ def test_get_config_names_a_bad_key_or_type():
     compgen.get_config(SMOKE, {"train.num_steps": "abc"})
 
 
-def _train(tmp_path, override):
+def _train(tmp_path, *overrides, env=None):
   workdir = tmp_path / "run"
   proc = subprocess.run([sys.executable, "-m", "compgen.train", f"--config={SMOKE}",
-                         f"--workdir={workdir}", override], capture_output=True, text=True,
-                        timeout=120, check=False)
+                         f"--workdir={workdir}", *overrides], capture_output=True, text=True,
+                        timeout=120, check=False, env={**os.environ, **(env or {})})
   assert proc.returncode == 1, proc.stderr[-2000:]
   assert not workdir.exists()  # refused before the job started
   return proc.stderr
@@ -240,6 +242,83 @@ def test_train_job_refuses_an_unknown_config_key_in_one_line(tmp_path):
   err = _train(tmp_path, "--config.train.lerning_rate=1")
   assert "Traceback" not in err, err[-2000:]
   assert "Unknown config key 'train.lerning_rate'" in err and "optim.learning_rate" in err, err
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"train.num_steps": -5}, r"config.train.num_steps=-5: must be >= 1"),
+    ({"train.batch_size": 0}, r"config.train.batch_size=0: must be >= 1"),
+    ({"optim.learning_rate": 0.0}, r"config.optim.learning_rate=0.0: must be > 0"),
+    ({"loss.beta": -0.1}, r"config.loss.beta=-0.1: must be >= 0"),
+    ({"optim.end_learning_rate_fraction": 1.5},
+     r"end_learning_rate_fraction=1.5: must be in \[0, 1\]"),
+    ({"data.min_visibility": 0.0}, r"config.data.min_visibility=0.0: must be in \(0, 1\]"),
+    ({"search.micro_batch": -2}, r"search.micro_batch=-2: must be >= 0, or -1 for auto"),
+    ({"search.num_examples": 0}, r"search.num_examples=0: must be >= 1, or -1 for all"),
+    ({"model.decoders.additive.hidden": (32, 0)}, r"additive.hidden=\(32, 0\): sizes must be"),
+    ({"experiment.seeds": 0, "replay.num_steps": -1},
+     r"replay.num_steps=-1: must be >= 1; config.experiment.seeds=0: must be >= 1. Set them"),
+])
+def test_config_values_that_cannot_mean_anything_are_refused_naming_the_key(overrides, match):
+  with pytest.raises(config_lib.ConfigError, match=match):
+    compgen.get_config(SMOKE, overrides)
+  for sentinel in ({"search.micro_batch": -1}, {"mesh.data": -1}, {"search.num_examples": -1},
+                   {"experiment.control_seeds": 0}, {"loss.beta": 0.0}):
+    compgen.get_config(SMOKE, sentinel)  # the values that mean "auto", "all", "none", "off"
+
+
+def test_every_variant_of_every_config_file_has_values_that_mean_something(
+    config_of, monkeypatch):
+  allowed = {}
+  real = config_lib.parse_variants
+  def recording(arg, names):
+    allowed.setdefault("names", names)
+    return real(arg, names)
+  monkeypatch.setattr(config_lib, "parse_variants", recording)
+  for name in ("sprites", "synthetic"):
+    allowed.clear()
+    config_lib.check_values(config_of(name))
+    for variant in allowed["names"]:
+      config_lib.check_values(config_of(name, variant))
+      config_lib.check_values(config_of(name, f"{variant},smoke"))
+
+
+def test_api_settings_are_checked_like_the_command_line(image_model, tmp_path):
+  with pytest.raises(config_lib.ConfigError, match=r"compgen.invert\(num_stepz=...\): Unknown "
+                     r"config key 'search.num_stepz'.*Did you mean search.num_steps"):
+    compgen.invert(image_model, _images(2), num_stepz=3)
+  with pytest.raises(config_lib.ConfigError, match=r"config.search.num_steps=0: must be >= 1"):
+    compgen.invert(image_model, _images(2), num_steps=0)
+  with pytest.raises(config_lib.ConfigError, match=r"compgen.invert\(learning_rate=...\): "
+                     r"Config key 'search.learning_rate' takes a float"):
+    compgen.invert(image_model, _images(2), learning_rate="fast")
+  with pytest.raises(config_lib.ConfigError, match=r"compgen.replay_encoder\(nun_steps=...\):"
+                     r".*Did you mean replay.num_steps"):
+    compgen.replay_encoder(image_model, nun_steps=3)
+  with pytest.raises(TypeError, match=r"compgen.fit takes a config \(compgen.get_config\("):
+    compgen.fit(image_model, str(tmp_path / "w"))
+  with pytest.raises(config_lib.ConfigError, match=r"train.num_steps=-5"):
+    config = compgen.get_config(SMOKE)
+    config.train.num_steps = -5  # set after get_config: checked where it is used
+    compgen.run_experiment(config, str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()
+
+
+def test_a_jobs_user_errors_are_one_message_and_its_bugs_keep_their_traceback(tmp_path):
+  """A bad config value, and data whose splits disagree (found before training): one message
+  naming the problem and the fix, exit status 1, no workdir; COMPGEN_TRACEBACK=1 shows it."""
+  err = _train(tmp_path, "--config.train.num_steps=-5")
+  assert err.strip() == ("compgen: ConfigError: config.train.num_steps=-5: must be >= 1. Set it "
+                         "to a value that means something (defaults: compgen/config_lib.py)."), err
+  rng = np.random.default_rng(0)
+  for split, side in (("train", 16), ("test_id", 16), ("test_ood", 32)):
+    np.savez(tmp_path / f"{split}.npz", image=rng.uniform(size=(4, side, side, 3)),
+             latents=rng.uniform(size=(4, 2, 3)))
+  npz = ["--config.data.dataset=npz", f"--config.data.npz_path={tmp_path}"]
+  err = _train(tmp_path, *npz)
+  assert err.startswith("compgen: DataError: ") and len(err.strip().splitlines()) == 1, err
+  assert "'image' [N, H, W, C] is float64 [N, 32, 32, 3] in test_ood but" in err, err
+  err = _train(tmp_path, *npz, env={"COMPGEN_TRACEBACK": "1"})
+  assert "Traceback (most recent call last)" in err and "DataError" in err, err[-2000:]
 
 
 def test_unknown_prior_lists_the_valid_ones():

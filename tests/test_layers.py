@@ -1,8 +1,8 @@
 """The imports run one way along the data's journey, and no import cycle exists.
 
 Layers, lowest first (a module may import its own layer and those below it, never above):
-  infra (files, parallel, plots, tables) → data → models → training → inversion → evaluation (the
-  scores only) → the study and the config (study: the experiment, the sweep, the references
+  infra (errors, files, parallel, plots, tables) → data → models → training → inversion →
+  evaluation (the scores only) → the study and the config (study: the experiment, the sweep, the references
   and the diagnostic; config_lib) → the entry points (the package, the Python API, the command
   line and the jobs).
 Every import counts, also those inside functions (lazy ones), since they run too.
@@ -14,7 +14,7 @@ import sys
 
 
 LAYERS = (
-    ("compgen.files", "compgen.parallel", "compgen.plots", "compgen.tables"),
+    ("compgen.errors", "compgen.files", "compgen.parallel", "compgen.plots", "compgen.tables"),
     ("compgen.data",),
     ("compgen.models",),
     ("compgen.training",),

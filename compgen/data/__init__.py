@@ -9,6 +9,7 @@ before calling `tfds.data_source("compgen_sprites/...")` yourself).
 import importlib
 
 _NAMES = {"BatchIterator": "pipeline", "dataset_spec": "pipeline", "load_split": "pipeline",
+          "load_splits": "pipeline",
           "DataError": "checks", "SPLITS": "scenes", "DatasetSpec": "scenes",
           "generate": "scenes", "true_generator": "scenes", "SplitSpec": "splits",
           "SpritesSpec": "sprites", "SyntheticSpec": "synthetic"}

@@ -1,8 +1,10 @@
 """Checks of the data compgen is handed, and the error they raise.
 
 `DataError`: input data compgen cannot use; the message names the problem and the fix.
-`validate(arrays, where)` checks a split's arrays when it is loaded (shapes agree, finite,
-images in range). `check_batch(x, where)` checks the values of a batch a user hands to a model
+`validate(arrays, where)` checks a split's arrays when it is loaded (non-empty, shapes agree,
+finite, images in range); `consistent(firsts, where)` checks that the splits of one data set
+agree with each other (fields, per-example shapes, slots, latents per slot, factors).
+`check_batch(x, where)` checks the values of a batch a user hands to a model
 or a search (non-empty, floating point, finite, images in [0, 1]) and names the bad examples by
 index. The lowest module of `compgen.data`: every layer above may import it.
 """
@@ -12,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-class DataError(ValueError):
+from compgen import errors
+
+class DataError(errors.UserError, ValueError):
   """Input data that compgen cannot use; the message names the problem and the fix."""
 
 
@@ -25,6 +29,9 @@ def validate(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]
   if ("image" in arrays) == ("x" in arrays):
     fail(f"need exactly one of 'image' [N, H, W, C] or 'x' [N, d_x] (found {sorted(arrays)}).")
   n = len(arrays["latents"])
+  if n == 0:
+    fail("no examples; every split needs at least one (check the file, or num_train / "
+         "num_test_id / num_test_ood).")
   for key, value in arrays.items():
     if len(value) != n:
       fail(f"'{key}' has {len(value)} examples but 'latents' has {n}: they must agree.")
@@ -59,6 +66,30 @@ def validate(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]
     if not np.all(np.isfinite(x)):
       fail(f"'x' holds {int((~np.isfinite(x)).sum())} NaN/Inf values.")
   return arrays
+
+
+def consistent(firsts: dict[str, dict[str, np.ndarray]], where: str) -> None:
+  """Checks that the splits of one data set agree: {split: its arrays [n >= 1, ...]} (a
+  split's first example is enough) have the same fields and, per field, the same shape after
+  the batch axis and the same kind of dtype (an image's H, W and C; the slots K and latents
+  per slot m of 'latents'; the factors). Raises `DataError` naming both splits and the array.
+  """
+  (ref, ref_arrays), *others = firsts.items()
+  for split, arrays in others:
+    if set(arrays) != set(ref_arrays):
+      raise DataError(
+          f"{where}: the splits hold different arrays: {ref} has {sorted(ref_arrays)}, "
+          f"{split} has {sorted(arrays)}; give every split the same fields.")
+    for key in sorted(arrays):
+      a, b = ref_arrays[key], arrays[key]
+      if a.shape[1:] != b.shape[1:] or a.dtype.kind != b.dtype.kind:
+        what = {"latents": " [N, K slots, m latents per slot]", "image": " [N, H, W, C]",
+                "factors": " [N, K slots, c factors]"}.get(key, "")
+        raise DataError(
+            f"{where}: '{key}'{what} is {b.dtype} [N, {', '.join(map(str, b.shape[1:]))}] in "
+            f"{split} but {a.dtype} [N, {', '.join(map(str, a.shape[1:]))}] in {ref}; every "
+            "split of a data set must agree (the same image size, slots and latents), so "
+            f"make {split} like {ref}.")
 
 
 def check_batch(x, where: str, *, name: str = "images", unit_range: bool | None = None,

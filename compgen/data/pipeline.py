@@ -13,7 +13,8 @@
                  tables and figures: `latent_names` [m] and `factor_names` [c] strings
                  (`npz_names`; default z0.., factor0..).
 
-Every split is checked on load by `compgen.data.checks.validate`.
+Every split is checked on load by `compgen.data.checks.validate`; `load_splits` loads several
+and checks that they agree (`checks.consistent`): what a job does before it spends compute.
 
 `BatchIterator` shuffles with a seed, drops the remainder, and gives each process its slice
 of every global batch, so the data seen does not depend on the number of processes.
@@ -22,6 +23,8 @@ Images come out as float32 in [0, 1].
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from typing import Any, Iterator
 
 import ml_collections
@@ -31,7 +34,7 @@ from compgen.data import scenes
 from compgen.data import splits as splits_lib
 from compgen.data import sprites as sprites_lib
 from compgen.data import synthetic as synthetic_lib
-from compgen.data.checks import DataError, validate
+from compgen.data.checks import DataError, consistent, validate
 
 DATASETS = ("sprites", "synthetic", "npz", "pug")
 SOURCES = ("generate", "tfds")
@@ -132,6 +135,20 @@ def load_split(data: ml_collections.ConfigDict, split: str):
   raise DataError(f"Unknown data.source={data.source!r}: choose one of {SOURCES}.")
 
 
+def load_splits(data: ml_collections.ConfigDict,
+                splits: tuple[str, ...] = scenes.SPLITS) -> dict:
+  """{split: `load_split(data, split)`} for `splits`, checked to agree with each other (the
+  same fields, image size, slots and latents per slot) and to be non-empty."""
+  sources = {split: load_split(data, split) for split in splits}
+  for split, source in sources.items():
+    if not len(source):
+      raise DataError(f"{source!r}: the {split} split holds no examples; give it at least one "
+                      "(check the file, or data.num_train / num_test_id / num_test_ood).")
+  where = data.npz_path if data.dataset == "npz" else f"{data.dataset} data"
+  consistent({split: source[np.arange(1)] for split, source in sources.items()}, where)
+  return sources
+
+
 def _check_config_matches_builder(data: ml_collections.ConfigDict, name: str) -> None:
   """A compgen builder renders exactly its own spec: refuses a config.data that describes
   other data (e.g. 32x32 images while the builder config renders 64x64)."""
@@ -176,7 +193,20 @@ def _read_npz(path: str, split: str, fields=None) -> dict[str, np.ndarray]:
     file, prefix = path, f"{split}/"
   else:
     raise DataError(f"data.npz_path={path!r} does not exist.")
-  with np.load(file) as f:
+  def unreadable(e, what="it"):
+    why = ("neither .npz nor .npy" if isinstance(e, ValueError) and "pickle" in str(e)
+           else f"{type(e).__name__}: {e}")  # numpy's word for neither is a pickle hint
+    return DataError(f"{file} cannot be read as an .npz archive ({why}): {what} is damaged "
+                     "(e.g. a copy cut short) or not an .npz file; write it again with "
+                     "numpy.savez or compgen.data.pipeline.save_npz.")
+  try:
+    f = np.load(file)
+  except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+    raise unreadable(e) from e
+  if not isinstance(f, np.lib.npyio.NpzFile):
+    raise DataError(f"{file} holds one array (.npy format), not an .npz archive of named "
+                    "arrays; save the fields with numpy.savez(file, image=..., latents=...).")
+  with f:
     keys = [k for k in f.files if k.startswith(prefix)]
     if not keys:
       raise DataError(f"{path} holds no '{prefix}*' arrays (found {f.files[:8]}); store "
@@ -188,8 +218,12 @@ def _read_npz(path: str, split: str, fields=None) -> dict[str, np.ndarray]:
       try:
         arrays[k[len(prefix):]] = f[k]
       except ValueError as e:  # an object array needs pickle, which is never loaded
+        if "pickle" not in str(e):
+          raise unreadable(e, f"its array '{k}'") from e
         raise DataError(f"{file}: '{k}' is an object array ({e}); store plain arrays, "
                         "e.g. names as np.array(['x', 'y']) rather than dtype=object.") from e
+      except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise unreadable(e, f"its array '{k}'") from e
   return arrays
 
 

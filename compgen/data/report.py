@@ -106,7 +106,7 @@ def write_report(config: ml_collections.ConfigDict, workdir: str, num_samples: i
   data = config.data
   spec = _spec_of(data)
   start = time.perf_counter()
-  sources = {split: pipeline.load_split(data, split) for split in scenes.SPLITS}
+  sources = pipeline.load_splits(data)
   load_s = time.perf_counter() - start
   arrays = {split: src[np.arange(len(src))] for split, src in sources.items()}
   stats = {"dataset": data.dataset, "load_seconds": load_s,

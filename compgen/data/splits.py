@@ -28,6 +28,8 @@ import dataclasses
 import itertools
 import numpy as np
 
+from compgen import errors
+
 SCHEMES = ("diagonal", "l_shaped", "held_out_combinations", "iid")
 BANDS = ("joint", "per_latent")
 DOMAINS = ("id", "ood")
@@ -55,9 +57,9 @@ class SplitSpec:
 
   def __post_init__(self):
     if self.scheme not in SCHEMES:
-      raise ValueError(f"Unknown split scheme {self.scheme!r}: choose one of {SCHEMES}.")
+      raise errors.ConfigError(f"Unknown split scheme {self.scheme!r}: choose one of {SCHEMES}.")
     if self.band not in BANDS:
-      raise ValueError(f"Unknown diagonal band {self.band!r}: choose one of {BANDS}.")
+      raise errors.ConfigError(f"Unknown diagonal band {self.band!r}: choose one of {BANDS}.")
     if not 0.0 < self.delta < 1.0:
       raise ValueError(f"delta={self.delta!r}: the diagonal band radius (or the L-shaped "
                        "split's box side) must be in (0, 1).")

@@ -18,6 +18,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from compgen import errors
+
 LATENT_NAMES = ("x", "y", "scale", "hue")
 FACTOR_NAMES = ("shape",)
 SHAPES = ("circle", "square", "triangle")
@@ -210,6 +212,6 @@ def shape_index(spec: SpritesSpec, names: Sequence[str]) -> list[int]:
   out = []
   for name in names:
     if name not in spec.shapes:
-      raise ValueError(f"Unknown shape {name!r}: this spec draws {spec.shapes}.")
+      raise errors.ConfigError(f"Unknown shape {name!r}: this spec draws {spec.shapes}.")
     out.append(spec.shapes.index(name))
   return out

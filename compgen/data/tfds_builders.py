@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from compgen import errors
 from compgen.data import checks
 from compgen.data import scenes
 from compgen.data import splits as splits_lib
@@ -147,7 +148,8 @@ def builder_spec(dataset: str, config_name: str) -> scenes.DatasetSpec:
   """The `DatasetSpec` of builder config `config_name` of `compgen_{dataset}`."""
   specs = {c.name: c.spec for c in BUILDERS[dataset].BUILDER_CONFIGS}
   if config_name not in specs:
-    raise ValueError(f"Unknown TFDS config {config_name!r} for compgen_{dataset}: choose one "
+    raise errors.ConfigError(
+        f"Unknown TFDS config {config_name!r} for compgen_{dataset}: choose one "
                      f"of {sorted(specs)}.")
   return specs[config_name]
 

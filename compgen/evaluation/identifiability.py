@@ -30,6 +30,7 @@ import numpy as np
 import optax
 from scipy import optimize
 
+from compgen import errors
 from compgen.models import layers
 
 READOUTS = {"linear": (), "mlp": (64, 64)}
@@ -221,9 +222,9 @@ def fit_readouts(fit: tuple, *, readout: str = "mlp", matching: str = "global",
   latents [N, K, m], factors int [N, K, n_c] or None), the ID data; arguments as in
   `identifiability` (num_categories default: max label + 1 of the fit set)."""
   if readout not in READOUTS:
-    raise ValueError(f"Unknown readout {readout!r}: choose one of {sorted(READOUTS)}.")
+    raise errors.ConfigError(f"Unknown readout {readout!r}: choose one of {sorted(READOUTS)}.")
   if matching not in MATCHINGS:
-    raise ValueError(f"Unknown matching {matching!r}: choose one of {MATCHINGS}.")
+    raise errors.ConfigError(f"Unknown matching {matching!r}: choose one of {MATCHINGS}.")
   z_hat, lat, fac = fit
   _check("fit", z_hat, lat, fac)
   k, m = lat.shape[1], lat.shape[2]

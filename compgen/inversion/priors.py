@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compgen import errors
+
 PRIORS = ("empirical", "gaussian", "kde")
 
 
@@ -93,7 +95,7 @@ def fit_prior(name: str, latents: np.ndarray, max_centres: int = 4096, seed: int
     n, _, m = latents.shape
     bandwidth = n ** (-1.0 / (m + 4))  # Scott's rule
     return KDEPrior(jnp.asarray(latents), jnp.asarray(_cholesky(latents, bandwidth)))
-  raise ValueError(f"Unknown prior {name!r}: choose one of {PRIORS}.")
+  raise errors.ConfigError(f"Unknown prior {name!r}: choose one of {PRIORS}.")
 
 
 def negative_log_prob(prior):

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from compgen import errors
 from compgen import files
 from compgen import models
 from compgen import parallel
@@ -65,10 +66,10 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """Trains a replay encoder on the trained model of `workdir`; returns the summary dict."""
   rc = config.replay
   if rc.loss not in objectives.LATENT_LOSSES:
-    raise ValueError(f"Unknown replay.loss={rc.loss!r}: choose one of "
+    raise errors.ConfigError(f"Unknown replay.loss={rc.loss!r}: choose one of "
                      f"{objectives.LATENT_LOSSES}.")
   if rc.init not in ("id_encoder", "scratch"):
-    raise ValueError(f"Unknown replay.init={rc.init!r}: choose 'id_encoder' or 'scratch'.")
+    raise errors.ConfigError(f"Unknown replay.init={rc.init!r}: choose 'id_encoder' or 'scratch'.")
   mesh = parallel.make_mesh(config.mesh)
   parallel.check_batch_size(rc.batch_size, mesh)
   model, params, trained_step = train_lib.restore_trained(config, workdir, mesh)

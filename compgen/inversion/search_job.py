@@ -19,6 +19,7 @@ import numpy as np
 import optax
 import tqdm
 
+from compgen import errors
 from compgen import files
 from compgen import models
 from compgen import parallel
@@ -39,7 +40,7 @@ REGULARIZERS = ("none", "latent_l2", "prior")
 def make_searcher(config, model, prior, mesh) -> search_lib.Searcher:
   sc = config.search
   if sc.regularizer not in REGULARIZERS:
-    raise ValueError(f"Unknown search.regularizer={sc.regularizer!r}: choose one of "
+    raise errors.ConfigError(f"Unknown search.regularizer={sc.regularizer!r}: choose one of "
                      f"{REGULARIZERS}.")
   regularizer = {"none": None, "latent_l2": search_lib.latent_l2,
                  "prior": priors.negative_log_prob(prior) if sc.regularizer == "prior"
@@ -96,7 +97,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   """Runs the search job (module doc); returns the summary {split: metrics}."""
   sc = config.search
   if sc.init not in INITS:
-    raise ValueError(f"Unknown search.init={sc.init!r}: choose one of {INITS}.")
+    raise errors.ConfigError(f"Unknown search.init={sc.init!r}: choose one of {INITS}.")
   mesh = parallel.make_mesh(config.mesh)
   model, params, trained_step = train_lib.restore_trained(config, workdir, mesh)
   init_params = (replay_lib.replay_encoder_params(config, workdir, params, mesh)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from compgen import errors
 from compgen.models.autoencoder import Autoencoder, model_input, per_example_mse
 from compgen.models.decoders import (AdditiveDecoder, AlphaDecoder, ConvDecoder,
                                      TransformerDecoder, UnconstrainedConvDecoder,
@@ -28,7 +29,8 @@ def _kwargs(section) -> dict:
 def make_decoder(model: ml_collections.ConfigDict, output_shape: tuple[int, ...]):
   """The decoder named by `model.decoder`, configured by `model.decoders[name]`."""
   if model.decoder not in DECODERS:
-    raise ValueError(f"Unknown decoder {model.decoder!r}: choose one of {sorted(DECODERS)}.")
+    raise errors.ConfigError(
+        f"Unknown decoder {model.decoder!r}: choose one of {sorted(DECODERS)}.")
   return DECODERS[model.decoder](output_shape=tuple(output_shape),
                                  **_kwargs(model.decoders[model.decoder]))
 
@@ -36,7 +38,8 @@ def make_decoder(model: ml_collections.ConfigDict, output_shape: tuple[int, ...]
 def make_encoder(model: ml_collections.ConfigDict, num_slots: int):
   """The encoder named by `model.encoder`, configured by `model.encoders[name]`."""
   if model.encoder not in ENCODERS:
-    raise ValueError(f"Unknown encoder {model.encoder!r}: choose one of {sorted(ENCODERS)}.")
+    raise errors.ConfigError(
+        f"Unknown encoder {model.encoder!r}: choose one of {sorted(ENCODERS)}.")
   return ENCODERS[model.encoder](num_slots=num_slots, slot_dim=model.slot_dim,
                                  variational=model.variational,
                                  **_kwargs(model.encoders[model.encoder]))

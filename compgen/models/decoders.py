@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from compgen import errors
 from compgen.models import layers
 
 
@@ -174,7 +175,8 @@ def _conv_trunk(x, hidden, channels, output_shape, name, upsampling):
   ("xla"), the same parameters under the same names. Called inside a compact module: the
   layers are its own."""
   if upsampling not in UPSAMPLING:
-    raise ValueError(f"Unknown upsampling {upsampling!r} for the {name} decoder: choose one of "
+    raise errors.ConfigError(
+        f"Unknown upsampling {upsampling!r} for the {name} decoder: choose one of "
                      f"{UPSAMPLING}.")
   if len(output_shape) != 3:
     raise ValueError(f"The {name} decoder draws images; for vectors use 'additive', "

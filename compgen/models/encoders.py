@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from compgen import errors
 from compgen.models import layers
 
 
@@ -76,7 +77,8 @@ class ConvEncoder(nn.Module):
       raise ValueError("The conv encoder reads images [B, H, W, C]; for vectors use 'cnn' or "
                        "'transformer'.")
     if self.first_layer not in ("patches", "xla"):
-      raise ValueError(f"Unknown first_layer {self.first_layer!r} for the conv encoder: choose "
+      raise errors.ConfigError(
+          f"Unknown first_layer {self.first_layer!r} for the conv encoder: choose "
                        "'patches' or 'xla'.")
     for i, ch in enumerate(self.channels):
       if i == 0 and self.first_layer == "patches":  # the image: few channels, no gradient

@@ -38,6 +38,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from compgen import config_lib
+from compgen import errors
 from compgen import files
 from compgen import models
 from compgen import parallel
@@ -95,7 +97,8 @@ def factor_names(config: ml_collections.ConfigDict, arrays: dict) -> tuple[list[
 def load_arrays(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.ndarray]]:
   ec = config.experiment
   sizes = {"fit": ec.fit_examples, "id": ec.eval_examples, "ood": ec.eval_examples}
-  return {name: train_lib.first_examples(pipeline.load_split(config.data, split), sizes[name])
+  sources = pipeline.load_splits(config.data)
+  return {name: train_lib.first_examples(sources[split], sizes[name])
           for name, split in SPLITS.items()}
 
 
@@ -300,12 +303,11 @@ def format_table(summary: dict, names: list[str]) -> str:
 def run_experiment(config: ml_collections.ConfigDict, workdir: str,
                    overwrite: bool = False) -> dict:
   """Runs the experiment of the module doc; returns the results dict (also results.json)."""
+  config_lib.check_values(config)
   ec = config.experiment
   if ec.readout_fit not in READOUT_FITS:
-    raise ValueError(f"Unknown experiment.readout_fit={ec.readout_fit!r}: choose one of "
+    raise errors.ConfigError(f"Unknown experiment.readout_fit={ec.readout_fit!r}: choose one of "
                      f"{READOUT_FITS}.")
-  if ec.seeds < 1:
-    raise ValueError(f"experiment.seeds={ec.seeds}: run at least one seed.")
   if ec.score_candidates and candidates.keep_step(config) > 0:
     raise ValueError(
         "experiment.score_candidates scores every candidate of a population trained to the "

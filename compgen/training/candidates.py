@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from compgen import errors
 from compgen import files
 
 FILE = "candidates.json"  # in a workdir: which candidate was kept, every one's error
@@ -28,7 +29,7 @@ def count(config: ml_collections.ConfigDict) -> int:
   """`model.candidates`, checked: how many autoencoders train side by side."""
   c = config.model.get("candidates", 1)
   if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-    raise ValueError(f"model.candidates={c!r}: give a whole number >= 1 (1 = one model).")
+    raise errors.ConfigError(f"model.candidates={c!r}: give a whole number >= 1 (1 = one model).")
   return c
 
 
@@ -37,7 +38,8 @@ def keep_step(config: ml_collections.ConfigDict) -> int:
   candidate (0: every candidate trains to the end)."""
   s = config.model.get("keep_candidate_at", 0)
   if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < config.train.num_steps:
-    raise ValueError(f"model.keep_candidate_at={s!r}: give a step from 1 to train.num_steps "
+    raise errors.ConfigError(
+        f"model.keep_candidate_at={s!r}: give a step from 1 to train.num_steps "
                      f"- 1 = {config.train.num_steps - 1} to keep the best candidate there, or "
                      "0 to train every candidate to the end.")
   return s

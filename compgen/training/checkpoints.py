@@ -12,10 +12,11 @@ import jax
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from compgen import errors
 from compgen import files
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(errors.UserError, RuntimeError):
   """A checkpoint or workdir that cannot be used; the message says why and what to do."""
 
 

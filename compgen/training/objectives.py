@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from compgen import errors
 from compgen.models import Autoencoder, interaction_penalty, model_input
 
 
@@ -47,13 +48,13 @@ def latent_loss(pred: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Ar
   if kind == "mse":
     return jnp.mean((pred - target) ** 2)
   if kind != "permutation_invariant":
-    raise ValueError(f"Unknown latent loss {kind!r}: choose one of {LATENT_LOSSES}.")
+    raise errors.ConfigError(f"Unknown latent loss {kind!r}: choose one of {LATENT_LOSSES}.")
   k = pred.shape[1]
   if k > 6:
     raise ValueError(f"permutation_invariant enumerates all {k}! slot orders; use K <= 6.")
   perms = jnp.asarray(list(itertools.permutations(range(k))))  # [P, K]
-  errors = jnp.mean((pred[:, perms] - target[:, None]) ** 2, axis=(2, 3))  # [B, P]
-  return jnp.mean(jnp.min(errors, axis=1))
+  per_order = jnp.mean((pred[:, perms] - target[:, None]) ** 2, axis=(2, 3))  # [B, P]
+  return jnp.mean(jnp.min(per_order, axis=1))
 
 
 def recombine_slots(rng: jax.Array, z: jax.Array) -> jax.Array:
@@ -90,7 +91,8 @@ def loss_fn(model: Autoencoder, loss_config: ml_collections.ConfigDict, params, 
     loss = loss + alpha * terms["interaction"]
   if loss_config.consistency_weight:
     if loss_config.consistency_matching not in LATENT_LOSSES:
-      raise ValueError(f"Unknown loss.consistency_matching={loss_config.consistency_matching!r}"
+      raise errors.ConfigError(
+          f"Unknown loss.consistency_matching={loss_config.consistency_matching!r}"
                        f": choose one of {LATENT_LOSSES}.")
     if rng is None:
       raise ValueError("The consistency loss draws slot recombinations: pass an rng.")

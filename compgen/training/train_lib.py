@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from compgen import errors
 from compgen import files
 from compgen import models
 from compgen import parallel
@@ -44,13 +45,13 @@ def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Gr
   elif optim.decay == "constant":
     schedule = optax.warmup_constant_schedule(0.0, peak, warmup_steps=max(warmup, 1))
   else:
-    raise ValueError(f"Unknown optim.decay={optim.decay!r}: choose 'cosine' or 'constant'.")
+    raise errors.ConfigError(f"Unknown optim.decay={optim.decay!r}: choose 'cosine' or 'constant'.")
   if optim.name == "adam":
     opt = optax.adam(schedule)
   elif optim.name == "adamw":
     opt = optax.adamw(schedule, weight_decay=optim.weight_decay)
   else:
-    raise ValueError(f"Unknown optim.name={optim.name!r}: choose 'adam' or 'adamw'.")
+    raise errors.ConfigError(f"Unknown optim.name={optim.name!r}: choose 'adam' or 'adamw'.")
   if optim.grad_clip_norm:
     opt = optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm), opt)
   return opt
@@ -232,17 +233,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """
   num, keep_at = candidates.count(config), candidates.keep_step(config)  # checked first
   cut = num > 1 and keep_at > 0  # the population is cut to its best candidate at keep_at
+  sources = pipeline.load_splits(config.data)  # checked to agree before anything is written
   provenance.check_workdir_config(workdir, config)
   mesh = parallel.make_mesh(config.mesh)
   tc = config.train
   parallel.check_batch_size(tc.batch_size, mesh)
-  train_source = pipeline.load_split(config.data, "train")
   train_iter = pipeline.BatchIterator(
-      train_source, tc.batch_size, seed=config.seed, process_index=jax.process_index(),
+      sources["train"], tc.batch_size, seed=config.seed, process_index=jax.process_index(),
       process_count=jax.process_count())
-  eval_arrays = {split: first_examples(pipeline.load_split(config.data, split) if split != "train"
-                               else train_source, tc.eval_examples)
-                 for split in ("train", "test_id", "test_ood")}
+  eval_arrays = {split: first_examples(source, tc.eval_examples)
+                 for split, source in sources.items()}
 
   model = build_model(config, eval_arrays["train"])
   optimizer = make_optimizer(config.optim, tc.num_steps)

@@ -66,6 +66,51 @@ def test_bad_npz_data_gets_an_error_naming_the_problem(tmp_path, corrupt, match)
     pipeline.load_split(_npz_config(path), "train")
 
 
+@pytest.mark.parametrize("split, change, match", [
+    ("test_ood", lambda a: a.update(image=np.zeros((20, 16, 16, 3), np.uint8)),
+     r"'image' \[N, H, W, C\] is uint8 \[N, 16, 16, 3\] in test_ood but uint8 \[N, 8, 8, 3\] "
+     "in train.*make test_ood like train"),
+    ("test_id", lambda a: a.update(latents=a["latents"][:, :1], factors=a["factors"][:, :1]),
+     r"'factors' \[N, K slots, c factors\] is int32 \[N, 1, 1\] in test_id"),
+    ("test_ood", lambda a: a.update(latents=a["latents"][..., :2]),
+     r"'latents' \[N, K slots, m latents per slot\] is float32 \[N, 2, 2\] in test_ood"),
+    ("test_id", lambda a: a.pop("factors"), "the splits hold different arrays"),
+    ("test_id", lambda a: a.update({k: v[:0] for k, v in a.items()}),
+     "test_id split holds no examples|test_id: no examples"),
+])
+def test_splits_that_disagree_or_are_empty_are_refused_naming_split_and_array(
+    tmp_path, split, change, match):
+  """What `load_splits` checks before a job trains: every split like the others."""
+  arrays = {s: _arrays() for s in ("train", "test_id", "test_ood")}
+  pipeline.load_splits(_npz_config(_saved(tmp_path, arrays)))
+  change(arrays[split])
+  with pytest.raises(pipeline.DataError, match=match):
+    pipeline.load_splits(_npz_config(_saved(tmp_path, arrays)))
+
+
+def _saved(folder, arrays):
+  for split, a in arrays.items():
+    np.savez(folder / f"{split}.npz", **a)
+  return folder
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda b: b[:len(b) // 2], r"train.npz cannot be read as an .npz archive \(BadZipFile"),
+    (lambda b: b"not an archive", r"train.npz cannot be read.*\(neither .npz nor .npy\)"),
+    (lambda b: b[:len(b) - 200], "train.npz cannot be read"),
+])
+def test_damaged_npz_files_are_named_with_what_to_do(tmp_path, damage, match):
+  path = _saved(tmp_path, {s: _arrays() for s in ("train", "test_id", "test_ood")})
+  (path / "train.npz").write_bytes(damage((path / "train.npz").read_bytes()))
+  with pytest.raises(pipeline.DataError, match=match) as raised:
+    pipeline.load_splits(_npz_config(path))
+  assert "write it again with numpy.savez" in str(raised.value)
+  with open(path / "train.npz", "wb") as f:
+    np.save(f, np.zeros(3))  # one .npy array under an .npz name
+  with pytest.raises(pipeline.DataError, match=r"holds one array \(.npy format\)"):
+    pipeline.load_splits(_npz_config(path))
+
+
 def test_npz_names_are_read_checked_and_kept_out_of_the_examples(tmp_path):
   named = lambda **names: {**_arrays(), **{k: np.array(v) for k, v in names.items()}}
   path = tmp_path / "named.npz"

@@ -1,0 +1,27 @@
+"""The errors a user's input causes, and how the jobs show them.
+
+`UserError`: compgen was handed something it cannot use — data (`compgen.data.DataError`), a
+config value (`ConfigError`), a workdir (`compgen.files.WorkdirBusyError`,
+`WorkdirNotWritableError`) or a checkpoint (`compgen.training.checkpoints.CheckpointError`);
+its message names the problem and the fix. The jobs (`python -m compgen.<job>`) print it as
+one message and exit with status 1; every other exception is a bug and keeps its traceback.
+`COMPGEN_TRACEBACK=1` in the environment shows the traceback of user errors too.
+"""
+from __future__ import annotations
+
+import os
+
+TRACEBACK_VARIABLE = "COMPGEN_TRACEBACK"
+
+
+class UserError(Exception):
+  """Input compgen cannot use; the message names the problem and the fix."""
+
+
+class ConfigError(UserError, ValueError):
+  """A config value that cannot mean anything; the message names the key and what it takes."""
+
+
+def show_traceback() -> bool:
+  """Whether the jobs show the traceback of a `UserError` (COMPGEN_TRACEBACK=1)."""
+  return os.environ.get(TRACEBACK_VARIABLE, "").strip().lower() in ("1", "true", "yes")
