@@ -10,11 +10,13 @@ from compgen.models import layers
 
 
 def _value_and_grads(layer, params, x):
-  """The layer's output, and the gradients in params and input of a nonlinear scalar of it."""
+  """The layer's output, and the gradients in params and input of a nonlinear scalar of it
+  (one compile, rather than one per operation)."""
   def loss(p, xx):
     out = layer.apply(p, xx)
     return jnp.sum(jnp.sin(out) * jnp.arange(1.0, 1.0 + out.shape[-1]))  # channels weighted apart
-  return layer.apply(params, x), jax.grad(loss, argnums=(0, 1))(params, x)
+  return jax.jit(lambda p, xx: (layer.apply(p, xx), jax.grad(loss, argnums=(0, 1))(p, xx)))(
+      params, x)
 
 
 def _assert_same(ours, reference):
@@ -33,7 +35,8 @@ def _check_same_layer(ours, reference, shape, out_shape):
   out, grads = _value_and_grads(ours, params, x)
   assert out.shape == out_shape
   _assert_same((out, grads), _value_and_grads(reference, params, x))
-  _assert_same(ours.init(jax.random.PRNGKey(3), x), reference.init(jax.random.PRNGKey(3), x))
+  _assert_same(jax.jit(ours.init)(jax.random.PRNGKey(3), x),
+               jax.jit(reference.init)(jax.random.PRNGKey(3), x))
 
 
 # windows first (4F >= C) and taps first (4F < C: the last layer to RGB); odd and 1-pixel maps
@@ -68,7 +71,7 @@ def test_conv_models_in_matmul_layers_are_the_xla_models():
     for upsampling in ("subpixel", "xla"):
       cfg.decoders[name].upsampling = upsampling
       dec = models.make_decoder(cfg, (16, 16, 3))
-      built[upsampling] = dec, dec.init(jax.random.PRNGKey(0), z)
+      built[upsampling] = jax.jit(dec.apply), jax.jit(dec.init)(jax.random.PRNGKey(0), z)
     (fast, params), (xla, xla_params) = built["subpixel"], built["xla"]
     _assert_same(params, xla_params)
     # every bias non-zero, the last layer's included (the conv decoder sums the slots' maps
@@ -76,8 +79,8 @@ def test_conv_models_in_matmul_layers_are_the_xla_models():
     leaves, tree = jax.tree.flatten(params)
     params = jax.tree.unflatten(tree, [a + 0.1 * jnp.asarray(rng.normal(size=a.shape), a.dtype)
                                        for a in leaves])
-    out = fast.apply(params, z)
-    _assert_same(out["output"], xla.apply(params, z)["output"])
+    out = fast(params, z)
+    _assert_same(out["output"], xla(params, z)["output"])
     if name == "conv":
       _assert_same(out["output"], params["params"]["bias"] + out["slots"].sum(axis=1))
   cfg.encoder = "conv"
@@ -85,10 +88,10 @@ def test_conv_models_in_matmul_layers_are_the_xla_models():
   for first_layer in ("patches", "xla"):
     cfg.encoders.conv.first_layer = first_layer
     enc = models.make_encoder(cfg, 2)
-    encoders[first_layer] = enc, enc.init(jax.random.PRNGKey(0), x)
+    encoders[first_layer] = jax.jit(enc.apply), jax.jit(enc.init)(jax.random.PRNGKey(0), x)
   (fast, params), (xla, xla_params) = encoders["patches"], encoders["xla"]
   _assert_same(params, xla_params)
-  _assert_same(fast.apply(params, x)["mean"], xla.apply(params, x)["mean"])
+  _assert_same(fast(params, x)["mean"], xla(params, x)["mean"])
   cfg.decoders.conv.upsampling = "fft"
   cfg.decoder = "conv"
   with pytest.raises(ValueError, match="Unknown upsampling 'fft'.*subpixel"):

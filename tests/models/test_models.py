@@ -24,21 +24,23 @@ ENCODER_PARAMS = {("cnn", False, IMAGE): 252144, ("cnn", False, VECTOR): 73232,
 
 
 def _decoder(name, shape, **settings):
+  """(jitted apply, params) of a decoder of K = 2 slots of 8 dims: one compile each, rather
+  than one per operation."""
   cfg = config_lib.model_config(slot_dim=8)
   cfg.decoder = name
   cfg.decoders[name].update(settings)
   dec = models.make_decoder(cfg, shape)
-  return dec, dec.init(jax.random.PRNGKey(0), jnp.zeros((1, 2, 8)))
+  return jax.jit(dec.apply), jax.jit(dec.init)(jax.random.PRNGKey(0), jnp.zeros((1, 2, 8)))
 
 
 def _count(params):
-  return sum(x.size for x in jax.tree.leaves(params))
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
 
 
 @pytest.mark.parametrize("name, shape", sorted(DECODER_PARAMS))
 def test_decoder_output_shapes_and_parameter_counts_are_pinned(name, shape):
   dec, params = _decoder(name, shape)
-  out = dec.apply(params, jnp.zeros((3, 2, 8)))
+  out = dec(params, jnp.zeros((3, 2, 8)))
   chex.assert_shape(out["output"], (3,) + shape)
   assert _count(params) == DECODER_PARAMS[name, shape]
   if name == "transformer":
@@ -54,9 +56,9 @@ def test_decoder_output_shapes_and_parameter_counts_are_pinned(name, shape):
 def test_encoder_output_shapes_and_parameter_counts_are_pinned(name, variational, shape):
   cfg = config_lib.model_config(slot_dim=8)
   cfg.encoder, cfg.variational = name, variational
-  enc = models.make_encoder(cfg, num_slots=2)
-  params = enc.init(jax.random.PRNGKey(0), jnp.zeros((1,) + shape))
-  out = enc.apply(params, jnp.zeros((3,) + shape))
+  enc = models.make_encoder(cfg, num_slots=2)  # shapes only: nothing compiled
+  params = jax.eval_shape(enc.init, jax.random.PRNGKey(0), jnp.zeros((1,) + shape))
+  out = jax.eval_shape(enc.apply, params, jnp.zeros((3,) + shape))
   chex.assert_shape(out["mean"], (3, 2, 8))
   assert ("logvar" in out) == variational
   assert _count(params) == ENCODER_PARAMS[name, variational, shape]
@@ -67,7 +69,7 @@ def _mixed_difference(name, shape):
   dec, params = _decoder(name, shape)
   rng = np.random.default_rng(0)
   a, a2, b, b2 = (jnp.asarray(rng.normal(size=(1, 1, 8)), jnp.float32) for _ in range(4))
-  f = lambda s0, s1: dec.apply(params, jnp.concatenate([s0, s1], axis=1))["output"]
+  f = lambda s0, s1: dec(params, jnp.concatenate([s0, s1], axis=1))["output"]
   return float(jnp.abs(f(a, b) + f(a2, b2) - f(a, b2) - f(a2, b)).max())
 
 
@@ -83,7 +85,7 @@ def test_conv_decoder_moves_only_the_changed_slots_term_at_every_resolution():
   moved = z.at[:, 0].add(1.0)
   for side in (8, 16, 32, 64):
     dec, params = _decoder("conv", (side, side, 3))
-    out, out_moved = dec.apply(params, z), dec.apply(params, moved)
+    out, out_moved = dec(params, z), dec(params, moved)
     chex.assert_shape(out["output"], (3, side, side, 3))
     chex.assert_shape(out["slots"], (3, 2, side, side, 3))
     np.testing.assert_allclose(out_moved["slots"][:, 1], out["slots"][:, 1], atol=1e-6)
@@ -91,9 +93,9 @@ def test_conv_decoder_moves_only_the_changed_slots_term_at_every_resolution():
     np.testing.assert_allclose(out["output"] - out["slots"].sum(1), out_moved["output"]
                                - out_moved["slots"].sum(1), atol=1e-5)  # the same bias b
     # one φ for exchangeable slots: slot 1's term is φ applied to z_1 in slot 0's place
-    np.testing.assert_allclose(dec.apply(params, z[:, ::-1])["slots"][:, 0], out["slots"][:, 1],
+    np.testing.assert_allclose(dec(params, z[:, ::-1])["slots"][:, 0], out["slots"][:, 1],
                                atol=1e-5)
-    np.testing.assert_allclose(dec.apply(params, z[:, ::-1])["output"], out["output"], atol=1e-5)
+    np.testing.assert_allclose(dec(params, z[:, ::-1])["output"], out["output"], atol=1e-5)
   for name in ("conv", "unconstrained_conv"):
     for bad in ((12, 12, 3), (4, 4, 3), (16, 32, 3), (12,)):
       with pytest.raises(ValueError, match=f"The {name} decoder"):
@@ -115,7 +117,7 @@ def test_shared_slot_decoder_treats_slots_as_exchangeable(name, shape):
   swapped = z[:, ::-1]
   for slot_index in (False, True):
     dec, params = _decoder(name, shape, slot_index=slot_index)
-    out, out_swapped = (dec.apply(params, v)["output"] for v in (z, swapped))
+    out, out_swapped = (dec(params, v)["output"] for v in (z, swapped))
     if slot_index:
       assert float(jnp.abs(out - out_swapped).max()) > 1e-4
     else:
