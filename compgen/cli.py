@@ -8,6 +8,7 @@ import jax
 from absl import app
 from absl import flags
 from absl import logging
+import ml_collections
 from ml_collections import config_flags
 
 from compgen import config_lib
@@ -55,8 +56,9 @@ def run(main: Callable[[], None]) -> None:
     if _DISTRIBUTED.value:
       parallel.initialize_distributed()
     try:
-      if "config" in flags.FLAGS and flags.FLAGS.config is not None:
-        config_lib.check_values(flags.FLAGS.config)
+      config = flags.FLAGS["config"].value if "config" in flags.FLAGS else None
+      if isinstance(config, ml_collections.ConfigDict):  # the sweep's is a spec string
+        config_lib.check_values(config)
       main()
     except loop.Preempted as e:
       report(str(e))
