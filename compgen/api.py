@@ -49,13 +49,14 @@ def get_config(spec: str, overrides: dict[str, Any] | None = None) -> ml_collect
 
 
 def _config(config, caller: str) -> ml_collections.ConfigDict:
-  """The config a function was handed (a spec string is loaded), its values checked."""
+  """The config a function was handed (a spec string is loaded); its values are checked by
+  the job it starts."""
   if isinstance(config, str):
-    return get_config(config)
+    return config_lib.load_config(config)
   if not isinstance(config, ml_collections.ConfigDict):
     raise TypeError(f"compgen.{caller} takes a config (compgen.get_config('configs/"
                     f"sprites.py:quickstart')) or its spec string, not {type(config).__name__}.")
-  return config_lib.check_values(config)
+  return config
 
 
 def _with_settings(config: ml_collections.ConfigDict, section: str, settings: dict,
@@ -193,7 +194,7 @@ def fit(config: ml_collections.ConfigDict | str, workdir: str) -> Model:
   """Trains (or resumes, or finds finished) the configured autoencoder on ID data (Eq. 4.2)
   in `workdir`, like `python -m compgen.train`; returns it loaded. `config`: a config or its
   spec string ("configs/sprites.py:quickstart")."""
-  config = _config(config, "fit")
+  config = config_lib.check_values(_config(config, "fit"))  # (train_lib sits below config_lib)
   train_lib.train_and_evaluate(config, workdir)
   return load(workdir, config)
 

@@ -53,11 +53,11 @@ def make_mesh(mesh_config: ml_collections.ConfigDict | None = None) -> Mesh:
   count = len(devices) if mesh_config is None or mesh_config.data in (-1, None) else mesh_config.data
   if not 1 <= count <= len(devices):
     raise errors.ConfigError(f"mesh.data={count}: {jax.process_count()} process(es) see "
-                     f"{len(devices)} device(s); use -1 for all of them or a number in "
-                     "[1, device count].")
+                             f"{len(devices)} device(s); use -1 for all of them or a number in "
+                             "[1, device count].")
   if jax.process_count() > 1 and count != len(devices):
     raise errors.ConfigError(f"mesh.data={count}: a multi-process run must use every device "
-                     f"({len(devices)}); set mesh.data=-1.")
+                             f"({len(devices)}); set mesh.data=-1.")
   if count == len(devices):
     return jax.make_mesh((count,), (DATA_AXIS,), axis_types=(AxisType.Auto,))
   return Mesh(np.asarray(devices[:count]), (DATA_AXIS,), axis_types=(AxisType.Auto,))

@@ -68,6 +68,10 @@ def validate(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]
   return arrays
 
 
+_LAYOUTS = {"latents": " [N, K slots, m latents per slot]", "image": " [N, H, W, C]",
+            "factors": " [N, K slots, c factors]"}
+
+
 def consistent(firsts: dict[str, dict[str, np.ndarray]], where: str) -> None:
   """Checks that the splits of one data set agree: {split: its arrays [n >= 1, ...]} (a
   split's first example is enough) have the same fields and, per field, the same shape after
@@ -83,10 +87,8 @@ def consistent(firsts: dict[str, dict[str, np.ndarray]], where: str) -> None:
     for key in sorted(arrays):
       a, b = ref_arrays[key], arrays[key]
       if a.shape[1:] != b.shape[1:] or a.dtype.kind != b.dtype.kind:
-        what = {"latents": " [N, K slots, m latents per slot]", "image": " [N, H, W, C]",
-                "factors": " [N, K slots, c factors]"}.get(key, "")
         raise DataError(
-            f"{where}: '{key}'{what} is {b.dtype} [N, {', '.join(map(str, b.shape[1:]))}] in "
+            f"{where}: '{key}'{_LAYOUTS.get(key, '')} is {b.dtype} [N, {', '.join(map(str, b.shape[1:]))}] in "
             f"{split} but {a.dtype} [N, {', '.join(map(str, a.shape[1:]))}] in {ref}; every "
             "split of a data set must agree (the same image size, slots and latents), so "
             f"make {split} like {ref}.")

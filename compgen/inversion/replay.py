@@ -67,7 +67,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   rc = config.replay
   if rc.loss not in objectives.LATENT_LOSSES:
     raise errors.ConfigError(f"Unknown replay.loss={rc.loss!r}: choose one of "
-                     f"{objectives.LATENT_LOSSES}.")
+                             f"{objectives.LATENT_LOSSES}.")
   if rc.init not in ("id_encoder", "scratch"):
     raise errors.ConfigError(f"Unknown replay.init={rc.init!r}: choose 'id_encoder' or 'scratch'.")
   mesh = parallel.make_mesh(config.mesh)

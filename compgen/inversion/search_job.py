@@ -41,7 +41,7 @@ def make_searcher(config, model, prior, mesh) -> search_lib.Searcher:
   sc = config.search
   if sc.regularizer not in REGULARIZERS:
     raise errors.ConfigError(f"Unknown search.regularizer={sc.regularizer!r}: choose one of "
-                     f"{REGULARIZERS}.")
+                             f"{REGULARIZERS}.")
   regularizer = {"none": None, "latent_l2": search_lib.latent_l2,
                  "prior": priors.negative_log_prob(prior) if sc.regularizer == "prior"
                  else None}[sc.regularizer]

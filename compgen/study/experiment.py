@@ -307,7 +307,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   ec = config.experiment
   if ec.readout_fit not in READOUT_FITS:
     raise errors.ConfigError(f"Unknown experiment.readout_fit={ec.readout_fit!r}: choose one of "
-                     f"{READOUT_FITS}.")
+                             f"{READOUT_FITS}.")
   if ec.score_candidates and candidates.keep_step(config) > 0:
     raise ValueError(
         "experiment.score_candidates scores every candidate of a population trained to the "
