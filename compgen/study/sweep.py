@@ -11,7 +11,9 @@ An axis is "key=v1,v2,...": a dotted config key (`data.split.delta=0.1,0.25`), v
 Python literals, or "variant=a,b" for config-file variants added to the spec's own
 (`variant=n0,n1,n2,mlp` on `configs/synthetic.py`). Writes, after each cell,
 `{workdir}/sweep.json`: the axes, and per cell its values, the mean ± std over seeds and the
-per-seed values of ID and OOD identifiability and reconstruction MSE of every method; at the end
+per-seed values of ID and OOD identifiability and reconstruction MSE of every method (for
+sprites also the error on pixels two true objects cover and on those one covers), and of the
+model's interaction measures (Jacobian overlap, JIS, ...); at the end
 `{workdir}/sweep.png` (`plots.sweep_map`): OOD identifiability per method against the first
 axis, one panel per value of the second (columns) and third (rows) axes.
 """
@@ -35,7 +37,7 @@ from compgen import tables
 from compgen.study import experiment as experiment_lib
 
 VARIANT_AXIS = "variant"
-METRICS = ("identifiability", "recon_mse")
+METRICS = ("identifiability", "recon_mse", "recon_mse_overlap", "recon_mse_single")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,18 +85,28 @@ def cell_config(config_spec: str, values: dict,
   return config
 
 
+def _stats(values: list) -> dict:
+  return {"values": values, "mean": float(np.mean(values)), "std": float(np.std(values))}
+
+
 def _cell_summary(results: dict) -> dict:
-  """{method: {split: {metric: {"mean", "std", "values"}}}} of one experiment's results."""
-  out = {}
+  """{method: {split: {metric: {"mean", "std", "values"}}}} of one experiment's results (the
+  metrics of METRICS it has)."""
+  values = {}
   for run in results["runs"]:
-    cell = out.setdefault(run["method"], {}).setdefault(run["split"], {})
+    cell = values.setdefault(run["method"], {}).setdefault(run["split"], {})
     for metric in METRICS:
-      cell.setdefault(metric, {"values": []})["values"].append(float(run[metric]))
-  for method in out.values():
-    for split in method.values():
-      for stat in split.values():
-        stat["mean"], stat["std"] = float(np.mean(stat["values"])), float(np.std(stat["values"]))
-  return out
+      if metric in run:
+        cell.setdefault(metric, []).append(float(run[metric]))
+  return {method: {split: {metric: _stats(v) for metric, v in metrics.items()}
+                   for split, metrics in splits.items()} for method, splits in values.items()}
+
+
+def _interaction_summary(results: dict) -> dict:
+  """{measure: {"mean", "std", "values"}} over seeds of the cell's one model (the control is
+  off), e.g. jacobian_overlap and jis."""
+  (rows,) = results["interaction"].values()
+  return {measure: _stats([float(row[measure]) for row in rows]) for measure in rows[0]}
 
 
 def _cell_results(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -138,7 +150,8 @@ def run_sweep(config_spec: str, axes: list[Axis], workdir: str,
     results = _cell_results(config, str(files.path(workdir, cell_name(values))))
     out["cells"].append({"values": values, "seeds": results["seeds"],
                          "wall_seconds": results["wall_seconds"],
-                         "methods": _cell_summary(results)})
+                         "methods": _cell_summary(results),
+                         "interaction": _interaction_summary(results)})
     out["wall_seconds"] = time.perf_counter() - start
     if jax.process_index() == 0:
       files.write_json(files.path(workdir, "sweep.json"), out)

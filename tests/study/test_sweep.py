@@ -42,6 +42,11 @@ def test_every_cell_is_an_experiment_of_its_own_settings(swept):
     assert config["experiment"]["readout_steps"] == 20 and config["experiment"]["control"] == ""
     assert set(results["interaction"]) == {"additive"}  # no control: the grid holds it
     assert set(cell["methods"]) == set(experiment.METHODS)
+    (measures,) = results["interaction"]["additive"]
+    assert {k: v["values"] for k, v in cell["interaction"].items()} == {
+        k: [pytest.approx(v)] for k, v in measures.items()} and "jacobian_overlap" in measures
+    # vectors have no objects: no error on overlapping pixels to carry
+    assert set(cell["methods"]["search"]["ood"]) == {"identifiability", "recon_mse"}
     for method in experiment.METHODS:
       ood = cell["methods"][method]["ood"]["identifiability"]
       summary = results["summary"][f"additive: {method}"]["ood"]["identifiability"]
