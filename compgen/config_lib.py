@@ -69,7 +69,9 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
           "additive": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
           "alpha": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
           "conv": {"hidden": (256, 256), "channels": 32, "upsampling": "subpixel"},
-          "transformer": {"width": 64, "num_layers": 2, "num_heads": 4, "num_frequencies": 6},
+          # background_token: a learned key/value beside the slots for background pixels
+          "transformer": {"width": 64, "num_layers": 2, "num_heads": 4, "num_frequencies": 6,
+                          "background_token": False},
           "unconstrained": {"hidden": (64, 64, 64), "num_frequencies": 6},
           "unconstrained_conv": {"hidden": (256, 256), "channels": 32,  # conv's control
                                  "upsampling": "subpixel"},

@@ -8,7 +8,9 @@ Every decoder returns a dict with "output" and decoder-specific extras:
   transformer    the paper's cross-attention decoder: pixel queries from Fourier features of the
                  coordinates (learned queries per output dimension for vectors), slots as
                  keys/values, `num_layers` cross-attention blocks, an output MLP.
-                 "attention": [B, layers, heads, P, K] for the interaction penalty.
+                 "attention": [B, layers, heads, P, K] for the interaction penalty
+                 ([.., K+1] with `background_token`: a learned key/value, last, that
+                 background pixels can attend to instead of an object's slot).
   unconstrained  negative control outside F_int: all slots concatenated and decoded jointly.
   conv           (F_int, n = 0) f̂(z) = b + Σ_k φ(z_k) with one φ shared by the slots: an MLP
                  to a 4×4 feature map, then stride-2 transposed convolutions up to the image
@@ -115,12 +117,18 @@ class AlphaDecoder(nn.Module):
 
 
 class TransformerDecoder(nn.Module):
-  """Cross-attention decoder: output queries attend to the slots (Brady et al. 2025)."""
+  """Cross-attention decoder: output queries attend to the slots (Brady et al. 2025).
+
+  background_token: attend to a learned token beside the K slots, the analogue of the released
+  code's extra slot for the background (5 slots for ≤ 4 sprites): without it, the penalty asks
+  every background pixel to pick an object's slot.
+  """
   output_shape: tuple[int, ...]
   width: int = 64
   num_layers: int = 2
   num_heads: int = 4
   num_frequencies: int = 6
+  background_token: bool = False
 
   @nn.compact
   def __call__(self, z):
@@ -133,6 +141,9 @@ class TransformerDecoder(nn.Module):
           _pixel_features(self.output_shape, self.num_frequencies))
       out_dim = self.output_shape[-1]
     kv = layers.MLP((self.width, self.width))(z)  # [B, K, d]
+    if self.background_token:
+      token = self.param("background_token", nn.initializers.normal(1.0), (1, self.width))
+      kv = jnp.concatenate([kv, jnp.broadcast_to(token, kv.shape[:-2] + token.shape)], axis=-2)
     q = queries
     maps = []
     for i in range(self.num_layers):
@@ -144,7 +155,7 @@ class TransformerDecoder(nn.Module):
       maps.append(attention)
     out = layers.MLP((self.width, out_dim), name="readout")(nn.LayerNorm()(q))  # [B, P, C]
     return {"output": out.reshape((-1,) + self.output_shape),
-            "attention": jnp.stack(maps, axis=1)}  # [B, L, heads, P, K]
+            "attention": jnp.stack(maps, axis=1)}  # [B, L, heads, P, K (+ 1)]
 
 
 class UnconstrainedDecoder(nn.Module):

@@ -36,7 +36,8 @@ _PACING = {"replay": ("num_steps", "log_every", "eval_every", "checkpoint_every"
 # Settings added after workdirs existed (dotted within their section), with the value that
 # does what compgen did before: a saved config without one matches a current config that has
 # this value.
-_ADDED_LATER = {"model": {"candidates": 1, "keep_candidate_at": 0},
+_ADDED_LATER = {"model": {"candidates": 1, "keep_candidate_at": 0,
+                          "decoders.transformer.background_token": False},
                 "data": {"sprites.strip_overlap": 0.0}}
 
 

@@ -125,6 +125,21 @@ def test_shared_slot_decoder_treats_slots_as_exchangeable(name, shape):
       assert _count(params) < DECODER_PARAMS[name, shape]  # no slot-index weights
 
 
+def test_transformer_background_token_is_a_learned_key_beside_exchangeable_slots():
+  """K slots + one learned token to attend to: attention [B, L, heads, P, K+1], the token
+  last; swapping the slots swaps their attention and leaves the token's share and the image."""
+  z = jnp.asarray(np.random.default_rng(0).normal(size=(3, 2, 8)), jnp.float32)
+  dec, params = _decoder("transformer", IMAGE, background_token=True)
+  out, out_swapped = dec(params, z), dec(params, z[:, ::-1])
+  chex.assert_shape(out["attention"], (3, 2, 4, 256, 3))
+  np.testing.assert_allclose(np.asarray(out["attention"].sum(-1)), 1.0, atol=1e-5)
+  assert float(out["attention"][..., -1].min()) > 0  # the token takes a share
+  np.testing.assert_allclose(out_swapped["attention"], out["attention"][..., [1, 0, 2]],
+                             atol=1e-5)
+  np.testing.assert_allclose(out_swapped["output"], out["output"], atol=1e-5)
+  assert _count(params) == DECODER_PARAMS["transformer", IMAGE] + 64  # one token of width 64
+
+
 def test_interaction_penalty_known_answers():
   disjoint = jax.nn.one_hot(jnp.array([[0, 1, 1, 0]]), 2)[:, None, None]  # [B=1, L, H, P=4, K=2]
   assert float(models.interaction_penalty(disjoint)) == 0.0
