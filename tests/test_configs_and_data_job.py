@@ -37,6 +37,19 @@ def test_config_variant_builds_and_its_smoke_data_loads(name, arg, config_of):
       assert len(source) == config.data["num_" + split]
 
 
+@pytest.mark.parametrize("size, side", [("smoke", 16), ("quickstart", 16), ("fast32", 32),
+                                        ("bench64", 64)])
+def test_transformer_vae_weighs_the_kl_as_the_released_recipe_does(size, side, config_of):
+  """Brady et al.: β = 0.05 beside 5 × a squared error summed over 64×64×3 terms; the same
+  ratio of KL weight to reconstruction terms at every size."""
+  config = config_of("sprites", f"overlap,{size},transformer_vae")
+  assert config.data.sprites.resolution == side
+  assert (config.model.decoder, config.model.encoder, config.model.variational) == (
+      "transformer", "slot_attention", True)
+  assert config.loss.beta / (side * side * 3) == pytest.approx(0.05 / (5 * 64 * 64 * 3))
+  assert config.loss.interaction_weight == 0.05
+
+
 def test_unknown_variant_is_refused(config_of):
   with pytest.raises(ValueError, match="Unknown config variant"):
     config_of("sprites", "smokey")

@@ -18,6 +18,13 @@ the Jacobian interaction score of Brady et al. (2025):
   s_pk = Σ_{c,j} |∂x_pc/∂z_kj| / Σ_l Σ_{c,j} |∂x_pc/∂z_lj|   ∈ [0, 1]
 
 is 1 when every foreground pixel is drawn by one slot and 0 when every slot moves it equally.
+For attention decoders, where the objects' attention goes:
+
+  top_slot_share = mean over images of max_k Σ_{p ∈ foreground} ā_pk / Σ_{p ∈ foreground} Σ_l ā_pl
+
+(ā the attention averaged over layers and heads) is 1 when one slot takes all the objects'
+pixels — the collapse that also zeroes the interaction penalty — and about 1/K when
+the objects (of similar size) share them out.
 """
 from __future__ import annotations
 
@@ -82,3 +89,16 @@ def jacobian_interaction_score(decode_fn, z: jax.Array, foreground=None) -> floa
     raise ValueError("JIS has no pixel to score: no foreground pixel is moved by any slot.")
   mean = float(np.asarray(best)[mask].mean())
   return (mean - 1 / k) / (1 - 1 / k)
+
+
+def top_slot_share(attention, foreground) -> float:
+  """top_slot_share above. attention: [N, L, heads, P, K], the weights on the K slots (a
+  background token's column left out); foreground: [N, P] bool."""
+  attention, foreground = np.asarray(attention), np.asarray(foreground, bool)
+  if attention.ndim != 5 or foreground.shape != attention.shape[:1] + attention.shape[3:4]:
+    raise ValueError(f"attention must be [N, L, heads, P, K] and foreground [N, P]; got "
+                     f"{attention.shape} and {foreground.shape}.")
+  if not foreground.any(axis=1).all():
+    raise ValueError("top_slot_share needs foreground pixels in every image.")
+  mass = (attention.mean(axis=(1, 2)) * foreground[..., None]).sum(axis=1)  # [N, K]
+  return float((mass.max(-1) / mass.sum(-1)).mean())

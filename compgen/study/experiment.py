@@ -118,7 +118,8 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   {f"{method}/{split}/{field}"} with fields z [N, K, m], mse [N]; search methods also
   trace_mean [T] (mean search loss per step) and converged [N]; plus the decoder's
   interaction statistics as "interaction/{name}". For sprites also JIS ("interaction/jis",
-  on the true foreground) and, per image, the reconstruction error on the pixels two or more
+  on the true foreground), for attention decoders the top slot's share of the objects'
+  attention ("interaction/top_slot_share") and, per image, the reconstruction error on the pixels two or more
   true objects cover ("mse_overlap" [N], NaN without any) and on those one covers
   ("mse_single")."""
   path = files.path(workdir, "experiment", "latents.npz")
@@ -164,8 +165,13 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   stats = interaction_lib.interaction_statistics(lambda z: decode(params, z), z_int)
   masks = true_object_masks(config, arrays)
   if masks is not None:  # JIS on the true foreground; errors where objects overlap, and not
+    foreground = masks["id"][:len(z_int)].any(1)  # [N, H, W]
     stats["jis"] = interaction_lib.jacobian_interaction_score(
-        lambda z: decode(params, z), z_int, masks["id"][:len(z_int)].any(1))
+        lambda z: decode(params, z), z_int, foreground)
+    attention = jax.jit(model.decode)(params, z_int).get("attention")
+    if attention is not None:  # [N, L, heads, P, K (+ a background token)]
+      stats["top_slot_share"] = interaction_lib.top_slot_share(
+          np.asarray(attention)[..., :z_int.shape[1]], foreground.reshape(len(z_int), -1))
     for method in METHODS:
       for split in ("id", "ood"):
         z = out[f"{method}/{split}/z"]
@@ -382,6 +388,9 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
       f"cross-slot Hessian share {np.mean([r['hessian_cross'] for r in rows]):.3f}"
       + (f", JIS {np.mean([r['jis'] for r in rows]):.3f}"
          if all("jis" in r for r in rows) else "")
+      + (f", top slot's share of the objects' attention "
+         f"{np.mean([r['top_slot_share'] for r in rows]):.3f}"
+         if all("top_slot_share" in r for r in rows) else "")
       for label, rows in results["interaction"].items())
   control = ("" if results["control_seeds"] == results["seeds"]
              else f", control seeds {results['control_seeds']}")

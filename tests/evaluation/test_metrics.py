@@ -172,6 +172,23 @@ def test_non_finite_latents_and_a_diverged_readout_fit_are_errors(data):
     readouts.fit(x, z[None, :, :1], c[None, :, :1])
 
 
+def test_top_slot_share_has_its_known_answers():
+  """Two images [P = 4 pixels, 3 foreground], K = 2: every object pixel on slot 1: 1; slot 0
+  on pixels 0 and 1, slot 1 on pixel 2: 2/3; the background pixel's attention not counted."""
+  one_slot = jax.nn.one_hot(jnp.array([1, 1, 1, 0]), 2)
+  split = jax.nn.one_hot(jnp.array([0, 0, 1, 1]), 2)
+  attention = np.stack([one_slot, split])[:, None, None]  # [N, L, heads, P, K]
+  foreground = np.array([[True, True, True, False]] * 2)
+  assert interaction.top_slot_share(attention, foreground) == pytest.approx((1 + 2 / 3) / 2)
+  # averaged over layers and heads: two heads that disagree on every pixel share them out
+  heads = np.stack([np.asarray(split), np.asarray(split)[:, ::-1]])[None, None]
+  assert interaction.top_slot_share(heads, foreground[:1]) == pytest.approx(0.5)
+  with pytest.raises(ValueError, match="foreground pixels in every image"):
+    interaction.top_slot_share(attention, np.zeros((2, 4), bool))
+  with pytest.raises(ValueError, match=r"\[N, L, heads, P, K\]"):
+    interaction.top_slot_share(attention[:, 0], foreground)
+
+
 def test_jis_has_its_known_answers():
   """Slots that each draw their own pixels: 1; pixels every slot moves alike: 0; one pixel of
   slot 0 alone and one shared 3:1 between the slots: (mean(1, 3/4) − 1/2) / (1 − 1/2) = 3/4."""
