@@ -24,9 +24,17 @@ For attention decoders, where the objects' attention goes:
 
 (ā the attention averaged over layers and heads) is 1 when one slot takes all the objects'
 pixels — the collapse that also zeroes the interaction penalty — and about 1/K when
-the objects (of similar size) share them out.
+the objects (of similar size) share them out; and whether they share them out by object:
+
+  object_purity = mean over images of max_π (1/K) Σ_o s_{o,π(o)},
+  s_ok = mean over the pixels p of object o alone of ā_pk / Σ_l ā_pl
+
+is 1 when the pixels of each object attend to a slot of their own, 1/K when one slot takes
+every object or every slot the same share of each.
 """
 from __future__ import annotations
+
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -102,3 +110,25 @@ def top_slot_share(attention, foreground) -> float:
     raise ValueError("top_slot_share needs foreground pixels in every image.")
   mass = (attention.mean(axis=(1, 2)) * foreground[..., None]).sum(axis=1)  # [N, K]
   return float((mass.max(-1) / mass.sum(-1)).mean())
+
+
+def object_purity(attention, object_masks) -> float:
+  """object_purity above. attention: [N, L, heads, P, K], the weights on the K slots (a
+  background token's column left out); object_masks: [N, K, P] bool, where each true object
+  is; images in which some object has no pixel of its own are left out."""
+  attention, object_masks = np.asarray(attention), np.asarray(object_masks, bool)
+  n, k = object_masks.shape[:2]
+  if attention.ndim != 5 or attention.shape[-1] != k or attention.shape[3] != object_masks.shape[2]:
+    raise ValueError(f"attention must be [N, L, heads, P, K] and object_masks [N, K, P] with "
+                     f"the same P and K; got {attention.shape} and {object_masks.shape}.")
+  a = attention.mean(axis=(1, 2))
+  a = a / a.sum(-1, keepdims=True)  # [N, P, K]
+  alone = object_masks & (object_masks.sum(1, keepdims=True) == 1)  # [N, K objects, P]
+  pixels = alone.sum(-1)  # [N, objects]
+  scored = (pixels > 0).all(-1)
+  if not scored.any():
+    raise ValueError("object_purity needs images in which every object has pixels of its own.")
+  share = np.einsum("nop,npk->nok", alone.astype(a.dtype), a) / np.maximum(pixels, 1)[..., None]
+  matched = np.max([share[:, np.arange(k), list(perm)].mean(-1)
+                    for perm in itertools.permutations(range(k))], axis=0)  # [N]
+  return float(matched[scored].mean())

@@ -113,15 +113,24 @@ def true_object_masks(config, arrays: dict) -> dict[str, np.ndarray] | None:
           for s in ("id", "ood")}
 
 
+def attention_statistics(attention, object_masks) -> dict[str, float]:
+  """Where an attention decoder's attention on the objects goes (`evaluation.interaction`):
+  attention [N, L, heads, P, K (+ a background token)], object_masks [N, K, H, W] ->
+  {"top_slot_share", "object_purity"}."""
+  n, k = object_masks.shape[:2]
+  on_slots, masks = np.asarray(attention)[..., :k], np.asarray(object_masks).reshape(n, k, -1)
+  return {"top_slot_share": interaction_lib.top_slot_share(on_slots, masks.any(1)),
+          "object_purity": interaction_lib.object_purity(on_slots, masks)}
+
+
 def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = False) -> dict:
   """Every method's latents for the trained + replayed model of `workdir` (cached):
   {f"{method}/{split}/{field}"} with fields z [N, K, m], mse [N]; search methods also
   trace_mean [T] (mean search loss per step) and converged [N]; plus the decoder's
   interaction statistics as "interaction/{name}". For sprites also JIS ("interaction/jis",
-  on the true foreground), for attention decoders the top slot's share of the objects'
-  attention ("interaction/top_slot_share") and, per image, the reconstruction error on the pixels two or more
-  true objects cover ("mse_overlap" [N], NaN without any) and on those one covers
-  ("mse_single")."""
+  on the true foreground), for attention decoders `attention_statistics` and, per image, the
+  reconstruction error on the pixels two or more true objects cover ("mse_overlap" [N], NaN
+  without any) and on those one covers ("mse_single")."""
   path = files.path(workdir, "experiment", "latents.npz")
   record = provenance.record(
       config, LATENT_SECTIONS, trained_step=checkpoints.latest_step(workdir),
@@ -165,13 +174,11 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   stats = interaction_lib.interaction_statistics(lambda z: decode(params, z), z_int)
   masks = true_object_masks(config, arrays)
   if masks is not None:  # JIS on the true foreground; errors where objects overlap, and not
-    foreground = masks["id"][:len(z_int)].any(1)  # [N, H, W]
     stats["jis"] = interaction_lib.jacobian_interaction_score(
-        lambda z: decode(params, z), z_int, foreground)
+        lambda z: decode(params, z), z_int, masks["id"][:len(z_int)].any(1))
     attention = jax.jit(model.decode)(params, z_int).get("attention")
-    if attention is not None:  # [N, L, heads, P, K (+ a background token)]
-      stats["top_slot_share"] = interaction_lib.top_slot_share(
-          np.asarray(attention)[..., :z_int.shape[1]], foreground.reshape(len(z_int), -1))
+    if attention is not None:
+      stats.update(attention_statistics(attention, masks["id"][:len(z_int)]))
     for method in METHODS:
       for split in ("id", "ood"):
         z = out[f"{method}/{split}/z"]
@@ -389,8 +396,9 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
       + (f", JIS {np.mean([r['jis'] for r in rows]):.3f}"
          if all("jis" in r for r in rows) else "")
       + (f", top slot's share of the objects' attention "
-         f"{np.mean([r['top_slot_share'] for r in rows]):.3f}"
-         if all("top_slot_share" in r for r in rows) else "")
+         f"{np.mean([r['top_slot_share'] for r in rows]):.3f}, object purity of the attention "
+         f"{np.mean([r['object_purity'] for r in rows]):.3f}"
+         if all("object_purity" in r for r in rows) else "")
       for label, rows in results["interaction"].items())
   control = ("" if results["control_seeds"] == results["seeds"]
              else f", control seeds {results['control_seeds']}")

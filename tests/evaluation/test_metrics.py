@@ -189,6 +189,26 @@ def test_top_slot_share_has_its_known_answers():
     interaction.top_slot_share(attention[:, 0], foreground)
 
 
+def test_object_purity_has_its_known_answers():
+  """P = 5 pixels: object 0 alone on 0-1, object 1 alone on 3, both on 2, none on 4."""
+  masks = np.array([[[1, 1, 1, 0, 0], [0, 0, 1, 1, 0]]], bool)  # [N=1, K, P]
+  as_attention = lambda slots: np.asarray(jax.nn.one_hot(jnp.array(slots), 2))[None, None, None]
+  # objects on slots of their own, in either order; shared pixel and background not scored
+  assert interaction.object_purity(as_attention([0, 0, 1, 1, 0]), masks) == pytest.approx(1.0)
+  assert interaction.object_purity(as_attention([1, 1, 0, 0, 0]), masks) == pytest.approx(1.0)
+  # everything on one slot; or object 0 split evenly, object 1 on slot 1: (1/2 + 1) / 2
+  assert interaction.object_purity(as_attention([1, 1, 1, 1, 1]), masks) == pytest.approx(0.5)
+  assert interaction.object_purity(as_attention([0, 1, 0, 1, 0]), masks) == pytest.approx(0.75)
+  uniform = np.full((1, 2, 3, 5, 2), 0.5)
+  assert interaction.object_purity(uniform, masks) == pytest.approx(0.5)
+  hidden = masks.copy()
+  hidden[0, 1, 3] = False  # object 1 has no pixel of its own: nothing to score
+  with pytest.raises(ValueError, match="pixels of its own"):
+    interaction.object_purity(uniform, hidden)
+  with pytest.raises(ValueError, match="same P and K"):
+    interaction.object_purity(uniform[..., :4, :], masks)
+
+
 def test_jis_has_its_known_answers():
   """Slots that each draw their own pixels: 1; pixels every slot moves alike: 0; one pixel of
   slot 0 alone and one shared 3:1 between the slots: (mean(1, 3/4) − 1/2) / (1 − 1/2) = 3/4."""
