@@ -20,11 +20,12 @@ the Jacobian interaction score of Brady et al. (2025):
 is 1 when every foreground pixel is drawn by one slot and 0 when every slot moves it equally.
 For attention decoders, where the objects' attention goes:
 
-  top_slot_share = mean over images of max_k Σ_{p ∈ foreground} ā_pk / Σ_{p ∈ foreground} Σ_l ā_pl
+  top_slot_share = mean over images of max_k Σ_{p ∈ fg} ā_pk / Σ_{p ∈ fg} Σ_l ā_pl
 
-(ā the attention averaged over layers and heads) is 1 when one slot takes all the objects'
-pixels — the collapse that also zeroes the interaction penalty — and about 1/K when
-the objects (of similar size) share them out; and whether they share them out by object:
+(ā the attention averaged over layers and heads, fg the true objects' pixels) is 1 when one
+slot takes all the objects' pixels — the collapse that also zeroes the interaction penalty —
+and about 1/K when the objects (of similar size) share them out; and whether they share them
+out by object:
 
   object_purity = mean over images of max_π (1/K) Σ_o s_{o,π(o)},
   s_ok = mean over the pixels p of object o alone of ā_pk / Σ_l ā_pl
