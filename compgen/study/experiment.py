@@ -176,8 +176,8 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   if masks is not None:  # JIS on the true foreground; errors where objects overlap, and not
     stats["jis"] = interaction_lib.jacobian_interaction_score(
         lambda z: decode(params, z), z_int, masks["id"][:len(z_int)].any(1))
-    attention = jax.jit(model.decode)(params, z_int).get("attention")
-    if attention is not None:
+    if "attention" in jax.eval_shape(model.decode, params, z_int):  # compiles nothing
+      attention = jax.jit(model.decode)(params, z_int)["attention"]
       stats.update(attention_statistics(attention, masks["id"][:len(z_int)]))
     for method in METHODS:
       for split in ("id", "ood"):
