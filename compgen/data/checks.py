@@ -87,11 +87,11 @@ def consistent(firsts: dict[str, dict[str, np.ndarray]], where: str) -> None:
     for key in sorted(arrays):
       a, b = ref_arrays[key], arrays[key]
       if a.shape[1:] != b.shape[1:] or a.dtype.kind != b.dtype.kind:
+        shape = lambda arr: f"{arr.dtype} [N, {', '.join(map(str, arr.shape[1:]))}]"
         raise DataError(
-            f"{where}: '{key}'{_LAYOUTS.get(key, '')} is {b.dtype} [N, {', '.join(map(str, b.shape[1:]))}] in "
-            f"{split} but {a.dtype} [N, {', '.join(map(str, a.shape[1:]))}] in {ref}; every "
-            "split of a data set must agree (the same image size, slots and latents), so "
-            f"make {split} like {ref}.")
+            f"{where}: '{key}'{_LAYOUTS.get(key, '')} is {shape(b)} in {split} but {shape(a)} "
+            f"in {ref}; every split of a data set must agree (the same image size, slots and "
+            f"latents), so make {split} like {ref}.")
 
 
 def check_batch(x, where: str, *, name: str = "images", unit_range: bool | None = None,
