@@ -62,6 +62,8 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
       "candidates": 1,               # autoencoders trained side by side from independent
                                      # inits; the lowest ID training reconstruction is kept
       "keep_candidate_at": 0,        # > 0: keep it at this step, train on only that one
+      "candidate_score": "train_recon_mse",  # what the kept one is chosen by, or
+                                     # "slot_purity" (training/health.py)
       "decoders": {
           # slot_index: slot k decoded by φ(z_k, k); False: one φ shared by exchangeable slots
           # upsampling: "subpixel" (transposed convolutions as matmuls) | "xla" (XLA's
@@ -100,7 +102,11 @@ def training_config() -> ml_collections.ConfigDict:
                 "decay": "cosine",                 # "cosine" | "constant"
                 "end_learning_rate_fraction": 0.1, "weight_decay": 1e-4, "grad_clip_norm": 1.0},
       "train": {"batch_size": 64, "num_steps": 5_000, "log_every": 50, "eval_every": 1_000,
-                "checkpoint_every": 1_000, "keep_checkpoints": 3, "eval_examples": 1000},
+                "checkpoint_every": 1_000, "keep_checkpoints": 3, "eval_examples": 1000,
+                "health_examples": 64,     # ID training images of the slot health check
+                # stop once the held-out ID error fell by less than stop_improvement over the
+                # last stop_window steps (0: train to num_steps, the cap; training/stopping.py)
+                "stop_window": 0, "stop_improvement": 0.02, "min_steps": 0},
       "mesh": {"data": -1,                         # devices on the data axis; -1 = all
                "fsdp_min_size": 0},                # shard arrays this big over it; 0 = off
   })
@@ -303,6 +309,8 @@ _RANGES = {
     "train.batch_size": _COUNT, "train.num_steps": _COUNT, "train.log_every": _COUNT,
     "train.eval_every": _COUNT, "train.checkpoint_every": _COUNT,
     "train.keep_checkpoints": _COUNT, "train.eval_examples": _COUNT,
+    "train.health_examples": _COUNT, "train.stop_window": _AT_LEAST_0,
+    "train.stop_improvement": _FRACTION, "train.min_steps": _AT_LEAST_0,
     "mesh.data": _COUNT, "mesh.fsdp_min_size": _AT_LEAST_0,
     "search.restarts": _AT_LEAST_0, "search.num_steps": _COUNT, "search.tol": _AT_LEAST_0,
     "search.reg_weight": _WEIGHT, "search.batch_size": _COUNT, "search.micro_batch": _AT_LEAST_0,

@@ -139,9 +139,35 @@ def read_json(p: epath.Path) -> Any:
   return json.loads(p.read_text())
 
 
-def write_json(p: epath.Path, value: Any, **kwargs) -> None:
+def write_bytes(p: epath.Path, data: bytes) -> None:
+  """Writes `data` to `p` atomically: into a temporary file in the same folder, flushed to
+  disk, then renamed over `p`, so a reader sees the old file or the whole new one, never a
+  part (an interrupted write or a full disk leaves `p` as it was). Object stores write whole
+  objects themselves."""
   p.parent.mkdir(parents=True, exist_ok=True)
-  p.write_text(json.dumps(value, indent=2, **kwargs))
+  if is_remote(p):
+    p.write_bytes(data)
+    return
+  tmp = p.parent / f".{p.name}.{os.getpid()}.tmp"
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, p)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.unlink(tmp)
+    raise
+
+
+def write_text(p: epath.Path, text: str) -> None:
+  """`write_bytes` of UTF-8 text."""
+  write_bytes(p, text.encode("utf-8"))
+
+
+def write_json(p: epath.Path, value: Any, **kwargs) -> None:
+  write_text(p, json.dumps(value, indent=2, **kwargs))
 
 
 def append_line(p: epath.Path, line: str) -> None:
@@ -157,8 +183,7 @@ def append_line(p: epath.Path, line: str) -> None:
 def save_npz(p: epath.Path, **arrays: np.ndarray) -> None:
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
-  p.parent.mkdir(parents=True, exist_ok=True)
-  p.write_bytes(buffer.getvalue())
+  write_bytes(p, buffer.getvalue())
 
 
 def load_npz(p: epath.Path) -> dict[str, np.ndarray]:

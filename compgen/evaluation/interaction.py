@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compgen.training import health
+
 
 def interaction_statistics(decode_fn, z: jax.Array, *, num_projections: int = 4,
                            seed: int = 0) -> dict[str, float]:
@@ -77,27 +79,17 @@ def jacobian_interaction_score(decode_fn, z: jax.Array, foreground=None) -> floa
   it, every pixel that some slot moves."""
   if np.ndim(z) != 3:
     raise ValueError(f"latents must be [N, K, m], got shape {np.shape(z)}.")
-  z = jnp.asarray(z, jnp.float32)
-  k = z.shape[1]
-  if k < 2:
-    raise ValueError(f"JIS compares slots: the latents have K = {k}, it needs K >= 2.")
-
-  def shares(zi):
-    jac = jax.jacfwd(lambda y: decode_fn(y[None])[0])(zi)  # [H, W, C, K, m]
-    if jac.ndim != 5:
-      raise ValueError(f"JIS is defined for images [H, W, C]: the decoder gives "
-                       f"{jac.shape[:-2]}.")
-    a = jnp.abs(jac).sum((2, 4))  # [H, W, K]
-    total = a.sum(-1)
-    return a.max(-1) / jnp.maximum(total, 1e-30), total > 0
-
-  best, moved = jax.lax.map(shares, z)  # [N, H, W] each
-  mask = np.asarray(moved) if foreground is None else (np.asarray(foreground, bool)
-                                                       & np.asarray(moved))
+  if np.shape(z)[1] < 2:
+    raise ValueError(f"JIS compares slots: the latents have K = {np.shape(z)[1]}, it needs "
+                     "K >= 2.")
+  k = np.shape(z)[1]
+  shares = np.asarray(health.slot_shares(decode_fn, z))  # [N, H, W, K]
+  mask = shares.sum(-1) > 0
+  if foreground is not None:
+    mask &= np.asarray(foreground, bool)
   if not mask.any():
     raise ValueError("JIS has no pixel to score: no foreground pixel is moved by any slot.")
-  mean = float(np.asarray(best)[mask].mean())
-  return (mean - 1 / k) / (1 - 1 / k)
+  return float((shares.max(-1)[mask].mean() - 1 / k) / (1 - 1 / k))
 
 
 def top_slot_share(attention, foreground) -> float:

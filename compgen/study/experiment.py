@@ -331,7 +331,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   arrays = load_arrays(config)
   names, num_categories = factor_names(config, arrays)
   runs, stage_seconds, interaction, pictures, traces, populations = [], {}, {}, {}, {}, {}
-  composition, supervised = {}, {}
+  composition, supervised, training = {}, {}, {}
   control_seeds = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
   for seed in range(ec.seeds):
     configs = model_configs(config, seed)
@@ -354,6 +354,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
       scores = score_methods(cfg, latents, arrays, names, num_categories, seed)
       timer["scoring"] = time.perf_counter() - t
       stage_seconds[f"seed{seed}/{label}"] = timer
+      training[f"seed{seed}/{label}"] = train_lib.training_record(wd)
       kept = files.path(wd, candidates.FILE)
       if kept.exists():
         populations[f"seed{seed}/{label}"] = files.read_json(kept)
@@ -377,7 +378,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   summary = _aggregate(runs)
   results = {"summary": summary, "runs": runs, "interaction": interaction,
              "seeds": list(range(ec.seeds)), "control_seeds": list(range(control_seeds)),
-             "stage_seconds": stage_seconds, "candidates": populations,
+             "stage_seconds": stage_seconds, "candidates": populations, "training": training,
              "composition": composition, "supervised": supervised,
              "wall_seconds": time.perf_counter() - start, "factor_names": names,
              "config": config.to_dict()}
@@ -403,15 +404,26 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
   control = ("" if results["control_seeds"] == results["seeds"]
              else f", control seeds {results['control_seeds']}")
   kept = "".join(
-      f"- {run}: candidate {r['selected']} of {len(r['train_recon_mse'])}, ID train recon MSE "
-      + ", ".join(f"{m:.2g}" for m in r["train_recon_mse"]) + "\n"
+      f"- {run}: candidate {r['selected']} of {len(r['train_recon_mse'])} at step {r['step']} "
+      f"(by {r.get('score', 'train_recon_mse')}), ID train recon MSE "
+      + ", ".join(f"{m:.2g}" for m in r["train_recon_mse"])
+      + ("".join(f", slot purity " + ", ".join(f"{m:.2f}" for m in r["slot_purity"]))
+         if "slot_purity" in r else "") + "\n"
       for run, r in results["candidates"].items())
-  (out / "results.md").write_text(
+  trained = "".join(
+      f"- {run}: {r['step']} steps" + (" (converged: the stopping rule)" if r["stopped_early"]
+                                      else "")
+      + ("" if r["slot_purity"] is None else
+         f", slot purity {r['slot_purity']:.2f}: "
+         + ("objects" if r["healthy"] else "NOT objects (fails the health check)")) + "\n"
+      for run, r in results["training"].items())
+  files.write_text(out / "results.md", (
       f"# Experiment results (seeds {results['seeds']}{control}, "
       f"{results['wall_seconds'] / 60:.1f} min)\n\n{table}\n\n"
       f"Decoder interaction statistics (at ID encoder latents):\n{interaction}\n"
-      + (f"\nKept candidates (`model.candidates`; the lowest ID training error):\n{kept}"
-         if kept else "")
+      f"\nTraining and the health check (ID images only, `compgen.training.health`):\n"
+      f"{trained}"
+      + (f"\nKept candidates (`model.candidates`):\n{kept}" if kept else "")
       + (f"\nRecombined ID slots (`experiment.composed_pool`, a diagnostic that reads the "
          f"test scenes' true latents; readouts fitted on the encoder's ID latents):\n\n"
          f"{composition_lib.format_table(results['composition'])}\n"
@@ -419,7 +431,7 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
       + (f"\nSupervised references (`experiment.supervised_steps`: trained on ID pairs with "
          f"their true latents; references, not methods):\n\n"
          f"{supervised_lib.format_table(results['supervised'], results['factor_names'])}\n"
-         if results["supervised"] else ""))
+         if results["supervised"] else "")))
   summary = results["summary"]
   plots.results_bars({row: {s: (c["identifiability"]["mean"], c["identifiability"]["std"])
                             for s, c in splits.items()} for row, splits in summary.items()},

@@ -3,7 +3,8 @@
 With `model.candidates` C > 1 a train state carries a leading candidate axis [C, ...]:
 candidate 0 starts from the single model's init, candidate i from `fold_in(key, i)`, and
 every candidate takes its update on the same batch (one vmapped step, `train_lib`). The
-candidate that reconstructs the ID training data best is kept, recorded with its step in
+candidate that reconstructs the ID training data best (or, with `model.candidate_score`
+"slot_purity", whose slots are most clearly objects: `health`) is kept, recorded with its step in
 `{workdir}/candidates.json`; every later job reads that one. With `model.keep_candidate_at`
 S > 0 the choice is made at step S and the kept candidate alone trains on from there:
 C·S + (N − S) model-steps for N training steps instead of C·N. Only training data decide: by the
@@ -67,19 +68,38 @@ def take_state(state, index: int):
   return state.replace(params=take(state.params, index), opt_state=take(state.opt_state, index))
 
 
-def select(params, num: int, train_mse: Callable) -> tuple:
-  """The candidate to keep: (its params, record) where record = {"selected": i,
-  "train_recon_mse": [C floats]} scores each candidate by `train_mse(its params)`, its mean
-  reconstruction MSE on ID training examples, and selects the lowest. A single model
-  (`num` = 1) comes back as it is, with record None."""
+SCORES = {"train_recon_mse": min, "slot_purity": max}  # model.candidate_score -> which wins
+
+
+def score_name(config: ml_collections.ConfigDict) -> str:
+  """`model.candidate_score`, checked: what a population's kept candidate is chosen by."""
+  name = config.model.get("candidate_score", "train_recon_mse")
+  if name not in SCORES:
+    raise errors.ConfigError(f"model.candidate_score={name!r}: choose one of "
+                             f"{', '.join(map(repr, SCORES))}.")
+  return name
+
+
+def select(params, num: int, score: Callable, by: str = "train_recon_mse") -> tuple:
+  """The candidate to keep: (its params, record) where `score(candidate params)` gives
+  {"train_recon_mse": mean reconstruction MSE on ID training examples, "slot_purity":
+  `health` separation on ID training images (where defined)}, the record holds every
+  candidate's (as lists) and "selected", the one with the lowest error or the highest
+  separation, by `by`. A single model (`num` = 1) comes back as it is, with record None."""
   if num == 1:
     return params, None
-  mse = [float(train_mse(take(params, i))) for i in range(num)]
-  best = int(np.argmin(mse))
-  return take(params, best), {"selected": best, "train_recon_mse": mse}
+  scores = [score(take(params, i)) for i in range(num)]
+  record = {key: [float(s[key]) for s in scores] for key in scores[0]}
+  if by not in record:
+    raise errors.ConfigError(f"model.candidate_score={by!r} is not defined for this model "
+                             f"(it has {', '.join(record)}); choose 'train_recon_mse'.")
+  values = record[by]
+  best = values.index(SCORES[by](values))
+  return take(params, best), {"selected": best, "score": by, **record}
 
 
-def kept(workdir: str, params, step: int, num: int, train_mse: Callable) -> tuple:
+def kept(workdir: str, params, step: int, num: int, score: Callable,
+         by: str = "train_recon_mse") -> tuple:
   """`select`, recorded with `step` in `{workdir}/candidates.json` (read back from there when
   it holds this step)."""
   path = files.path(workdir, FILE)
@@ -87,7 +107,7 @@ def kept(workdir: str, params, step: int, num: int, train_mse: Callable) -> tupl
     record = files.read_json(path)
     if record.get("step") == step:
       return take(params, record["selected"]), record
-  params, record = select(params, num, train_mse)
+  params, record = select(params, num, score, by)
   record["step"] = int(step)
   if jax.process_index() == 0:
     files.write_json(path, record)

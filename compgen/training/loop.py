@@ -49,19 +49,38 @@ class MetricWriter:
       self.path.write_text(old + "".join(line + "\n" for line in self._pending))
     self._pending, self._flushed_at = [], time.monotonic()
 
+  def rows(self) -> list[dict]:
+    """The rows written so far; a last line cut short (a write interrupted, a full disk) is
+    left out with a warning."""
+    if not self.path.exists():
+      return []
+    lines = self.path.read_text().splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        if i < len(lines) - 1:
+          raise ValueError(f"{self.path}, line {i + 1}, is not a JSON row: this file was not "
+                           "written by compgen, or was damaged; move it away.") from None
+        print(f"WARNING: the last line of {self.path} was cut short (an interrupted write); "
+              "it is dropped.")
+    return rows
+
   def drop_after(self, step: int) -> None:
-    """Forgets rows logged after `step` (a resumed run logs those steps again)."""
+    """Forgets rows logged after `step` (a resumed run logs those steps again) and a torn
+    last line."""
     self.flush()
     if jax.process_index() != 0 or not self.path.exists():
       return
-    rows = self.path.read_text().splitlines()
-    kept = [r for r in rows if json.loads(r)["step"] <= step]
-    if len(kept) < len(rows):
-      self.path.write_text("".join(r + "\n" for r in kept))
+    lines = self.path.read_text().splitlines()
+    kept = [json.dumps(r) for r in self.rows() if r["step"] <= step]
+    if len(kept) < len(lines):
+      files.write_text(self.path, "".join(r + "\n" for r in kept))
 
 
 class Preempted(Exception):
-  """The job was asked to stop (SIGTERM, or a multi-host preemption notice) and saved a
+  """The job was asked to stop (SIGTERM, Ctrl-C, or a multi-host preemption notice) and saved a
   checkpoint at `step`; running the same command again resumes there."""
 
   def __init__(self, desc: str, step: int, directory):
@@ -77,9 +96,9 @@ _warned_off_main_thread = False  # the note below is printed once per process
 def preemption_notice():
   """Yields `requested(step) -> bool`, True once the job should save and stop.
 
-  One process: SIGTERM sets a flag (the handler is installed for the duration, in the main
-  thread). Several processes: JAX's preemption sync point, which every process reaches at the
-  same step, so all of them save that step.
+  One process: SIGTERM or SIGINT (Ctrl-C) sets a flag (the handlers are installed for the
+  duration, in the main thread). Several processes: JAX's preemption sync point, which every
+  process reaches at the same step, so all of them save that step.
   """
   if jax.process_count() > 1:
     yield multihost_utils.reached_preemption_sync_point
@@ -94,11 +113,13 @@ def preemption_notice():
             "preemption checkpoint (the last periodic checkpoint is kept).")
     yield lambda step: False
     return
-  previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+  previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+              for sig in (signal.SIGTERM, signal.SIGINT)}
   try:
     yield lambda step: bool(received)
   finally:
-    signal.signal(signal.SIGTERM, previous)
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
 
 
 def _check_finite(desc: str, history: list, last_saved: int) -> dict:
@@ -118,20 +139,22 @@ def _check_finite(desc: str, history: list, last_saved: int) -> dict:
 def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size: int,
              log_every: int, checkpoint_every: int, checkpointer, writer, desc: str,
              data_state: Callable[[], dict] = dict, eval_every: int = 0,
-             on_eval: Callable | None = None):
+             on_eval: Callable | None = None, converged: Callable[[int], bool] | None = None):
   """Runs `state, metrics = step_fn(state, step)` from `state.step` up to `stop`.
 
   Every `log_every` steps the metrics (plus examples/s) go to `writer`; checkpoints are saved
   every `checkpoint_every` steps, at `stop` and at `num_steps`. Before any log or save, every
   step's metrics since the previous check are checked to be finite (they stay on the device
   until then), so a diverged state is never saved and the error names the first bad step.
-  On SIGTERM the loop saves the current step and raises `Preempted`. `on_eval(step, state)`
-  runs every `eval_every` steps before the last. Returns (state, step reached).
+  On SIGTERM or Ctrl-C the loop saves the current step and raises `Preempted`.
+  `on_eval(step, state)` runs every `eval_every` steps before the last; the dict it returns
+  (or None) is shown in the progress line until the next one. After it, `converged(step)` True ends the run there, with
+  a checkpoint. Returns (state, step reached).
   """
   step = int(state.step)
   last_saved = step
   window_start, window_steps = time.perf_counter(), 0
-  unchecked = []
+  unchecked, shown = [], {}
   with preemption_notice() as preempt_requested, tqdm.tqdm(
       total=num_steps, initial=step, desc=desc, unit="step",
       disable=jax.process_index() != 0, dynamic_ncols=True) as bar:
@@ -150,11 +173,16 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
       if will_log:
         metrics["examples_per_s"] = window_steps * batch_size / (time.perf_counter() - window_start)
         writer.write(step, metrics)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()
-                         if k in ("loss", "mse", "best_mse", "latent_mse")})
+        bar.set_postfix({**{k: f"{v:.4g}" for k, v in metrics.items()
+                            if k in ("loss", "mse", "best_mse", "latent_mse")}, **shown})
         window_start, window_steps = time.perf_counter(), 0
+      done = False
       if on_eval is not None and eval_every and step % eval_every == 0 and step < num_steps:
-        on_eval(step, state)
+        shown = {k: f"{v:.3g}" for k, v in (on_eval(step, state) or {}).items()}
+        done = converged is not None and converged(step)
+        if done and not will_save:
+          _check_finite(desc, unchecked, last_saved)
+          unchecked, will_save = [], True
       if will_save:
         checkpointer.save(step, state, data_state())
         writer.flush()  # the rows up to a checkpoint are on disk with it
@@ -162,5 +190,7 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
       if preempted and step < stop:
         checkpointer.close()
         raise Preempted(desc, step, checkpointer.directory)
+      if done:
+        break
   checkpointer.close()
   return state, step

@@ -37,6 +37,7 @@ _PACING = {"replay": ("num_steps", "log_every", "eval_every", "checkpoint_every"
 # does what compgen did before: a saved config without one matches a current config that has
 # this value.
 _ADDED_LATER = {"model": {"candidates": 1, "keep_candidate_at": 0,
+                          "candidate_score": "train_recon_mse",
                           "decoders.transformer.background_token": False},
                 "data": {"sprites.strip_overlap": 0.0}}
 

@@ -24,7 +24,8 @@ from compgen import parallel
 from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
-from compgen.training import candidates, checkpoints, loop, objectives, probe, provenance
+from compgen.training import (candidates, checkpoints, health, loop, objectives, probe,
+                              provenance, stopping)
 
 
 @flax.struct.dataclass
@@ -173,7 +174,8 @@ def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
   mesh = mesh or parallel.make_mesh(config.mesh)
   model, params, step = restore_candidates(config, workdir, mesh)
   if candidates.stacked_to_the_end(config):
-    params, _ = keep_candidate(config, workdir, jax.jit(make_infer(model)), params, step, mesh)
+    params, _ = keep_candidate(config, workdir, model, jax.jit(make_infer(model)), params,
+                               step, mesh)
   return model, params, step
 
 
@@ -203,14 +205,37 @@ def restore_candidates(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   return model, params, step
 
 
-def train_mse(config, infer_fn, train_arrays: dict, mesh) -> Callable:
-  """params -> mean reconstruction MSE on `train_arrays` (ID training examples): what
-  `candidates.select` scores a candidate by."""
-  return lambda params: evaluate(infer_fn, params, {"train": train_arrays}, mesh,
-                                 config.train.batch_size)["train"][1].mean()
+def slot_purity_fn(model, train_arrays: dict, num_examples: int) -> Callable | None:
+  """params -> `health.purity_fn`'s slot purity of the decoder at the encoder's latents of the
+  first `num_examples` of `train_arrays` (ID training images); None for data that are not
+  images of several objects, where it is not defined."""
+  x = models.model_input(train_arrays)[:num_examples]
+  k = train_arrays["latents"].shape[1]
+  if x.ndim != 4 or k < 2:
+    return None
+  purity = health.purity_fn(lambda p, z: model.decode(p, z)["output"], x, k)
+  if purity is None:
+    return None
+  encode = jax.jit(lambda p: model.encode(p, x)["mean"])
+  return lambda params: purity(params, encode(params))
 
 
-def keep_candidate(config, workdir: str, infer_fn, params, step: int, mesh,
+def candidate_scorer(config, model, infer_fn, train_arrays: dict, mesh) -> Callable:
+  """params -> {"train_recon_mse": mean reconstruction MSE on `train_arrays` (ID training
+  examples), "slot_purity" (`health`; images only)}: what `candidates.select` chooses by."""
+  purity = slot_purity_fn(model, train_arrays, config.train.health_examples)
+
+  def score(params):
+    mse = evaluate(infer_fn, params, {"train": train_arrays}, mesh,
+                   config.train.batch_size)["train"][1].mean()
+    out = {"train_recon_mse": float(mse)}
+    if purity is not None:
+      out["slot_purity"] = purity(params)
+    return out
+  return score
+
+
+def keep_candidate(config, workdir: str, model, infer_fn, params, step: int, mesh,
                    train_arrays: dict | None = None):
   """`candidates.kept` of a population's stacked `params` at `step`, scored on `train_arrays`
   (by default the first `train.eval_examples` training examples, loaded only when needed)."""
@@ -219,8 +244,9 @@ def keep_candidate(config, workdir: str, infer_fn, params, step: int, mesh,
     if train_arrays is None:
       train_arrays = first_examples(pipeline.load_split(config.data, "train"),
                                     config.train.eval_examples)
-    return train_mse(config, infer_fn, train_arrays, mesh)(p)
-  return candidates.kept(workdir, params, step, candidates.count(config), score)
+    return candidate_scorer(config, model, infer_fn, train_arrays, mesh)(p)
+  return candidates.kept(workdir, params, step, candidates.count(config), score,
+                         candidates.score_name(config))
 
 
 @files.holds_workdir("train")
@@ -274,8 +300,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer = loop.MetricWriter(workdir)
   writer.drop_after(latest)
   step_key = jax.random.fold_in(root, 1)
-  scorer = train_mse(config, infer, eval_arrays["train"], mesh)
+  scorer = candidate_scorer(config, model, infer, eval_arrays["train"], mesh)
+  score_by = candidates.score_name(config)
   stop = tc.num_steps if stop_at_step is None else min(stop_at_step, tc.num_steps)
+  stopped = stopping.read(workdir)
+  if stopped is not None and stopped["step"] == latest:  # converged before: finished
+    stop = latest
+  history = {row["step"]: row[HELD_OUT] for row in writer.rows() if HELD_OUT in row}
+  levelled_off = stopping.rule(tc, not_before=keep_at + 1 if cut else 0)
 
   def run(state, until):
     def step_fn(state, step):
@@ -283,20 +315,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       return train_step(state, batch, jax.random.fold_in(step_key, step))
 
     def on_eval(step, state):
-      params, _ = candidates.select(state.params, size, scorer)
-      writer.write(step, _eval_metrics(evaluate(infer, params, eval_arrays, mesh,
-                                                tc.batch_size), eval_arrays, step))
+      params, record = candidates.select(state.params, size, scorer, score_by)
+      metrics = _eval_metrics(evaluate(infer, params, eval_arrays, mesh, tc.batch_size),
+                              eval_arrays, step)
+      metrics.update(_health_metrics(record, scorer, params))
+      writer.write(step, metrics)
+      history[step] = metrics[HELD_OUT]
+      return {k: metrics[k] for k in ("train/slot_purity",) if k in metrics}
+
+    def converged(step):
+      if not levelled_off(history, step):
+        return False
+      print(f"\nConverged at step {step}: " + stopping.record(
+          workdir, step, history[step], tc.stop_window, tc.stop_improvement)["reason"] + ".")
+      return True
     return loop.run_loop(
         step_fn, state, stop=until, num_steps=tc.num_steps, batch_size=tc.batch_size,
         log_every=tc.log_every, checkpoint_every=tc.checkpoint_every, checkpointer=ckpt,
         writer=writer, desc="train", data_state=lambda: train_iter.state,
-        eval_every=tc.eval_every, on_eval=on_eval)
+        eval_every=tc.eval_every, on_eval=on_eval, converged=converged)
 
   step = latest
   if size > 1 and cut:
     state, step = run(state, min(stop, keep_at))
     if step == keep_at:  # keep the best candidate; it alone trains on
-      _, record = candidates.kept(workdir, state.params, step, num, scorer)
+      _, record = candidates.kept(workdir, state.params, step, num, scorer, score_by)
       state = candidates.take_state(state, record["selected"])
       size = 1
       _, _, sharding, train_step = phase(size)
@@ -304,18 +347,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
   if step < stop:
     state, step = run(state, stop)
-  if step < tc.num_steps:
+  if step < tc.num_steps and stopping.read(workdir) is None:
     print(f"Stopped at step {step} of {tc.num_steps}; run again to continue.")
     return state
   params, record = state.params, None
   if size > 1:
-    params, record = keep_candidate(config, workdir, infer, state.params, step, mesh,
+    params, record = keep_candidate(config, workdir, model, infer, state.params, step, mesh,
                                     eval_arrays["train"])
   elif cut:
     record = files.read_json(files.path(workdir, candidates.FILE))
   results = evaluate(infer, params, eval_arrays, mesh, tc.batch_size)
   final = _eval_metrics(results, eval_arrays, step)
-  writer.write(step, final)
+  final.update(_health_metrics(None, scorer, params))
+  if not any(row["step"] == step and row.keys() >= final.keys() for row in writer.rows()):
+    writer.write(step, final)  # (a finished training run again logs nothing new)
   writer.flush()
   if jax.process_index() == 0:
     _save_reconstructions(results, eval_arrays, files.path(workdir, "reconstructions.png"),
@@ -325,13 +370,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             f"{record['step']} (train recon MSE "
             + ", ".join(f"{m:.3g}" for m in record["train_recon_mse"]) + ")")
     print(format_summary(final))
+    if "train/slot_purity" in final:
+      print(health.warning(final["train/slot_purity"]) or
+            f"Health check passed: slot purity {final['train/slot_purity']:.2f} >= "
+            f"{health.HEALTHY_SEPARATION} on ID images (the slots are objects).")
   return state
 
 
+HELD_OUT = "test_id/recon_mse"  # the error the stopping rule watches
+
+
+def training_record(workdir: str) -> dict:
+  """What a finished training run of `workdir` reports: {"step" it ended at, "stopped_early"
+  (whether the stopping rule ended it before train.num_steps), "train_recon_mse",
+  "slot_purity" and "healthy" (the health check; None where it is not defined)}."""
+  rows = [r for r in loop.MetricWriter(workdir).rows() if "train/recon_mse" in r]
+  if not rows:
+    raise checkpoints.CheckpointError(f"{workdir} holds no evaluated training run.")
+  last = rows[-1]
+  purity = last.get("train/slot_purity")
+  return {"step": last["step"], "stopped_early": stopping.read(workdir) is not None,
+          "train_recon_mse": last["train/recon_mse"], "slot_purity": purity,
+          "healthy": None if purity is None else health.is_healthy(purity)}
+
+
+def _health_metrics(record: dict | None, scorer: Callable, params) -> dict:
+  """{"train/slot_purity"} of `params` (from a population's `record` when there is one),
+  and each candidate's purity and error as "candidate{i}/..."."""
+  if record is None:
+    purity = scorer(params).get("slot_purity")
+    return {} if purity is None else {"train/slot_purity": purity}
+  out = {f"candidate{i}/{key}": v for key in ("slot_purity", "train_recon_mse")
+         for i, v in enumerate(record.get(key, ()))}
+  if "slot_purity" in record:
+    out["train/slot_purity"] = record["slot_purity"][record["selected"]]
+  return out
+
+
 def format_summary(metrics: dict) -> str:
-  """A short table: reconstruction MSE and matched R² per split."""
+  """A short table: reconstruction MSE and matched R² per split, and the health check's slot
+  purity (of the training images) where it is defined."""
   r2 = lambda split: metrics.get(f"{split}/matched_r2")
-  return tables.aligned(["split", "recon MSE", "matched R²"], [
-      [split, f"{metrics[f'{split}/recon_mse']:.5f}",
-       "-" if r2(split) is None else f"{r2(split):.3f}"]
-      for split in ("train", "test_id", "test_ood")])
+  purity = metrics.get("train/slot_purity")
+  rows = [[split, f"{metrics[f'{split}/recon_mse']:.5f}",
+           "-" if r2(split) is None else f"{r2(split):.3f}"]
+          for split in ("train", "test_id", "test_ood")]
+  if purity is None:
+    return tables.aligned(["split", "recon MSE", "matched R²"], rows)
+  verdict = "objects" if health.is_healthy(purity) else "NOT objects"
+  rows = [row + [f"{purity:.2f} ({verdict})" if row[0] == "train" else "-"] for row in rows]
+  return tables.aligned(["split", "recon MSE", "matched R²", "slot purity"], rows)

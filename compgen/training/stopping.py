@@ -1,0 +1,60 @@
+"""When ID training has converged: the held-out ID reconstruction error has levelled off.
+
+At each evaluation step t (every `train.eval_every` steps) with the errors e(s) of the
+held-out ID images (`test_id`, the first `train.eval_examples`) at the evaluations so far,
+training stops once t ≥ `train.min_steps` and
+
+  e(t) > (1 − `train.stop_improvement`) · min_{s ≤ t − `train.stop_window`} e(s),
+
+i.e. the error fell by less than that fraction over the last `stop_window` steps;
+`train.num_steps` is the cap (and the length of the learning-rate schedule).
+`train.stop_window` = 0 trains to the cap. The step it stopped at is kept in
+`{workdir}/stopped.json`, which later runs of the same training read instead of going on.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from compgen import errors
+from compgen import files
+
+FILE = "stopped.json"  # in a workdir: {"step", "test_id/recon_mse", "reason"}
+
+
+def check(train: ml_collections.ConfigDict) -> None:
+  """Refuses a rule that cannot fire as set (window not a multiple of eval_every)."""
+  window = train.get("stop_window", 0)
+  if window and window % train.eval_every:
+    raise errors.ConfigError(
+        f"train.stop_window={window} is not a multiple of train.eval_every={train.eval_every}: "
+        "the rule compares evaluations, so give a multiple (or 0 to train to train.num_steps).")
+
+
+def levelled_off(history: dict[int, float], step: int, window: int, improvement: float,
+                 min_steps: int = 0) -> bool:
+  """history {evaluation step: held-out ID error}; whether the rule above fires at `step`."""
+  if not window or step < max(min_steps, window) or step not in history:
+    return False
+  earlier = [e for s, e in history.items() if s <= step - window]
+  return bool(earlier) and history[step] > (1 - improvement) * min(earlier)
+
+
+def rule(train: ml_collections.ConfigDict, not_before: int = 0):
+  """(history, step) -> bool: `levelled_off` with the config's settings, never before step
+  `not_before` (a population's cut)."""
+  return lambda history, step: levelled_off(
+      history, step, train.get("stop_window", 0), train.get("stop_improvement", 0.0),
+      max(train.get("min_steps", 0), not_before))
+
+
+def read(workdir: str) -> dict | None:
+  path = files.path(workdir, FILE)
+  return files.read_json(path) if path.exists() else None
+
+
+def record(workdir: str, step: int, error: float, window: int, improvement: float) -> dict:
+  value = {"step": int(step), "test_id/recon_mse": float(error),
+           "reason": f"held-out ID error fell by less than {improvement:.0%} over the last "
+                     f"{window} steps"}
+  files.write_json(files.path(workdir, FILE), value)
+  return value
