@@ -1,7 +1,7 @@
 """The errors a user's input causes, and how the jobs show them.
 
 `UserError`: compgen was handed something it cannot use — data (`compgen.data.DataError`), a
-config value (`ConfigError`), a workdir (`compgen.files.WorkdirBusyError`,
+config value (`ConfigError`), a damaged file (`DamagedFileError`), a workdir (`compgen.files.WorkdirBusyError`,
 `WorkdirNotWritableError`) or a checkpoint (`compgen.training.checkpoints.CheckpointError`);
 its message names the problem and the fix. The jobs (`python -m compgen.<job>`) print it as
 one message and exit with status 1; every other exception is a bug and keeps its traceback.
@@ -20,6 +20,11 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
   """A config value that cannot mean anything; the message names the key and what it takes."""
+
+
+class DamagedFileError(UserError, ValueError):
+  """A file compgen reads (a summary, a cache, an exported model) is cut short or altered;
+  the message names the file and how to recover."""
 
 
 def show_traceback() -> bool:

@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import sys
+import zipfile
 from typing import Any, Callable, Iterator
 
 import jax
@@ -135,8 +136,20 @@ def is_remote(p: str | epath.Path) -> bool:
   return "://" in str(p)
 
 
+def _damaged(p, what: str, e: Exception) -> errors.DamagedFileError:
+  return errors.DamagedFileError(
+      f"{p} is damaged ({what}: {str(e)[:200]}): it was cut short or changed after compgen "
+      "wrote it. Move it away: a compgen job writes it again (a run's results or cache), or "
+      "export the model again (params.npz, config.json of an exported model).")
+
+
 def read_json(p: epath.Path) -> Any:
-  return json.loads(p.read_text())
+  """The JSON value of `p`; a file that does not parse is a `DamagedFileError`."""
+  text = p.read_text()
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise _damaged(p, "not valid JSON", e) from None
 
 
 def write_bytes(p: epath.Path, data: bytes) -> None:
@@ -187,5 +200,9 @@ def save_npz(p: epath.Path, **arrays: np.ndarray) -> None:
 
 
 def load_npz(p: epath.Path) -> dict[str, np.ndarray]:
-  with np.load(io.BytesIO(p.read_bytes())) as f:
-    return dict(f)
+  """The arrays of `p`; a file that does not read is a `DamagedFileError`."""
+  try:
+    with np.load(io.BytesIO(p.read_bytes())) as f:
+      return dict(f)
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise _damaged(p, "not a readable .npz", e) from None

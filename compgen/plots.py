@@ -304,7 +304,5 @@ def _finish(fig: Figure, path):
     return fig
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png")
-  target = files.path(path)
-  target.parent.mkdir(parents=True, exist_ok=True)
-  target.write_bytes(buffer.getvalue())
+  files.write_bytes(files.path(path), buffer.getvalue())
   return path

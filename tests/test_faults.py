@@ -264,17 +264,18 @@ def test_divergence_names_the_first_bad_step_and_term_and_saves_nothing_after():
   assert recorder.saved == [5]
 
 
-def test_sigterm_in_the_loop_saves_the_current_step_and_raises():
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])  # SIGINT: Ctrl-C
+def test_a_stop_signal_in_the_loop_saves_the_current_step_and_raises(signum):
   def step_fn(state, step):
     if step == 2:
-      os.kill(os.getpid(), signal.SIGTERM)
+      os.kill(os.getpid(), signum)
     return state, {"loss": np.float32(1.0)}
   recorder = _Recorder()
-  previous = signal.getsignal(signal.SIGTERM)
+  previous = signal.getsignal(signum)
   with pytest.raises(loop.Preempted, match="saved a checkpoint at step 3"):
     _run_fake_loop(step_fn, recorder)
   assert recorder.saved == [3]
-  assert signal.getsignal(signal.SIGTERM) == previous  # handler removed afterwards
+  assert signal.getsignal(signum) == previous  # handler removed afterwards
 
 
 def test_outside_the_main_thread_sigterm_handling_is_off_and_says_so_once(capsys, monkeypatch):

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from compgen import files
 from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
@@ -101,8 +102,7 @@ def format_table(stats: dict) -> str:
 def write_report(config: ml_collections.ConfigDict, workdir: str, num_samples: int = 32) -> dict:
   """Loads every split, writes sample grids, the split picture and stats.json to `workdir`."""
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  files.write_text(files.path(workdir, "config.json"), config.to_json_best_effort(indent=2))
   data = config.data
   spec = _spec_of(data)
   start = time.perf_counter()

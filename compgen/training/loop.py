@@ -14,6 +14,7 @@ import numpy as np
 import tqdm
 from jax.experimental import multihost_utils
 
+from compgen import errors
 from compgen import files
 
 
@@ -46,7 +47,7 @@ class MetricWriter:
     if self._pending and jax.process_index() == 0:
       self.path.parent.mkdir(parents=True, exist_ok=True)
       old = self.path.read_text() if self.path.exists() else ""
-      self.path.write_text(old + "".join(line + "\n" for line in self._pending))
+      files.write_text(self.path, old + "".join(line + "\n" for line in self._pending))
     self._pending, self._flushed_at = [], time.monotonic()
 
   def rows(self) -> list[dict]:
@@ -61,8 +62,9 @@ class MetricWriter:
         rows.append(json.loads(line))
       except json.JSONDecodeError:
         if i < len(lines) - 1:
-          raise ValueError(f"{self.path}, line {i + 1}, is not a JSON row: this file was not "
-                           "written by compgen, or was damaged; move it away.") from None
+          raise errors.DamagedFileError(
+              f"{self.path}, line {i + 1}, is not a JSON row: this file was not written by "
+              "compgen, or was damaged; move it away.") from None
         print(f"WARNING: the last line of {self.path} was cut short (an interrupted write); "
               "it is dropped.")
     return rows
@@ -181,7 +183,8 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
         shown = {k: f"{v:.3g}" for k, v in (on_eval(step, state) or {}).items()}
         done = converged is not None and converged(step)
         if done and not will_save:
-          _check_finite(desc, unchecked, last_saved)
+          if unchecked:
+            _check_finite(desc, unchecked, last_saved)
           unchecked, will_save = [], True
       if will_save:
         checkpointer.save(step, state, data_state())

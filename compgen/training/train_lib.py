@@ -258,6 +258,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   schedule still follows `train.num_steps`); calling again continues the same run.
   """
   num, keep_at = candidates.count(config), candidates.keep_step(config)  # checked first
+  candidates.score_name(config)
+  stopping.check(config.train)
   cut = num > 1 and keep_at > 0  # the population is cut to its best candidate at keep_at
   sources = pipeline.load_splits(config.data)  # checked to agree before anything is written
   provenance.check_workdir_config(workdir, config)
