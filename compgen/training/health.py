@@ -106,10 +106,11 @@ def is_healthy(purity: float) -> bool:
   return purity >= HEALTHY_PURITY
 
 
-def warning(purity: float) -> str | None:
-  """The line a finished model that fails the check prints, None when it passes."""
+def verdict(purity: float) -> str:
+  """The line a finished model prints: the check passed, or a warning that it failed."""
   if is_healthy(purity):
-    return None
+    return (f"Health check passed: slot purity {purity:.2f} >= {HEALTHY_PURITY} on ID images "
+            "(the slots are objects).")
   return (f"WARNING: this model's slots are not objects (slot purity {purity:.2f} < "
           f"{HEALTHY_PURITY} on ID images: its slots draw parts of several objects), so "
           "search and replay will not perceive new combinations. Train it with another seed, "

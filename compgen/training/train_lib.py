@@ -373,9 +373,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             + ", ".join(f"{m:.3g}" for m in record["train_recon_mse"]) + ")")
     print(format_summary(final))
     if "train/slot_purity" in final:
-      print(health.warning(final["train/slot_purity"]) or
-            f"Health check passed: slot purity {final['train/slot_purity']:.2f} >= "
-            f"{health.HEALTHY_SEPARATION} on ID images (the slots are objects).")
+      print(health.verdict(final["train/slot_purity"]))
   return state
 
 
