@@ -16,7 +16,8 @@ _NAMES = {"Model": "compgen.api", "evaluate": "compgen.api", "fit": "compgen.api
           "export": "compgen.api", "pretrained": "compgen.api",
           "get_config": "compgen.api", "invert": "compgen.api", "load": "compgen.api",
           "replay_encoder": "compgen.api", "run_experiment": "compgen.api",
-          "CheckpointError": "compgen.training.checkpoints"}
+          "CheckpointError": "compgen.training.checkpoints", "DataError": "compgen.data.checks",
+          "DamagedFileError": "compgen.errors"}
 __all__ = sorted(_NAMES) + ["data", "plots"]
 
 

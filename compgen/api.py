@@ -117,10 +117,10 @@ class Model:
         self.params, z.astype(np.float32)))
 
   def data(self, split: str, n: int | None = None) -> dict[str, np.ndarray]:
-    """The first n examples of split "train" | "test_id" | "test_ood" of the run's data, as
-    model inputs (images float32 in [0, 1])."""
+    """The first n examples (all: None or -1) of split "train" | "test_id" | "test_ood" of
+    the run's data, as model inputs (images float32 in [0, 1])."""
     source = pipeline.load_split(self.config.data, split)
-    return train_lib.first_examples(source, len(source) if n is None else n)
+    return train_lib.first_examples(source, len(source) if n is None or n < 0 else n)
 
   def prior(self, kind: str = "empirical", num_examples: int | None = None):
     """A factorised slot prior (`compgen.inversion.priors`) fitted on the encoder's latents
@@ -148,7 +148,13 @@ def load(workdir: str, config: ml_collections.ConfigDict | None = None) -> Model
           "compgen.fit(config, workdir) or `python -m compgen.train`.")
     config = ml_collections.ConfigDict(files.read_json(path))
   if files.path(workdir, PARAMS_FILE).exists():
-    return _load_exported(config, workdir)
+    exported = _load_exported(config, workdir)
+    trained = checkpoints.latest_step(files.path(workdir))
+    if trained is None or trained <= exported.step:
+      return exported
+    print(f"NOTE: {workdir} holds an export of step {exported.step} and newer checkpoints "
+          f"(step {trained}): using the checkpoints, as the jobs do. Export again to update "
+          f"{PARAMS_FILE}.")
   autoencoder, params, step = train_lib.restore_trained(config, workdir)
   return Model(config, str(workdir), autoencoder, params, step)
 
@@ -218,6 +224,10 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   if key not in model._cache:  # pylint: disable=protected-access
     model._cache[key] = search_job.make_searcher(config, model.autoencoder, prior, mesh)  # pylint: disable=protected-access
   searcher = model._cache[key]  # pylint: disable=protected-access
+  if isinstance(x, dict):
+    raise checks.DataError(
+        f"compgen.invert: x is a dict (keys {sorted(x)}), not an array: pass its images, e.g. "
+        'compgen.invert(model, model.data(...)["image"]).')
   x = np.asarray(x)
   checks.check_batch(x, "compgen.invert: x")
   x = x.astype(np.float32)

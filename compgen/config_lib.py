@@ -139,9 +139,10 @@ def inversion_config() -> ml_collections.ConfigDict:
 def experiment_config() -> ml_collections.ConfigDict:
   """Defaults of `config.experiment` (`compgen.study.experiment`)."""
   return ml_collections.ConfigDict({"experiment": {
-      "seeds": 1,                    # models trained per decoder, seeds 0..seeds-1
+      "seeds": 1,                    # models trained per decoder: seed, seed + 1, ... (the
+                                     # config's `seed`, 0 by default)
       "control": "unconstrained",    # decoder of the negative control; "" for none
-      "control_seeds": -1,           # seeds 0..n-1 the control runs; -1 = all `seeds`
+      "control_seeds": -1,           # the first n of those the control runs; -1 = all
       "fit_examples": 1000,          # ID training images the readouts are fitted on
       "eval_examples": 1000,         # test_id / test_ood images scored
       "readout_fit": "own",          # "own" (each method's ID latents) | "encoder" (ĝ's)

@@ -62,6 +62,23 @@ def test_an_exported_model_loads_anywhere_as_the_same_model(model, tmp_path):
     compgen.pretrained("sprites128")
 
 
+def test_an_export_older_than_the_checkpoints_beside_it_is_not_served(tmp_path, smoke_spec,
+                                                                       capsys):
+  workdir = str(tmp_path / "run")
+  first = compgen.fit(smoke_spec, workdir)
+  compgen.export(first, workdir)  # an export into the workdir itself, at step 4
+  longer = compgen.get_config(smoke_spec, {"train.num_steps": 6})
+  trained = compgen.fit(longer, workdir)  # newer checkpoints beside the export
+  assert trained.step == 6 and "newer checkpoints (step 6)" in capsys.readouterr().out
+  assert compgen.load(workdir).step == 6
+
+
+def test_data_takes_minus_one_for_all_and_invert_names_a_dict_handed_to_it(model):
+  assert len(model.data("test_ood", -1)["image"]) == model.config.data.num_test_ood
+  with pytest.raises(compgen.DataError, match=r'model.data\(...\)\["image"\]'):
+    compgen.invert(model, model.data("test_ood", 2))
+
+
 def test_invert_searches_from_the_encoder_and_records_iterates(model):
   x = model.data("test_ood", 6)["image"]
   found = compgen.invert(model, x, num_steps=8, record_steps=(0, 4, 8))

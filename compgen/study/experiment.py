@@ -1,8 +1,10 @@
 """The generative-vs-non-generative experiment: `run_experiment(config, workdir)`.
 
-For each seed s < `experiment.seeds` and each model — the configured decoder and, unless it is
-already one, the `experiment.control` decoder (the unconstrained negative control; only for
-s < `experiment.control_seeds` when that is ≥ 0) — in the workdir `{workdir}/seed{s}/{decoder}` it runs (reusing whatever is already there):
+For each of `experiment.seeds` seeds s = `seed`, `seed` + 1, ... (from 0 by default) and each
+model — the configured decoder and, unless it is already one, the `experiment.control` decoder
+(the unconstrained negative control; only for the first `experiment.control_seeds` seeds when
+that is ≥ 0) — in the workdir `{workdir}/seed{s}/{decoder}` it runs (reusing whatever is
+already there):
 
   ID training (Eq. 4.2, `compgen.train`) → replay (Eq. 4.4, `compgen.replay`) → perception of
   ID and OOD test images by four methods:
@@ -332,15 +334,16 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   names, num_categories = factor_names(config, arrays)
   runs, stage_seconds, interaction, pictures, traces, populations = [], {}, {}, {}, {}, {}
   composition, supervised, training = {}, {}, {}
-  control_seeds = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
-  for seed in range(ec.seeds):
+  num_control = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
+  seeds = list(range(config.seed, config.seed + ec.seeds))
+  for seed in seeds:
     configs = model_configs(config, seed)
     if ec.supervised_steps > 0:
       supervised[f"seed{seed}"] = supervised_lib.train_and_score(
           configs[config.model.decoder], str(files.path(workdir, f"seed{seed}")), arrays, mesh,
           names, num_categories)
     for label, cfg in configs.items():
-      if label != config.model.decoder and seed >= control_seeds:
+      if label != config.model.decoder and seed >= seeds[0] + num_control:
         continue
       wd = str(files.path(workdir, f"seed{seed}", label))
       timer = {}
@@ -371,13 +374,13 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
       interaction.setdefault(label, []).append(
           {k.split("/", 1)[1]: float(v) for k, v in latents.items()
            if k.startswith("interaction/")})
-      if seed == 0:
+      if seed == seeds[0]:
         pictures.update({f"{label}: {m}": latents[f"{m}/ood/pictures"] for m in METHODS})
         traces.update({f"{label}: {m} ({s.upper()})": latents[f"{m}/{s}/trace_mean"]
                        for m in ("search", "replay_search") for s in ("id", "ood")})
   summary = _aggregate(runs)
   results = {"summary": summary, "runs": runs, "interaction": interaction,
-             "seeds": list(range(ec.seeds)), "control_seeds": list(range(control_seeds)),
+             "seeds": seeds, "control_seeds": seeds[:num_control],
              "stage_seconds": stage_seconds, "candidates": populations, "training": training,
              "composition": composition, "supervised": supervised,
              "wall_seconds": time.perf_counter() - start, "factor_names": names,

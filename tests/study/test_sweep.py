@@ -102,3 +102,15 @@ def test_the_sweep_cli_refuses_a_misspelt_key_in_one_line(tmp_path, repo_root, s
   assert out.stderr.strip().splitlines()[-1].startswith(
       "compgen.sweep: Unknown config key 'data.split.detla'"), out.stderr[-2000:]
   assert "Did you mean data.split.delta" in out.stderr and not (tmp_path / "w").exists()
+
+
+def test_a_seed_axis_trains_that_seed(tmp_path, sweep_spec):
+  # the experiment's seeds start at the config's seed: the cell seed=1 trains seed 1 (not 0)
+  out = sweep.run_sweep(sweep_spec, [sweep.Axis.parse("seed=1")], str(tmp_path),
+                        {**SETTINGS, "model.candidates": 1, "experiment.score_candidates": False})
+  (cell,) = out["cells"]
+  assert cell["seeds"] == [1]
+  folder = tmp_path / sweep.cell_name(cell["values"])
+  assert sorted(os.listdir(folder / "seed1")) == ["additive"] and not (folder / "seed0").exists()
+  with open(folder / "seed1" / "additive" / "config.json") as f:
+    assert json.load(f)["seed"] == 1
