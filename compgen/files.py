@@ -38,9 +38,53 @@ class WorkdirNotWritableError(errors.UserError, RuntimeError):
   """The workdir cannot be created or written."""
 
 
+class ForeignWorkdirError(errors.UserError, RuntimeError):
+  """The workdir is a non-empty folder compgen did not make: nothing is written into it."""
+
+
+MARKER_FILE = ".compgen"  # in a workdir: compgen made it (or adopted it as its own)
+# What a workdir of a compgen version before the marker holds: a file that parses as JSON with
+# these keys (a run's config.json, an experiment's results.json, a sweep's sweep.json).
+_LEGACY_FILES = {"config.json": {"data", "model"}, "results.json": {"summary", "config"},
+                 "sweep.json": {"cells", "axes"}}
+
+
+def _is_compgen_workdir(root: epath.Path) -> bool:
+  if (root / MARKER_FILE).exists():
+    return True
+  for name, keys in _LEGACY_FILES.items():
+    try:
+      value = json.loads((root / name).read_text())
+    except (OSError, ValueError):
+      continue
+    if isinstance(value, dict) and keys <= set(value):
+      return True
+  return False
+
+
+def _claim(root: epath.Path, key: str, job: str) -> None:
+  """Marks `root` as compgen's when it is new, empty (but for the lock) or an older compgen
+  workdir; refuses any other folder with `ForeignWorkdirError`, writing nothing there."""
+  if _is_compgen_workdir(root):
+    if not (root / MARKER_FILE).exists():
+      write_text(root / MARKER_FILE, f"a compgen workdir (adopted by {job})\n")
+    return
+  others = sorted(n.name for n in root.iterdir() if n.name != LOCK_FILE)
+  if others:
+    raise ForeignWorkdirError(
+        f"The workdir {key} is a folder compgen did not make: it holds "
+        f"{', '.join(others[:5])}{', ...' if len(others) > 5 else ''}. compgen writes only "
+        "into workdirs it made, so that it never deletes or overwrites another program's "
+        "files; nothing was written. Give a new or empty --workdir; if this is a compgen "
+        f"workdir copied from elsewhere, add an empty file {key}/{MARKER_FILE}.")
+  write_text(root / MARKER_FILE, f"a compgen workdir (made by {job})\n")
+
+
 @contextlib.contextmanager
 def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
-  """Holds a local `workdir` for this process while the block runs: one writer per workdir.
+  """Holds a local `workdir` for this process while the block runs: one writer per workdir,
+  and only a workdir that is compgen's (`_claim`: new, empty, marked by `.compgen`, or of an
+  older compgen, which gets the mark); another program's non-empty folder is refused.
 
   An exclusive `flock` on `{workdir}/.compgen.lock`, a file that names the holder (job,
   process, host, since, command) and exists while it is held. A second job on the same workdir
@@ -58,6 +102,15 @@ def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
     return
   made = not root.exists()
   handle = _lock(root, key)
+  try:
+    _claim(root, key, job)
+  except BaseException:
+    handle.close()
+    with contextlib.suppress(OSError):
+      os.unlink(root / LOCK_FILE)
+      if made:
+        root.rmdir()
+    raise
   handle.seek(0)
   handle.truncate()
   handle.write(json.dumps({
@@ -73,7 +126,9 @@ def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
     with contextlib.suppress(FileNotFoundError):  # the job may have removed its workdir
       os.unlink(root / LOCK_FILE)  # while still held: a later opener makes a new file
     handle.close()
-    if made and root.exists() and not any(root.iterdir()):
+    if made and root.exists() and {n.name for n in root.iterdir()} <= {MARKER_FILE}:
+      with contextlib.suppress(FileNotFoundError):
+        os.unlink(root / MARKER_FILE)
       root.rmdir()
 
 
@@ -152,6 +207,15 @@ def read_json(p: epath.Path) -> Any:
     raise _damaged(p, "not valid JSON", e) from None
 
 
+def refuse_link(p: epath.Path) -> None:
+  """Raises `WorkdirNotWritableError` when `p` is a symbolic link: compgen writes its files
+  itself, never through a link to somewhere else."""
+  if os.path.islink(p):
+    raise WorkdirNotWritableError(
+        f"{p} is a link (to {os.readlink(p)}): compgen does not write through links out of "
+        "its workdir. Remove the link, or give another --workdir.")
+
+
 def write_bytes(p: epath.Path, data: bytes) -> None:
   """Writes `data` to `p` atomically: into a temporary file in the same folder, flushed to
   disk, then renamed over `p`, so a reader sees the old file or the whole new one, never a
@@ -161,6 +225,7 @@ def write_bytes(p: epath.Path, data: bytes) -> None:
   if is_remote(p):
     p.write_bytes(data)
     return
+  refuse_link(p)
   tmp = p.parent / f".{p.name}.{os.getpid()}.tmp"
   try:
     with open(tmp, "wb") as f:
@@ -189,6 +254,7 @@ def append_line(p: epath.Path, line: str) -> None:
   if is_remote(p):
     p.write_text((p.read_text() if p.exists() else "") + line + "\n")
   else:
+    refuse_link(p)
     with p.open("a") as f:
       f.write(line + "\n")
 

@@ -78,3 +78,46 @@ def test_a_metrics_file_damaged_inside_is_refused_not_rewritten(tmp_path):
   with pytest.raises(errors.DamagedFileError, match="line 2, is not a JSON row"):
     loop.MetricWriter(str(tmp_path)).drop_after(1)
   assert path.read_text() == '{"step": 1}\nnot json\n{"step": 2}\n'
+
+
+def test_a_foreign_folder_is_refused_untouched_and_a_compgen_one_adopted(tmp_path):
+  foreign = tmp_path / "theirs"
+  foreign.mkdir()
+  (foreign / "metrics.jsonl").write_text("another tool's rows\n")
+  with pytest.raises(files.ForeignWorkdirError, match="compgen did not make: it holds "
+                                                      "metrics.jsonl"):
+    with files.hold(str(foreign), "train"):
+      pytest.fail("ran in a foreign folder")
+  assert sorted(os.listdir(foreign)) == ["metrics.jsonl"]
+  assert (foreign / "metrics.jsonl").read_text() == "another tool's rows\n"
+  older = tmp_path / "older_run"  # a workdir of a compgen without the mark
+  older.mkdir()
+  (older / "config.json").write_text(json.dumps({"data": {}, "model": {}, "seed": 0}))
+  with files.hold(str(older), "train"):
+    pass
+  assert (older / files.MARKER_FILE).exists()
+  new = tmp_path / "new"
+  with files.hold(str(new), "train"):
+    assert (new / files.MARKER_FILE).exists()
+  assert not new.exists()  # made, nothing written: removed again
+
+
+def test_training_refuses_a_foreign_folder_and_a_metrics_link_out_of_its_workdir(tmp_path,
+                                                                                 config_of):
+  from compgen.training import train_lib  # pylint: disable=import-outside-toplevel
+  config = config_of("sprites", "smoke")
+  foreign = tmp_path / "theirs"
+  foreign.mkdir()
+  (foreign / "notes.txt").write_text("mine")
+  with pytest.raises(files.ForeignWorkdirError):
+    train_lib.train_and_evaluate(config, str(foreign))
+  assert sorted(os.listdir(foreign)) == ["notes.txt"]
+  outside = tmp_path / "outside.txt"
+  outside.write_text("keep me\n")
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / files.MARKER_FILE).write_text("")
+  os.symlink(outside, workdir / "metrics.jsonl")
+  with pytest.raises(files.WorkdirNotWritableError, match="is a link"):
+    train_lib.train_and_evaluate(config, str(workdir))
+  assert outside.read_text() == "keep me\n"

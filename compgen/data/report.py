@@ -99,6 +99,7 @@ def format_table(stats: dict) -> str:
       ("split", "n", "dist-to-diag min/mean/max", "in ID region", "overlap", "min vis"), rows)
 
 
+@files.holds_workdir("data")
 def write_report(config: ml_collections.ConfigDict, workdir: str, num_samples: int = 32) -> dict:
   """Loads every split, writes sample grids, the split picture and stats.json to `workdir`."""
   os.makedirs(workdir, exist_ok=True)

@@ -29,6 +29,8 @@ class MetricWriter:
   def __init__(self, workdir: str, remote_flush_s: float = 60.0):
     self.path = files.path(workdir, "metrics.jsonl")
     self.remote, self.remote_flush_s = files.is_remote(self.path), remote_flush_s
+    if not self.remote:
+      files.refuse_link(self.path)
     self._pending, self._flushed_at = [], time.monotonic()
 
   def write(self, step: int, metrics: dict) -> None:
