@@ -62,13 +62,14 @@ def _is_compgen_workdir(root: epath.Path) -> bool:
   return False
 
 
-def _claim(root: epath.Path, key: str, job: str) -> None:
+def _claim(root: epath.Path, key: str, job: str) -> bool:
   """Marks `root` as compgen's when it is new, empty (but for the lock) or an older compgen
-  workdir; refuses any other folder with `ForeignWorkdirError`, writing nothing there."""
+  workdir; refuses any other folder with `ForeignWorkdirError`, writing nothing there.
+  Returns whether it marked an empty folder."""
   if _is_compgen_workdir(root):
     if not (root / MARKER_FILE).exists():
       write_text(root / MARKER_FILE, f"a compgen workdir (adopted by {job})\n")
-    return
+    return False
   others = sorted(n.name for n in root.iterdir() if n.name != LOCK_FILE)
   if others:
     raise ForeignWorkdirError(
@@ -78,6 +79,7 @@ def _claim(root: epath.Path, key: str, job: str) -> None:
         "files; nothing was written. Give a new or empty --workdir; if this is a compgen "
         f"workdir copied from elsewhere, add an empty file {key}/{MARKER_FILE}.")
   write_text(root / MARKER_FILE, f"a compgen workdir (made by {job})\n")
+  return True
 
 
 @contextlib.contextmanager
@@ -103,7 +105,7 @@ def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
   made = not root.exists()
   handle = _lock(root, key)
   try:
-    _claim(root, key, job)
+    marked = _claim(root, key, job)
   except BaseException:
     handle.close()
     with contextlib.suppress(OSError):
@@ -126,10 +128,11 @@ def hold(workdir: str | epath.Path, job: str) -> Iterator[None]:
     with contextlib.suppress(FileNotFoundError):  # the job may have removed its workdir
       os.unlink(root / LOCK_FILE)  # while still held: a later opener makes a new file
     handle.close()
-    if made and root.exists() and {n.name for n in root.iterdir()} <= {MARKER_FILE}:
-      with contextlib.suppress(FileNotFoundError):
+    if marked and root.exists() and {n.name for n in root.iterdir()} <= {MARKER_FILE}:
+      with contextlib.suppress(FileNotFoundError):  # nothing written: as it was before
         os.unlink(root / MARKER_FILE)
-      root.rmdir()
+      if made:
+        root.rmdir()
 
 
 def _lock(root: epath.Path, key: str):
@@ -240,7 +243,11 @@ def write_bytes(p: epath.Path, data: bytes) -> None:
 
 
 def write_text(p: epath.Path, text: str) -> None:
-  """`write_bytes` of UTF-8 text."""
+  """`write_bytes` of UTF-8 text (an object store writes the text as one object)."""
+  if is_remote(p):
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return
   write_bytes(p, text.encode("utf-8"))
 
 

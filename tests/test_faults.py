@@ -184,7 +184,7 @@ def test_workdir_hold_is_reentrant_and_unwritable_workdirs_are_named(tmp_path):
       holder = json.loads(open(os.path.join(workdir, files.LOCK_FILE)).read())
     open(os.path.join(workdir, "written"), "w").close()
   assert holder["job"] == "experiment" and holder["pid"] == os.getpid()
-  assert os.listdir(workdir) == ["written"]  # the lock file exists while held
+  assert sorted(os.listdir(workdir)) == [".compgen", "written"]  # the lock exists while held
   with files.hold(workdir, "search"):  # released, so held anew
     pass
   with files.hold(str(tmp_path / "unused"), "train"):  # made, nothing written: removed again

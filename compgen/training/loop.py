@@ -49,7 +49,7 @@ class MetricWriter:
     if self._pending and jax.process_index() == 0:
       self.path.parent.mkdir(parents=True, exist_ok=True)
       old = self.path.read_text() if self.path.exists() else ""
-      files.write_text(self.path, old + "".join(line + "\n" for line in self._pending))
+      self.path.write_text(old + "".join(line + "\n" for line in self._pending))  # whole
     self._pending, self._flushed_at = [], time.monotonic()
 
   def rows(self) -> list[dict]:
