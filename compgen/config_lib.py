@@ -94,6 +94,9 @@ def training_config() -> ml_collections.ConfigDict:
       "loss": {"beta": 0.05,                       # KL weight (variational models)
                "interaction_weight": 0.05,         # α of the attention-overlap penalty
                "interaction_warmup_steps": 1000,   # α ramps linearly from 0
+               "jacobian_overlap_weight": 0.0,     # γ of the Jacobian-overlap penalty
+               "jacobian_overlap_warmup_steps": 0,  # γ ramps linearly from 0
+               "jacobian_overlap_examples": 8,     # of the batch, where Ω_J is computed
                "consistency_weight": 0.0,          # λ of the compositional-consistency loss
                "consistency_warmup_steps": 1000,   # λ ramps linearly from 0
                "consistency_matching": "permutation_invariant"},  # or "mse" (slots in order)
@@ -305,7 +308,9 @@ _RANGES = {
     "data.synthetic.feature_dim": _COUNT, "data.synthetic.degree": _AT_LEAST_0,
     "model.slot_dim": _COUNT, "model.candidates": _COUNT, "model.keep_candidate_at": _AT_LEAST_0,
     "loss.beta": _WEIGHT, "loss.interaction_weight": _WEIGHT,
-    "loss.interaction_warmup_steps": _AT_LEAST_0, "loss.consistency_weight": _WEIGHT,
+    "loss.interaction_warmup_steps": _AT_LEAST_0, "loss.jacobian_overlap_weight": _WEIGHT,
+    "loss.jacobian_overlap_warmup_steps": _AT_LEAST_0, "loss.jacobian_overlap_examples": _COUNT,
+    "loss.consistency_weight": _WEIGHT,
     "loss.consistency_warmup_steps": _AT_LEAST_0,
     "train.batch_size": _COUNT, "train.num_steps": _COUNT, "train.log_every": _COUNT,
     "train.eval_every": _COUNT, "train.checkpoint_every": _COUNT,

@@ -1,11 +1,16 @@
 """The ID training objective (Eq. 4.2) and its terms.
 
   loss = E_x ‖x − f̂(z)‖²  +  β · KL(q(z|x) ‖ N(0, I))  +  α(t) · Ω(attention)
-         + λ(t) · E_ẑ ‖ĝ(sg f̂(ẑ)) − ẑ‖²
+         + γ(t) · Ω_J(f̂, sg z)  +  λ(t) · E_ẑ ‖ĝ(sg f̂(ẑ)) − ẑ‖²
 
 with z = ĝ(x) (autoencoder) or z ~ q(z|x) = N(μ, σ²) by reparametrisation (VAE), the squared
 error summed over pixels (or vector dims) and averaged over the batch, KL summed over slots
 and dims, Ω the interaction penalty of attention decoders and α(t) = α · min(1, t / warm-up).
+Ω_J is the Jacobian-overlap penalty (`jacobian_overlap`): the interaction penalty's
+Σ_{i<j} a_i a_j per pixel with a_k the share of pixel p's sensitivity that slot k holds, so any
+decoder (additive ones too) is pushed to let each pixel depend on one slot; it shapes the
+decoder only (z under stop-gradient) and is computed on the batch's first
+`loss.jacobian_overlap_examples` examples. Off by default (γ = 0).
 The last term is the compositional-consistency loss (Wiedemer et al., ICLR 2024), replay run
 during training: ẑ recombines the batch's inferred slots (slot k of ẑ_i from a random example
 j_k, μ under stop-gradient), decoded without gradient (sg) and re-encoded; its squared error
@@ -65,6 +70,25 @@ def recombine_slots(rng: jax.Array, z: jax.Array) -> jax.Array:
   return z[donors, jnp.arange(k)[None, :]]
 
 
+def jacobian_overlap(decode_fn, z: jax.Array, rng: jax.Array) -> jax.Array:
+  """Ω_J = mean_x [Σ_p E_p Σ_{i<j} a_i(p) a_j(p) / Σ_p E_p], a_k = e_k / E_p, E_p = Σ_k e_k,
+  e_k(p) = ‖∂f̂(z)_p/∂z_k · v_k‖² (summed over channels) for one v ~ N(0, I) per slot (a random
+  projection of slot k's Jacobian; E_v e_k = ‖∂f̂_p/∂z_k‖²_F).
+
+  decode_fn: z [B, K, m] -> output [B, ...]; z [B, K, m] -> scalar. 0 when no pixel depends
+  on two slots; at most (K − 1) / (2K) (every pixel shared evenly). Pixels that no slot
+  moves weigh nothing.
+  """
+  k = z.shape[1]
+  v = jax.random.normal(rng, z.shape, z.dtype)
+  onehot = jnp.eye(k, dtype=z.dtype)[:, None, :, None]  # [K, 1, K, 1]: slot k's tangent alone
+  tangents = jax.vmap(lambda t: jax.jvp(decode_fn, (z,), (t,))[1])(onehot * v)  # [K, B, ...]
+  e = (tangents**2).reshape(k, z.shape[0], -1, tangents.shape[-1]).sum(-1)  # [K, B, P]
+  total = e.sum(0)  # [B, P]
+  pairwise = 0.5 * (total**2 - (e**2).sum(0)) / jnp.maximum(total, 1e-30)
+  return jnp.mean(pairwise.sum(-1) / jnp.maximum(total.sum(-1), 1e-30))
+
+
 def _ramp(weight: float, warmup_steps: int, step: jax.Array) -> jax.Array:
   """weight · min(1, t / warm-up): a loss weight that ramps linearly from 0."""
   return weight * jnp.minimum(1.0, step / max(warmup_steps, 1))
@@ -89,6 +113,16 @@ def loss_fn(model: Autoencoder, loss_config: ml_collections.ConfigDict, params, 
     terms["interaction"] = interaction_penalty(decoded["attention"])
     terms["interaction_weight"] = alpha
     loss = loss + alpha * terms["interaction"]
+  if loss_config.jacobian_overlap_weight:
+    if rng is None:
+      raise ValueError("The Jacobian-overlap penalty draws random projections: pass an rng.")
+    gamma = _ramp(loss_config.jacobian_overlap_weight,
+                  loss_config.jacobian_overlap_warmup_steps, step)
+    sub = jax.lax.stop_gradient(z[:loss_config.jacobian_overlap_examples])
+    terms["jacobian_overlap"] = jacobian_overlap(
+        lambda y: model.decode(params, y)["output"], sub, jax.random.fold_in(rng, 2))
+    terms["jacobian_overlap_weight"] = gamma
+    loss = loss + gamma * terms["jacobian_overlap"]
   if loss_config.consistency_weight:
     if loss_config.consistency_matching not in LATENT_LOSSES:
       raise errors.ConfigError(

@@ -39,7 +39,9 @@ _PACING = {"replay": ("num_steps", "log_every", "eval_every", "checkpoint_every"
 _ADDED_LATER = {"model": {"candidates": 1, "keep_candidate_at": 0,
                           "candidate_score": "train_recon_mse",
                           "decoders.transformer.background_token": False},
-                "data": {"sprites.strip_overlap": 0.0}}
+                "data": {"sprites.strip_overlap": 0.0},
+                "loss": {"jacobian_overlap_weight": 0.0, "jacobian_overlap_warmup_steps": 0,
+                         "jacobian_overlap_examples": 8}}
 
 
 def _without(value: dict, dotted: str, old) -> dict:

@@ -1,14 +1,19 @@
-"""The ID objective's terms: latent losses (slot-order invariance) and the
-compositional-consistency loss (slot recombination, gradient only into the encoder)."""
+"""The ID objective's terms: latent losses (slot-order invariance), the compositional-consistency
+loss (slot recombination, gradient only into the encoder) and the Jacobian-overlap penalty
+(known answers on linear decoders and trained models; gradient only into the decoder)."""
 import itertools
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import compgen
 from compgen import config_lib, models
 from compgen.training import objectives
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
 
 
 def test_permutation_invariant_loss_ignores_slot_order():
@@ -84,3 +89,60 @@ def test_unknown_consistency_matching_is_refused(vector_model):
   loss_cfg.update(consistency_weight=0.5, consistency_matching="hungarian_soft")
   with pytest.raises(ValueError, match="loss.consistency_matching='hungarian_soft'"):
     objectives.loss_fn(model, loss_cfg, params, batch, jax.random.PRNGKey(0), jnp.asarray(1))
+
+
+def _linear_slots(supports):
+  """f(z)_p = Σ_k supports[k, p] · z_k (one latent dim per slot): slot k moves pixels [k]."""
+  a = jnp.asarray(supports, jnp.float32)  # [K, P]
+  return lambda z: jnp.einsum("kp,bk->bp", a, z[..., 0])[..., None]  # [B, P, 1]
+
+
+def test_jacobian_overlap_is_zero_for_disjoint_slots_and_known_when_shared():
+  z = jax.random.normal(jax.random.PRNGKey(0), (5, 2, 1))
+  rng = jax.random.PRNGKey(1)
+  disjoint = _linear_slots([[1, 2, 0, 0], [0, 0, 3, 1]])
+  assert float(objectives.jacobian_overlap(disjoint, z, rng)) == pytest.approx(0, abs=1e-7)
+  # both slots move the same pixels: e_k(p) = u_p² v_k², so per example v1²v2² / (v1² + v2²)²
+  shared = _linear_slots([[1, 2, 3, 0], [1, 2, 3, 0]])
+  v2 = np.asarray(jax.random.normal(rng, z.shape))[..., 0] ** 2  # [B, K]
+  expected = np.mean(v2[:, 0] * v2[:, 1] / v2.sum(1) ** 2)
+  assert float(objectives.jacobian_overlap(shared, z, rng)) == pytest.approx(expected, rel=1e-5)
+  assert 0 < expected <= 0.25
+  half = _linear_slots([[1, 1, 0, 0], [0, 1, 1, 0]])  # one pixel of three shared
+  assert 0 < float(objectives.jacobian_overlap(half, z, rng)) < expected
+
+
+@pytest.mark.parametrize("name", ["quickstart_objects", "quickstart_mixed"])
+def test_jacobian_overlap_is_low_for_object_slots_and_high_for_mixed_ones(name):
+  model = compgen.load(os.path.join(FIXTURES, name))
+  z = model.encode(model.data("train", 32)["image"])
+  omega = float(objectives.jacobian_overlap(
+      lambda y: model.autoencoder.decode(model.params, y)["output"], z, jax.random.PRNGKey(0)))
+  assert (omega < 0.07) if name == "quickstart_objects" else (omega > 0.09), omega
+
+
+def test_jacobian_overlap_penalty_shapes_the_decoder_only(vector_model):
+  model, params, batch = vector_model
+  loss_cfg = config_lib.training_config().loss
+  loss_cfg.update(jacobian_overlap_weight=2.0, jacobian_overlap_warmup_steps=10,
+                  jacobian_overlap_examples=4)
+  _, terms = objectives.loss_fn(model, loss_cfg, params, batch, jax.random.PRNGKey(2),
+                                jnp.asarray(5))
+  assert 0 < float(terms["jacobian_overlap"]) <= 0.25
+  assert float(terms["jacobian_overlap_weight"]) == pytest.approx(1.0)  # half-way
+  assert float(terms["loss"]) == pytest.approx(
+      float(terms["recon"]) + float(terms["jacobian_overlap"]), rel=1e-5)
+
+  def grads(weight):
+    cfg = loss_cfg.copy_and_resolve_references()
+    cfg.jacobian_overlap_weight = weight
+    return jax.grad(lambda p: objectives.loss_fn(model, cfg, p, batch, jax.random.PRNGKey(2),
+                                                 jnp.asarray(10))[0])(params)
+  on, off = grads(2.0), grads(0.0)
+  for a, b in zip(jax.tree.leaves(on["encoder"]), jax.tree.leaves(off["encoder"])):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # z under stop-gradient
+  assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(on["decoder"]),
+                                                   jax.tree.leaves(off["decoder"])))
+  assert "jacobian_overlap" not in objectives.loss_fn(
+      model, config_lib.training_config().loss, params, batch, jax.random.PRNGKey(2),
+      jnp.asarray(5))[1]  # off by default
