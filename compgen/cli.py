@@ -14,7 +14,6 @@ from ml_collections import config_flags
 from compgen import config_lib
 from compgen import errors
 from compgen import parallel
-from compgen.training import loop
 
 PREEMPTED_EXIT_CODE = 143
 
@@ -45,11 +44,12 @@ def report(text: str) -> None:
 def run(main: Callable[[], None]) -> None:
   """Runs `main()` under absl with library logging quietened (progress bars stay readable),
   after starting the multi-process runtime when --distributed is given, and the config's
-  values checked (`config_lib.check_values`). A preempted job (SIGTERM; it saved a checkpoint)
-  exits with status 143 = 128 + SIGTERM; a user's mistake (`errors.UserError`: bad data, a
-  config value, a workdir held by another job or not writable, a missing checkpoint) ends it
-  with one message and status 1, its traceback shown only with COMPGEN_TRACEBACK=1; any other
-  exception is a bug and shows its traceback."""
+  values checked (`config_lib.check_values`). A stopped job (SIGTERM or Ctrl-C:
+  `errors.Preempted`, it saved what it had finished) prints one line and exits with status
+  143 = 128 + SIGTERM; a user's mistake (`errors.UserError`: bad data, a config value, a
+  workdir held by another job or not writable, a missing checkpoint) ends it with one message
+  and status 1, its traceback shown only with COMPGEN_TRACEBACK=1; any other exception is a
+  bug and shows its traceback."""
   def _main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
@@ -60,7 +60,7 @@ def run(main: Callable[[], None]) -> None:
       if isinstance(config, ml_collections.ConfigDict):  # the sweep's is a spec string
         config_lib.check_values(config)
       main()
-    except loop.Preempted as e:
+    except errors.Preempted as e:
       report(str(e))
       sys.exit(PREEMPTED_EXIT_CODE)
     except errors.UserError as e:

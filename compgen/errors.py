@@ -27,6 +27,12 @@ class DamagedFileError(UserError, ValueError):
   the message names the file and how to recover."""
 
 
+class Preempted(Exception):
+  """A job was asked to stop (SIGTERM, Ctrl-C, or a multi-host preemption notice) and saved
+  what it had finished; the message says what, and that the same command goes on from there.
+  The jobs print it and exit with status 143 (= 128 + SIGTERM)."""
+
+
 def show_traceback() -> bool:
   """Whether the jobs show the traceback of a `UserError` (COMPGEN_TRACEBACK=1)."""
   return os.environ.get(TRACEBACK_VARIABLE, "").strip().lower() in ("1", "true", "yes")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from compgen import cli
+from compgen import errors
 from compgen import files
 from compgen import parallel
 from compgen.inversion import replay as replay_lib
@@ -272,7 +273,7 @@ def test_a_stop_signal_in_the_loop_saves_the_current_step_and_raises(signum):
     return state, {"loss": np.float32(1.0)}
   recorder = _Recorder()
   previous = signal.getsignal(signum)
-  with pytest.raises(loop.Preempted, match="saved a checkpoint at step 3"):
+  with pytest.raises(errors.Preempted, match="saved a checkpoint at step 3"):
     _run_fake_loop(step_fn, recorder)
   assert recorder.saved == [3]
   assert signal.getsignal(signum) == previous  # handler removed afterwards

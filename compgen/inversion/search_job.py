@@ -4,9 +4,12 @@
 the encoder (or the replay encoder, a prior, zeros; plus restarts from prior samples), runs
 `Searcher` in sharded batches and writes `{workdir}/search/{split}.npz` with
   z, z0 [N, K, m]; mse, mse0 [N] (after / before search); converged, converged_step [N];
-  finite [N] (False: the objective went NaN/Inf, also printed); latents (true) [N, K, m]
-and `{workdir}/search/summary.json`. A split already written is skipped unless `overwrite`, or
-unless it was made with other settings (its `{split}.provenance.json` differs).
+  finite [N] (False: the objective went NaN/Inf, also printed); latents (true) [N, K, m];
+  seconds (the split's search time)
+and `{workdir}/search/summary.json`, rewritten after each split. A split already written is
+skipped unless `overwrite`, or unless it was made with other settings (its
+`{split}.provenance.json` differs). SIGTERM or Ctrl-C stops the job between batches with the
+finished splits saved; the same command then searches the rest.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from compgen.data import pipeline
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search as search_lib
-from compgen.training import checkpoints, probe, provenance, train_lib
+from compgen.training import checkpoints, loop, probe, provenance, train_lib
 
 INITS = ("encoder", "replay_encoder", "prior", "zeros")
 # What a split's search results depend on (with the trained step, and the replay section and
@@ -120,14 +123,10 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   init_key, restart_key = jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
   summary_path = out_dir / "summary.json"
   summary = files.read_json(summary_path) if summary_path.exists() else {}
-  for split in sc.splits:
-    path = out_dir / f"{split}.npz"
-    if path.exists() and not overwrite:
-      stale = provenance.stale(path, record)
-      if not stale:
-        print(f"{path} exists; skipping {split} (pass --overwrite to redo it).")
-        continue
-      print(f"{path} was made with other settings ({stale}); searching {split} again.")
+
+  def search_split(split: str, stop_requested) -> dict:
+    """The arrays of `{split}.npz` plus `seconds`, searched batch by batch; a stop signal
+    ends the job between batches (`errors.Preempted`, naming the splits saved)."""
     source = pipeline.load_split(config.data, split)
     total = len(source) if sc.num_examples < 0 else min(sc.num_examples, len(source))
     results = {k: [] for k in ("z", "z0", "mse", "mse0", "converged", "converged_step",
@@ -135,6 +134,11 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     start = time.perf_counter()
     for lo in tqdm.trange(0, total, sc.batch_size, desc=f"search {split}",
                           disable=jax.process_index() != 0):
+      if stop_requested(lo):
+        raise errors.Preempted(
+            f"search preempted in {split} (its batches so far are not kept); splits saved in "
+            f"{out_dir}: {', '.join(summary) or 'none'}. Run the same command again to search "
+            "the rest.")
       batch = pipeline.to_model_inputs(source[np.arange(lo, min(lo + sc.batch_size, total))])
       x = models.model_input(batch)
       z_enc, mse0 = parallel.call_padded(lambda x: infer(init_params, x)[:2], {"x": x}, mesh)
@@ -148,26 +152,54 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
       res["z0"], res["mse0"] = z0, mse0
       for key in results:
         results[key].append(res[key])
-    seconds = time.perf_counter() - start
     arrays = {k: np.concatenate(v) for k, v in results.items()}
     arrays["latents"] = source[np.arange(total)]["latents"]
+    arrays["seconds"] = np.float64(time.perf_counter() - start)
     report_diverged(arrays["finite"], f"search {split}")
+    return arrays
+
+  def save_summary():
     if jax.process_index() == 0:
-      files.save_npz(path, **arrays)
-    provenance.write_record(path, record)
-    summary[split] = {
-        "num_images": int(len(arrays["z"])), "seconds": seconds,
-        "image_steps_per_s": len(arrays["z"]) * sc.restarts * sc.num_steps / seconds,
-        "mse_init": float(arrays["mse0"].mean()), "mse_search": float(arrays["mse"].mean()),
-        "converged": float(arrays["converged"].mean()),
-        "diverged": int((~arrays["finite"]).sum()),
-        "matched_r2_init": probe.matched_r2(id_latents, fit["latents"], arrays["z0"],
-                                              arrays["latents"])["mean"],
-        "matched_r2_search": probe.matched_r2(id_latents, fit["latents"], arrays["z"],
-                                                arrays["latents"])["mean"]}
-  if jax.process_index() == 0:
-    files.write_json(summary_path, summary)
+      files.write_json(summary_path, summary)
+
+  with loop.preemption_notice() as stop_requested:
+    for split in sc.splits:
+      path = out_dir / f"{split}.npz"
+      if path.exists() and not overwrite:
+        stale = provenance.stale(path, record)
+        if not stale and split not in summary:  # stopped between the two writes below
+          saved = files.load_npz(path)
+          stale = "" if "seconds" in saved else "no search time recorded"
+          if not stale:
+            summary[split] = split_summary(saved, sc, id_latents, fit["latents"])
+            save_summary()
+        if not stale:
+          print(f"{path} exists; skipping {split} (pass --overwrite to redo it).")
+          continue
+        print(f"{path} was made with other settings ({stale}); searching {split} again.")
+      arrays = search_split(split, stop_requested)
+      if jax.process_index() == 0:
+        files.save_npz(path, **arrays)
+      provenance.write_record(path, record)
+      summary[split] = split_summary(arrays, sc, id_latents, fit["latents"])
+      save_summary()
   return summary
+
+
+def split_summary(arrays: dict, sc, id_latents, id_true) -> dict:
+  """One split's entry of summary.json from its `.npz` arrays; the probe is fitted on the
+  encoder's ID latents `id_latents` against their true latents `id_true`."""
+  seconds = float(arrays["seconds"])
+  return {
+      "num_images": int(len(arrays["z"])), "seconds": seconds,
+      "image_steps_per_s": len(arrays["z"]) * sc.restarts * sc.num_steps / seconds,
+      "mse_init": float(arrays["mse0"].mean()), "mse_search": float(arrays["mse"].mean()),
+      "converged": float(arrays["converged"].mean()),
+      "diverged": int((~arrays["finite"]).sum()),
+      "matched_r2_init": probe.matched_r2(id_latents, id_true, arrays["z0"],
+                                          arrays["latents"])["mean"],
+      "matched_r2_search": probe.matched_r2(id_latents, id_true, arrays["z"],
+                                            arrays["latents"])["mean"]}
 
 
 def format_summary(summary: dict) -> str:

@@ -83,16 +83,6 @@ class MetricWriter:
       files.write_text(self.path, "".join(r + "\n" for r in kept))
 
 
-class Preempted(Exception):
-  """The job was asked to stop (SIGTERM, Ctrl-C, or a multi-host preemption notice) and saved a
-  checkpoint at `step`; running the same command again resumes there."""
-
-  def __init__(self, desc: str, step: int, directory):
-    super().__init__(f"{desc} preempted: saved a checkpoint at step {step} in {directory}; "
-                     "run the same command again to resume.")
-    self.step = step
-
-
 _warned_off_main_thread = False  # the note below is printed once per process
 
 
@@ -150,7 +140,7 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
   every `checkpoint_every` steps, at `stop` and at `num_steps`. Before any log or save, every
   step's metrics since the previous check are checked to be finite (they stay on the device
   until then), so a diverged state is never saved and the error names the first bad step.
-  On SIGTERM or Ctrl-C the loop saves the current step and raises `Preempted`.
+  On SIGTERM or Ctrl-C the loop saves the current step and raises `errors.Preempted`.
   `on_eval(step, state)` runs every `eval_every` steps before the last; the dict it returns
   (or None) is shown in the progress line until the next one. After it, `converged(step)` True ends the run there, with
   a checkpoint. Returns (state, step reached).
@@ -194,7 +184,9 @@ def run_loop(step_fn: Callable, state, *, stop: int, num_steps: int, batch_size:
         last_saved = step
       if preempted and step < stop:
         checkpointer.close()
-        raise Preempted(desc, step, checkpointer.directory)
+        raise errors.Preempted(f"{desc} preempted: saved a checkpoint at step {step} in "
+                               f"{checkpointer.directory}; run the same command again to "
+                               "resume.")
       if done:
         break
   checkpointer.close()

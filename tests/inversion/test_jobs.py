@@ -1,6 +1,8 @@
 """The search and replay jobs on a trained smoke workdir, in-process and from the CLI."""
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -9,6 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from compgen import errors
 from compgen import parallel
 from compgen.inversion import replay, search_job
 from compgen.training import checkpoints, train_lib
@@ -106,3 +109,36 @@ def test_search_all_runs_the_searcher_once_per_batch():
   out = search_job.search_all(searcher, None, np.zeros((5, 4), np.float32),
                               np.zeros((5, 2, 3), np.float32), mesh, batch_size=2)
   assert calls == [2, 2, 1] and out["z"].shape == (5, 2, 3) and out["finite"].all()
+
+
+def test_a_stop_signal_between_splits_keeps_the_finished_split_and_the_rerun_completes(
+    trained, tmp_path, monkeypatch):
+  config, workdir = trained
+  config = config.copy_and_resolve_references()
+  config.search.splits = ("test_id", "test_ood")
+  workdir = shutil.copytree(workdir, tmp_path / "w")
+  out = workdir / "search"
+  shutil.rmtree(out, ignore_errors=True)  # another test's search
+  calls = []
+  search_batch = search_job.search_batch
+  def stop_in_the_second_split(*args):
+    calls.append(len(args[2]))
+    if len(calls) == 1 + -(-config.data.num_test_id // config.search.batch_size):
+      os.kill(os.getpid(), signal.SIGTERM)  # during test_ood's first batch
+    return search_batch(*args)
+  monkeypatch.setattr(search_job, "search_batch", stop_in_the_second_split)
+  with pytest.raises(errors.Preempted, match=r"preempted in test_ood .* saved in .*: test_id\. "
+                                             "Run the same command again"):
+    search_job.search_and_save(config, str(workdir))
+  assert set(json.loads((out / "summary.json").read_text())) == {"test_id"}
+  assert not (out / "test_ood.npz").exists()
+  monkeypatch.setattr(search_job, "search_batch", search_batch)
+  written = os.path.getmtime(out / "test_id.npz")
+  summary = search_job.search_and_save(config, str(workdir))  # searches test_ood only
+  assert os.path.getmtime(out / "test_id.npz") == written
+  assert set(summary) == {"test_id", "test_ood"}
+  assert json.loads((out / "summary.json").read_text()) == summary
+  # Stopped after a split's .npz was written but before its summary: rebuilt from the .npz.
+  (out / "summary.json").write_text(json.dumps({"test_id": summary["test_id"]}))
+  assert search_job.search_and_save(config, str(workdir)) == summary
+  assert os.path.getmtime(out / "test_id.npz") == written
