@@ -1,7 +1,8 @@
 """The errors a user's input causes, and how the jobs show them.
 
 `UserError`: compgen was handed something it cannot use — data (`compgen.data.DataError`), a
-config value (`ConfigError`), a damaged file (`DamagedFileError`), a workdir (`compgen.files.WorkdirBusyError`,
+config value (`ConfigError`), a damaged file (`DamagedFileError`), a full disk
+(`DiskFullError`), a workdir (`compgen.files.WorkdirBusyError`,
 `WorkdirNotWritableError`) or a checkpoint (`compgen.training.checkpoints.CheckpointError`);
 its message names the problem and the fix. The jobs (`python -m compgen.<job>`) print it as
 one message and exit with status 1; every other exception is a bug and keeps its traceback.
@@ -9,6 +10,7 @@ one message and exit with status 1; every other exception is a bug and keeps its
 """
 from __future__ import annotations
 
+import errno
 import os
 
 TRACEBACK_VARIABLE = "COMPGEN_TRACEBACK"
@@ -25,6 +27,20 @@ class ConfigError(UserError, ValueError):
 class DamagedFileError(UserError, ValueError):
   """A file compgen reads (a summary, a cache, an exported model) is cut short or altered;
   the message names the file and how to recover."""
+
+
+class DiskFullError(UserError, OSError):
+  """The disk filled while a job wrote; what was written before is whole and the message says
+  where the rerun resumes."""
+
+
+NO_SPACE = ("No space left on device", "os_error_code='28'")  # ENOSPC as tensorstore words it
+
+
+def is_disk_full(error: BaseException) -> bool:
+  """Whether `error` is a write that failed for lack of space (ENOSPC from Python, or the
+  text of tensorstore's error under orbax)."""
+  return getattr(error, "errno", None) == errno.ENOSPC or any(s in str(error) for s in NO_SPACE)
 
 
 class Preempted(Exception):

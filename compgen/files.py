@@ -236,9 +236,14 @@ def write_bytes(p: epath.Path, data: bytes) -> None:
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, p)
-  except BaseException:
+  except BaseException as e:
     with contextlib.suppress(OSError):
       os.unlink(tmp)
+    if errors.is_disk_full(e):
+      raise errors.DiskFullError(
+          f"No space left on the device of {p.parent} while writing {p.name}; "
+          f"{'the old file is kept whole' if p.exists() else 'nothing of it was written'}. "
+          "Free space and run the same command again.") from None
     raise
 
 
@@ -262,8 +267,16 @@ def append_line(p: epath.Path, line: str) -> None:
     p.write_text((p.read_text() if p.exists() else "") + line + "\n")
   else:
     refuse_link(p)
-    with p.open("a") as f:
-      f.write(line + "\n")
+    try:
+      with p.open("a") as f:
+        f.write(line + "\n")
+    except OSError as e:
+      if errors.is_disk_full(e):
+        raise errors.DiskFullError(
+            f"No space left on the device of {p.parent} while appending to {p.name} (a last "
+            "line cut short is dropped by the next run). Free space and run the same command "
+            "again.") from None
+      raise
 
 
 def save_npz(p: epath.Path, **arrays: np.ndarray) -> None:

@@ -125,6 +125,49 @@ def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_parameters(
   assert logged == list(range(10, 301, 10))  # no step lost or logged twice
 
 
+def _disk_use(root) -> int:
+  """Bytes `root` takes on a tmpfs (whole 4 KiB pages per file)."""
+  return sum(-(-os.path.getsize(os.path.join(d, f)) // 4096) * 4096
+             for d, _, names in os.walk(root) for f in names)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="mounting a small tmpfs needs root")
+def test_a_disk_that_fills_during_a_checkpoint_is_named_and_the_rerun_ends_as_uninterrupted(
+    tmp_path, start_job, vae_smoke):
+  reference = str(tmp_path / "reference")
+  out = start_job("train", reference, []).communicate(timeout=300)[0]
+  steps = _steps(os.path.join(reference, "checkpoints"))
+  assert len(steps) >= 2, out[-3000:]
+  last = os.path.join(reference, "checkpoints", str(steps[-1]))
+  disk = tmp_path / "disk"  # room for all but half of the last checkpoint
+  disk.mkdir()
+  size_kib = (_disk_use(reference) - _disk_use(last) // 2) // 1024
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(disk)],
+                    capture_output=True, check=False).returncode:
+    pytest.skip("cannot mount a tmpfs here")
+  try:
+    workdir = str(disk / "w")
+    proc = start_job("train", workdir, [])
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 1, out[-3000:]
+    assert (  # one line among orbax's own reports of its failed background writes
+        f"compgen: DiskFullError: No space left on the device of {workdir}/checkpoints while "
+        f"saving checkpoint step {steps[-1]}. Free space and run the same command again: it "
+        f"resumes from step {steps[-2]}, the newest complete checkpoint.") in out
+    subprocess.run(["mount", "-o", f"remount,size={4 * size_kib}k", str(disk)], check=True)
+    proc = start_job("train", workdir, [])
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert f"(step {steps[-2]})" in out  # resumed from the complete one
+    config = vae_smoke([])
+    for a, b in zip(_leaves(train_lib.restore_trained(config, reference)[1]),
+                    _leaves(train_lib.restore_trained(config, workdir)[1]), strict=True):
+      np.testing.assert_array_equal(a, b)
+  finally:
+    subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_sigterm_during_replay_then_resume(reference, start_job):
   workdir = reference["trained"]
   proc = start_job("replay", workdir, TRAIN + REPLAY)

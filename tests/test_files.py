@@ -26,7 +26,9 @@ def test_a_write_that_fails_leaves_the_old_file_whole_and_no_temporary(tmp_path,
   target = files.path(tmp_path, "result")
   target.write_text("old")
   monkeypatch.setattr(os, "fsync", _disk_full)  # the disk fills before the data are on it
-  with pytest.raises(OSError, match="No space left"):
+  with pytest.raises(errors.DiskFullError,
+                     match=f"No space left on the device of {tmp_path} while writing result; "
+                           "the old file is kept whole. Free space and run the same command"):
     write(target)
   assert target.read_text() == "old"
   assert sorted(os.listdir(tmp_path)) == ["result"]

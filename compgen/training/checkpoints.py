@@ -6,6 +6,7 @@ is `provenance`'s job.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import jax
@@ -61,13 +62,34 @@ class Checkpointer:
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=create))
+    self._writing = None  # the step being saved in the background
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, step: int, state, data_state: dict) -> None:
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=True)
+    """Starts saving `step` (orbax writes in the background; a failed write of the previous
+    step surfaces here or at `close`)."""
+    with self._naming_a_full_disk():
+      self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=True)
+    self._writing = step
+
+  @contextlib.contextmanager
+  def _naming_a_full_disk(self):
+    """A checkpoint write that failed for lack of space becomes `errors.DiskFullError`,
+    naming the complete step the rerun resumes from (an incomplete one is never restored)."""
+    try:
+      yield
+    except Exception as e:  # pylint: disable=broad-except  (tensorstore raises Exception)
+      if not errors.is_disk_full(e):
+        raise
+      complete = [s for s in self.manager.all_steps() if s != self._writing]
+      resume = (f"resumes from step {max(complete)}, the newest complete checkpoint"
+                if complete else "starts from step 0 (no checkpoint is complete)")
+      raise errors.DiskFullError(
+          f"No space left on the device of {self.directory} while saving checkpoint step "
+          f"{self._writing}. Free space and run the same command again: it {resume}.") from None
 
   def restore(self, step: int, abstract_state):
     """Restores (state, data_state) at `step` onto the shardings of `abstract_state`."""
@@ -176,5 +198,6 @@ class Checkpointer:
     self.manager.reload()
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
+    with self._naming_a_full_disk():
+      self.manager.wait_until_finished()
     self.manager.close()
