@@ -31,6 +31,7 @@ import numpy as np
 import tqdm
 
 from compgen import config_lib
+from compgen import errors
 from compgen import files
 from compgen import plots
 from compgen import tables
@@ -68,6 +69,10 @@ def parse_value(text: str):
 def cell_name(values: dict) -> str:
   """{'data.split.delta': 0.1, 'variant': 'n0'} -> 'delta=0.1,variant=n0' (a folder name)."""
   return ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items())
+
+
+# The keys a cell's config gets from the sweep whatever the grid says, and why.
+CELL_SETS = {"experiment.control": "every cell trains without the unconstrained control"}
 
 
 def cell_config(config_spec: str, values: dict,
@@ -128,6 +133,11 @@ def check_grid(config_spec: str, axes: list[Axis], overrides: dict | None = None
   keys = [a.key for a in axes]
   if len(set(keys)) < len(keys):
     raise ValueError(f"Grid axes {keys} name a key twice; give each key one axis.")
+  replaced = [k for k in keys + list(overrides or {}) if k in CELL_SETS]
+  if replaced:
+    raise errors.ConfigError(
+        f"{replaced[0]} is set by the sweep itself ({CELL_SETS[replaced[0]]}), so a grid or "
+        "override of it would be ignored: drop it (run the experiment for the control).")
   for axis in axes:
     if not axis.values:
       raise ValueError(f"Grid axis {axis.key!r} has no values.")

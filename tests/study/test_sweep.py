@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from compgen import errors
 from compgen import plots
 from compgen.study import experiment, sweep
 
@@ -89,6 +90,11 @@ def test_bad_grids_are_refused_before_anything_runs(tmp_path, sweep_spec):
   with pytest.raises(ValueError, match="twice"):
     sweep.run_sweep(sweep_spec, [sweep.Axis.parse("seed=0"), sweep.Axis.parse("seed=1")],
                     str(tmp_path))
+  with pytest.raises(errors.ConfigError, match="experiment.control is set by the sweep itself"):
+    sweep.run_sweep(sweep_spec, [sweep.Axis.parse("experiment.control=mlp")], str(tmp_path))
+  with pytest.raises(errors.ConfigError, match="experiment.control is set by the sweep itself"):
+    sweep.run_sweep(sweep_spec, [sweep.Axis.parse("seed=0")], str(tmp_path),
+                    {"experiment.control": "mlp"})
   assert not os.listdir(tmp_path)
   with pytest.raises(ValueError, match="1 to 3 grid axes"):
     plots.sweep_map({"axes": [{"key": k, "values": [0]} for k in "abcd"], "cells": []})
