@@ -1,6 +1,7 @@
 """What every `python -m compgen.<job>` shares: the --config/--workdir flags and start-up."""
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable
 
@@ -41,10 +42,19 @@ def report(text: str) -> None:
     print(text)
 
 
+def _stop_now(signum, frame):
+  """A stop signal outside the step loops (which save their step first): the job ends where
+  it is; what it wrote is whole (every write is atomic) and its finished stages are reused."""
+  del frame
+  raise errors.Preempted(
+      f"stopped by {signal.Signals(signum).name} before the job finished; what it saved is "
+      "whole and its finished stages are kept: run the same command again to go on.")
+
+
 def run(main: Callable[[], None]) -> None:
   """Runs `main()` under absl with library logging quietened (progress bars stay readable),
   after starting the multi-process runtime when --distributed is given, and the config's
-  values checked (`config_lib.check_values`). A stopped job (SIGTERM or Ctrl-C:
+  values checked (`config_lib.check_values`). A stopped job (SIGTERM or Ctrl-C, at any stage:
   `errors.Preempted`, it saved what it had finished) prints one line and exits with status
   143 = 128 + SIGTERM; a user's mistake (`errors.UserError`: bad data, a config value, a
   workdir held by another job or not writable, a missing checkpoint) ends it with one message
@@ -55,6 +65,8 @@ def run(main: Callable[[], None]) -> None:
     logging.set_verbosity(logging.WARNING)
     if _DISTRIBUTED.value:
       parallel.initialize_distributed()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # the loops finish their step instead
+      signal.signal(sig, _stop_now)
     try:
       config = flags.FLAGS["config"].value if "config" in flags.FLAGS else None
       if isinstance(config, ml_collections.ConfigDict):  # the sweep's is a spec string

@@ -322,6 +322,20 @@ def test_a_stop_signal_in_the_loop_saves_the_current_step_and_raises(signum):
   assert signal.getsignal(signum) == previous  # handler removed afterwards
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_outside_the_loops_ends_a_job_with_one_line_and_status_143(
+    signum, repo_root):
+  job = ("import os, signal, time\nfrom compgen import cli\n"
+         f"cli.run(lambda: (os.kill(os.getpid(), {int(signum)}), time.sleep(60)))")
+  out = subprocess.run([sys.executable, "-c", job], cwd=repo_root, capture_output=True,
+                       text=True, timeout=120, check=False)
+  assert out.returncode == cli.PREEMPTED_EXIT_CODE, out.stderr[-3000:]
+  assert out.stdout.splitlines() == [
+      f"stopped by {signal.Signals(signum).name} before the job finished; what it saved is "
+      "whole and its finished stages are kept: run the same command again to go on."]
+  assert "Traceback" not in out.stderr
+
+
 def test_outside_the_main_thread_sigterm_handling_is_off_and_says_so_once(capsys, monkeypatch):
   monkeypatch.setattr(loop, "_warned_off_main_thread", False)
   flags = []
