@@ -253,6 +253,16 @@ def keep_candidate(config, workdir: str, model, infer_fn, params, step: int, mes
                          candidates.score_name(config))
 
 
+def parameter_summary(params, num_candidates: int, model_config) -> str:
+  """One line: the parameter count of one model of `params` (arrays or their shapes, with a
+  leading candidate axis when `num_candidates` > 1) and of each of its top-level parts."""
+  count = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree)) // num_candidates
+  parts = ", ".join(f"{name} {count(part):,}" for name, part in sorted(params.items()))
+  population = f" ({num_candidates} side by side)" if num_candidates > 1 else ""
+  return (f"Model: {model_config.encoder} encoder, {model_config.decoder} decoder: "
+          f"{count(params):,} parameters{population} ({parts}).")
+
+
 @files.holds_workdir("train")
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        stop_at_step: int | None = None) -> TrainState:
@@ -299,6 +309,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   saved = ckpt.latest_step()
   size = 1 if cut and saved is not None and saved > keep_at else num
   init, shape, sharding, train_step = phase(size)
+  if jax.process_index() == 0:
+    print(parameter_summary(shape.params, size, config.model))
   latest, state, data_state = ckpt.restore_or_init(init, shape, sharding)
   if data_state is not None:
     train_iter.restore(data_state)

@@ -4,6 +4,7 @@ import json
 import os
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -198,3 +199,13 @@ def test_a_population_cut_at_a_step_keeps_its_best_fit_there_and_resumes_across_
   config.model.keep_candidate_at = config.train.num_steps
   with pytest.raises(ValueError, match="model.keep_candidate_at=4"):
     train_lib.train_and_evaluate(config, str(tmp_path / "late"))
+
+
+def test_the_parameter_summary_counts_one_model_of_a_population():
+  shapes = {"encoder": {"w": jax.ShapeDtypeStruct((2, 3, 4), np.float32)},
+            "decoder": {"b": jax.ShapeDtypeStruct((2, 5), np.float32),
+                        "w": jax.ShapeDtypeStruct((2, 5, 2), np.float32)}}
+  model = ml_collections.ConfigDict({"encoder": "cnn", "decoder": "additive"})
+  assert train_lib.parameter_summary(shapes, 2, model) == (
+      "Model: cnn encoder, additive decoder: 27 parameters (2 side by side) "
+      "(decoder 15, encoder 12).")
