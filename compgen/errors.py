@@ -1,12 +1,13 @@
-"""The errors a user's input causes, and how the jobs show them.
+"""Every error a user's input causes, and how the jobs show them (one home for them all; the
+modules that raise them re-export their names).
 
-`UserError`: compgen was handed something it cannot use — data (`compgen.data.DataError`), a
-config value (`ConfigError`), a damaged file (`DamagedFileError`), a full disk
-(`DiskFullError`), a workdir (`compgen.files.WorkdirBusyError`,
-`WorkdirNotWritableError`) or a checkpoint (`compgen.training.checkpoints.CheckpointError`);
-its message names the problem and the fix. The jobs (`python -m compgen.<job>`) print it as
-one message and exit with status 1; every other exception is a bug and keeps its traceback.
-`COMPGEN_TRACEBACK=1` in the environment shows the traceback of user errors too.
+`UserError`: compgen was handed something it cannot use — data (`DataError`), a config value
+(`ConfigError`), a damaged file (`DamagedFileError`), a full disk (`DiskFullError`), a workdir
+(`WorkdirBusyError`, `WorkdirNotWritableError`, `ForeignWorkdirError`) or a checkpoint
+(`CheckpointError`); its message names the problem and the fix. The jobs
+(`python -m compgen.<job>`) print it as one message and exit with status 1; every other
+exception is a bug and keeps its traceback. `COMPGEN_TRACEBACK=1` in the environment shows the
+traceback of user errors too. `Preempted` is not a mistake: a job stopped by a signal.
 """
 from __future__ import annotations
 
@@ -22,6 +23,26 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
   """A config value that cannot mean anything; the message names the key and what it takes."""
+
+
+class DataError(UserError, ValueError):
+  """Input data that compgen cannot use; the message names the problem and the fix."""
+
+
+class CheckpointError(UserError, RuntimeError):
+  """A checkpoint or workdir that cannot be used; the message says why and what to do."""
+
+
+class WorkdirBusyError(UserError, RuntimeError):
+  """Another live job holds the workdir."""
+
+
+class WorkdirNotWritableError(UserError, RuntimeError):
+  """The workdir cannot be created or written."""
+
+
+class ForeignWorkdirError(UserError, RuntimeError):
+  """The workdir is a non-empty folder compgen did not make: nothing is written into it."""
 
 
 class DamagedFileError(UserError, ValueError):

@@ -30,16 +30,10 @@ LOCK_FILE = ".compgen.lock"  # in a workdir: who holds it (the lock itself is fl
 _held: dict[str, Any] = {}  # the workdirs this process holds: their open lock files
 
 
-class WorkdirBusyError(errors.UserError, RuntimeError):
-  """Another live job holds the workdir."""
-
-
-class WorkdirNotWritableError(errors.UserError, RuntimeError):
-  """The workdir cannot be created or written."""
-
-
-class ForeignWorkdirError(errors.UserError, RuntimeError):
-  """The workdir is a non-empty folder compgen did not make: nothing is written into it."""
+# Also importable from here.
+WorkdirBusyError = errors.WorkdirBusyError
+WorkdirNotWritableError = errors.WorkdirNotWritableError
+ForeignWorkdirError = errors.ForeignWorkdirError
 
 
 MARKER_FILE = ".compgen"  # in a workdir: compgen made it (or adopted it as its own)

@@ -127,3 +127,11 @@ def test_importing_the_models_loads_no_data_checkpoint_or_plotting_library(repo_
   out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True,
                        timeout=120, check=True)
   assert out.stdout.strip() == "[]"
+
+
+def test_the_models_and_the_error_home_import_no_data_module(repo_root):
+  graph = import_graph(repo_root)
+  reach = {m: sorted(d for d in deps if d.startswith("compgen.data"))
+           for m, deps in graph.items()
+           if m.startswith("compgen.models") or m == "compgen.errors"}
+  assert not any(reach.values()), reach

@@ -16,8 +16,7 @@ import numpy as np
 
 from compgen import errors
 
-class DataError(errors.UserError, ValueError):
-  """Input data that compgen cannot use; the message names the problem and the fix."""
+DataError = errors.DataError  # also importable from here and from compgen.data
 
 
 def validate(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from compgen.data.checks import DataError
+from compgen.errors import DataError
 
 
 def model_input(batch: dict) -> jax.Array:

@@ -17,8 +17,7 @@ from compgen import errors
 from compgen import files
 
 
-class CheckpointError(errors.UserError, RuntimeError):
-  """A checkpoint or workdir that cannot be used; the message says why and what to do."""
+CheckpointError = errors.CheckpointError  # also importable from here
 
 
 def abstract_state(shape_tree, sharding_tree):
