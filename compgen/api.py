@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, Callable
 
 from flax import traverse_util
 import jax
@@ -92,19 +92,21 @@ class Model:
   encoder_source: str = "id"
   _cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
+  def memo(self, key, make: Callable[[], Any]):
+    """`make()`, computed once per model and `key` (compiled functions, fitted priors,
+    searchers), then reused."""
+    if key not in self._cache:
+      self._cache[key] = make()
+    return self._cache[key]
+
   def _jit(self, name, fn):
-    if name not in self._cache:
-      self._cache[name] = jax.jit(fn)
-    return self._cache[name]
+    return self.memo(name, lambda: jax.jit(fn))
 
   def encode(self, x) -> np.ndarray:
     """ĝ(x): images [B, H, W, C] float in [0, 1] (or vectors [B, d_x]) -> slot latents
     [B, K, m] (means). Bad input (wrong shape, uint8, NaN, out of range) is a `DataError`."""
     x = np.asarray(x)
     checks.check_batch(x, "compgen.Model.encode: x")
-    return self._encode(x)
-
-  def _encode(self, x) -> np.ndarray:  # x already checked
     return np.asarray(self._jit("encode", lambda p, x: self.autoencoder.encode(p, x)["mean"])(
         self.params, x.astype(np.float32)))
 
@@ -126,11 +128,8 @@ class Model:
     """A factorised slot prior (`compgen.inversion.priors`) fitted on the encoder's latents
     of ID training images (`replay.prior_examples` of them by default)."""
     n = num_examples or self.config.replay.prior_examples
-    key = ("prior", kind, n)
-    if key not in self._cache:
-      x = models.model_input(self.data("train", n))
-      self._cache[key] = priors.fit_prior(kind, self.encode(x), seed=self.config.seed)
-    return self._cache[key]
+    return self.memo(("prior", kind, n), lambda: priors.fit_prior(
+        kind, self.encode(models.model_input(self.data("train", n))), seed=self.config.seed))
 
 
 PARAMS_FILE = "params.npz"  # an exported model: config.json + these parameters
@@ -221,9 +220,8 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   mesh = parallel.make_mesh(config.mesh)
   needs_prior = sc.restarts > 1 or sc.regularizer == "prior"
   prior = model.prior(sc.prior) if needs_prior else None
-  if key not in model._cache:  # pylint: disable=protected-access
-    model._cache[key] = search_job.make_searcher(config, model.autoencoder, prior, mesh)  # pylint: disable=protected-access
-  searcher = model._cache[key]  # pylint: disable=protected-access
+  searcher = model.memo(key, lambda: search_job.make_searcher(config, model.autoencoder, prior,
+                                                               mesh))
   if isinstance(x, dict):
     raise checks.DataError(
         f"compgen.invert: x is a dict (keys {sorted(x)}), not an array: pass its images, e.g. "
@@ -234,7 +232,7 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   if z0 is not None:
     z0 = np.asarray(z0)
     checks.check_batch(z0, "compgen.invert: z0", name="start latents", unit_range=False)
-  start = model._encode(x) if z0 is None else z0.astype(np.float32)  # pylint: disable=protected-access
+  start = model.encode(x) if z0 is None else z0.astype(np.float32)
   starts = start
   if sc.restarts > 1 and start.ndim == 3:
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
