@@ -93,3 +93,14 @@ def test_config_key_typo_is_refused_with_the_key_named(tmp_path, data_job):
   assert proc.returncode != 0
   assert "lerning_rate" in proc.stderr
   assert not (tmp_path / "stats.json").exists()
+
+
+@pytest.mark.parametrize("variants, cut", [("bench64,population", 2000),
+                                           ("population,bench64", 2000),
+                                           ("population,quickstart", 500),
+                                           ("smoke,population", 1)])
+def test_the_population_cuts_three_inits_by_slot_purity_at_an_eighth_in_any_order(
+    variants, cut, config_of):
+  config = config_of("sprites", variants)
+  assert (config.model.candidates, config.model.keep_candidate_at,
+          config.model.candidate_score) == (3, cut, "slot_purity")
