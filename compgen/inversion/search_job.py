@@ -13,6 +13,7 @@ finished splits saved; the same command then searches the rest.
 """
 from __future__ import annotations
 
+import itertools
 import time
 
 import jax
@@ -134,7 +135,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     start = time.perf_counter()
     for lo in tqdm.trange(0, total, sc.batch_size, desc=f"search {split}",
                           disable=jax.process_index() != 0):
-      if stop_requested(lo):
+      if stop_requested(next(batches_started)):
         raise errors.Preempted(
             f"search preempted in {split} (its batches so far are not kept); splits saved in "
             f"{out_dir}: {', '.join(summary) or 'none'}. Run the same command again to search "
@@ -162,6 +163,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
     if jax.process_index() == 0:
       files.write_json(summary_path, summary)
 
+  batches_started = itertools.count()  # across splits: every process counts the same
   with loop.preemption_notice() as stop_requested:
     for split in sc.splits:
       path = out_dir / f"{split}.npz"
