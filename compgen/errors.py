@@ -59,9 +59,19 @@ NO_SPACE = ("No space left on device", "os_error_code='28'")  # ENOSPC as tensor
 
 
 def is_disk_full(error: BaseException) -> bool:
-  """Whether `error` is a write that failed for lack of space (ENOSPC from Python, or the
-  text of tensorstore's error under orbax)."""
-  return getattr(error, "errno", None) == errno.ENOSPC or any(s in str(error) for s in NO_SPACE)
+  """Whether `error`, an error it was raised from or during, or one of an exception group's,
+  is a write that failed for lack of space (ENOSPC from Python, or the text of tensorstore's
+  error under orbax)."""
+  seen, pending = set(), [error]
+  while pending:
+    e = pending.pop()
+    if e is None or id(e) in seen:
+      continue
+    seen.add(id(e))
+    if getattr(e, "errno", None) == errno.ENOSPC or any(s in str(e) for s in NO_SPACE):
+      return True
+    pending += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+  return False
 
 
 class Preempted(Exception):

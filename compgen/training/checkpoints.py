@@ -7,6 +7,8 @@ is `provenance`'s job.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 from typing import Callable
 
 import jax
@@ -69,26 +71,42 @@ class Checkpointer:
   def save(self, step: int, state, data_state: dict) -> None:
     """Starts saving `step` (orbax writes in the background; a failed write of the previous
     step surfaces here or at `close`)."""
-    with self._naming_a_full_disk():
+    with self._naming_a_full_disk(step):
       self.manager.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=True)
     self._writing = step
 
   @contextlib.contextmanager
-  def _naming_a_full_disk(self):
+  def _naming_a_full_disk(self, starting: int | None = None):
     """A checkpoint write that failed for lack of space becomes `errors.DiskFullError`,
-    naming the complete step the rerun resumes from (an incomplete one is never restored)."""
+    naming the step being written (the one in the background, else `starting`) and the
+    complete step the rerun resumes from (an incomplete one is never restored)."""
     try:
       yield
     except Exception as e:  # pylint: disable=broad-except  (tensorstore raises Exception)
-      if not errors.is_disk_full(e):
+      writing = starting if self._writing is None else self._writing
+      complete = [s for s in self.manager.all_steps() if s != writing]
+      if not (errors.is_disk_full(e) or self._out_of_room(complete)):
         raise
-      complete = [s for s in self.manager.all_steps() if s != self._writing]
       resume = (f"resumes from step {max(complete)}, the newest complete checkpoint"
                 if complete else "starts from step 0 (no checkpoint is complete)")
       raise errors.DiskFullError(
           f"No space left on the device of {self.directory} while saving checkpoint step "
-          f"{self._writing}. Free space and run the same command again: it {resume}.") from None
+          f"{writing}. Free space and run the same command again: it {resume}.") from None
+
+  def _out_of_room(self, complete: list[int]) -> bool:
+    """Whether the device has less free space than the newest of the `complete` steps takes
+    (1 MiB without one): orbax's background writers can end on a full disk with an error of their
+    own teardown ("Event loop is closed") that no longer carries the ENOSPC."""
+    if files.is_remote(self.directory):
+      return False
+    step_dir = str(self.directory / str(max(complete))) if complete else None
+    need = (sum(os.path.getsize(os.path.join(d, f)) for d, _, names in os.walk(step_dir)
+                for f in names) if step_dir else 2**20)
+    try:
+      return shutil.disk_usage(str(self.directory)).free < need
+    except OSError:
+      return False
 
   def restore(self, step: int, abstract_state):
     """Restores (state, data_state) at `step` onto the shardings of `abstract_state`."""
@@ -199,4 +217,4 @@ class Checkpointer:
   def close(self) -> None:
     with self._naming_a_full_disk():
       self.manager.wait_until_finished()
-    self.manager.close()
+      self.manager.close()

@@ -1,6 +1,7 @@
 """Checkpointer: which failures set a step aside (damage) and which do not (another tree, a
 storage error; the end-to-end damaged-checkpoint run is in tests/test_faults.py), and the
 metric writer on an object store."""
+import errno
 import json
 
 import jax
@@ -8,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from compgen import errors
 from compgen.training import checkpoints
 
 
@@ -87,6 +89,46 @@ def test_a_damaged_step_is_set_aside_and_the_previous_one_restored(saved, monkey
   np.testing.assert_array_equal(state["params"]["w"], [1.0, 1.0, 1.0])
   assert (saved / "checkpoints_unreadable" / "2").is_dir()
   assert "moved it to" in capsys.readouterr().out
+
+
+class _Usage:
+  def __init__(self, free):
+    self.total, self.used, self.free = 10 * 2**30, 0, free
+
+
+@pytest.mark.parametrize("free, named", [(1000, True), (10 * 2**30, False)])
+def test_a_failed_save_on_a_device_without_room_for_a_step_is_named_a_full_disk(
+    saved, monkeypatch, free, named):
+  """orbax's writers can end on a full disk with their own teardown error, without ENOSPC:
+  with less free space than the newest complete step takes, it is still named a full disk
+  with the step to resume from; with room, the error is raised as it was."""
+  ckpt = checkpoints.Checkpointer(str(saved), keep=3, create=False)
+  def teardown_error(*args, **kwargs):
+    raise RuntimeError("Event loop is closed")
+  monkeypatch.setattr(ckpt.manager, "save", teardown_error)
+  monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda path: _Usage(free))
+  expected = (errors.DiskFullError if named else RuntimeError)
+  with pytest.raises(expected) as raised:
+    ckpt.save(3, _state(3.0), {"epoch": 3})
+  if named:
+    assert "while saving checkpoint step None" not in str(raised.value)
+    assert "resumes from step 2, the newest complete checkpoint" in str(raised.value)
+
+
+def test_a_full_disk_is_found_in_the_errors_an_error_was_raised_from_or_during():
+  enospc = OSError(errno.ENOSPC, "No space left on device")
+  try:
+    try:
+      raise enospc
+    except OSError:
+      raise RuntimeError("Event loop is closed")  # raised while handling the ENOSPC
+  except RuntimeError as e:
+    during = e
+  assert errors.is_disk_full(during)
+  assert errors.is_disk_full(ExceptionGroup("writers", [ValueError("x"), enospc]))
+  assert errors.is_disk_full(ValueError("Failed to write 2 bytes [os_error_code='28']"))
+  assert not errors.is_disk_full(RuntimeError("Event loop is closed"))
+  assert not errors.is_disk_full(OSError(errno.EACCES, "Permission denied"))
 
 
 def test_metric_rows_on_an_object_store_are_written_in_batches(tmp_path, monkeypatch):
