@@ -36,7 +36,7 @@ from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job
 from compgen.study import experiment as experiment_lib
-from compgen.training import checkpoints, train_lib
+from compgen.training import checkpoints, train_lib, trained
 
 
 def get_config(spec: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
@@ -122,7 +122,7 @@ class Model:
     """The first n examples (all: None or -1) of split "train" | "test_id" | "test_ood" of
     the run's data, as model inputs (images float32 in [0, 1])."""
     source = pipeline.load_split(self.config.data, split)
-    return train_lib.first_examples(source, len(source) if n is None or n < 0 else n)
+    return trained.first_examples(source, len(source) if n is None or n < 0 else n)
 
   def prior(self, kind: str = "empirical", num_examples: int | None = None):
     """A factorised slot prior (`compgen.inversion.priors`) fitted on the encoder's latents
@@ -154,7 +154,7 @@ def load(workdir: str, config: ml_collections.ConfigDict | None = None) -> Model
     print(f"NOTE: {workdir} holds an export of step {exported.step} and newer checkpoints "
           f"(step {trained}): using the checkpoints, as the jobs do. Export again to update "
           f"{PARAMS_FILE}.")
-  autoencoder, params, step = train_lib.restore_trained(config, workdir)
+  autoencoder, params, step = trained.restore_trained(config, workdir)
   return Model(config, str(workdir), autoencoder, params, step)
 
 
@@ -169,8 +169,8 @@ def export(model: Model, folder: str) -> str:
 
 
 def _load_exported(config, folder) -> Model:
-  example = train_lib.first_examples(pipeline.load_split(config.data, "test_id"), 1)
-  autoencoder = train_lib.build_model(config, example)
+  example = trained.first_examples(pipeline.load_split(config.data, "test_id"), 1)
+  autoencoder = trained.build_model(config, example)
   expected = traverse_util.flatten_dict(jax.eval_shape(
       lambda: autoencoder.init(jax.random.PRNGKey(0), models.model_input(example))), sep="/")
   arrays = files.load_npz(files.path(folder, PARAMS_FILE))

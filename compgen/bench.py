@@ -46,7 +46,7 @@ from compgen.data import sprites as sprites_lib
 from compgen.inversion import replay, search
 from compgen.models import decoders as decoders_lib
 from compgen.models import layers
-from compgen.training import objectives, train_lib
+from compgen.training import objectives, train_lib, trained
 
 SECTIONS = ("search", "loop", "torch", "replay", "streaming", "train", "profile")
 _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Which of {SECTIONS} to run.")
@@ -317,7 +317,7 @@ def train_throughput(decoder: str, encoder: str, resolution: int, batch_size: in
   batch = {"image": jnp.asarray(rng.uniform(size=(batch_size, resolution, resolution, 3)),
                                 jnp.float32),
            "latents": jnp.zeros((batch_size, 2, 5), jnp.float32)}
-  model = train_lib.build_model(config, batch)
+  model = trained.build_model(config, batch)
   optimizer = train_lib.make_optimizer(config.optim, 1000)
   state = train_lib.state_initializer(config, model, optimizer, batch)()
   step = jax.jit(train_lib.make_train_step(model, config, optimizer), donate_argnums=0)
@@ -375,7 +375,7 @@ def train_profile(decoder: str, encoder: str, resolution: int, batch_size: int,
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.uniform(size=(batch_size, resolution, resolution, 3)), jnp.float32)
   batch = {"image": x, "latents": jnp.zeros((batch_size, 2, 5), jnp.float32)}
-  model = train_lib.build_model(config, batch)
+  model = trained.build_model(config, batch)
   optimizer = train_lib.make_optimizer(config.optim, 1000)
   state = train_lib.state_initializer(config, model, optimizer, batch)()
   step = jax.jit(train_lib.make_train_step(model, config, optimizer))

@@ -19,7 +19,7 @@ from compgen import errors
 from compgen import files
 from compgen import parallel
 from compgen.inversion import replay as replay_lib
-from compgen.training import checkpoints, loop, train_lib
+from compgen.training import checkpoints, loop, train_lib, trained
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ def reference(tmp_path_factory, vae_smoke):
 
 
 def _replay_encoder(config, workdir):
-  _, params, _ = train_lib.restore_trained(config, workdir)
+  _, params, _ = trained.restore_trained(config, workdir)
   return _leaves(replay_lib.replay_encoder_params(config, workdir, params,
                                                   parallel.make_mesh(config.mesh))["encoder"])
 
@@ -117,7 +117,7 @@ def test_sigterm_then_kill_9_then_resume_gives_the_uninterrupted_parameters(
   assert proc.returncode == 0, out[-3000:]
   assert f"Resumed from {ckpts}/{killed_after}" in out
   config = vae_smoke(TRAIN)
-  _, params, step = train_lib.restore_trained(config, workdir)
+  _, params, step = trained.restore_trained(config, workdir)
   assert step == 300
   for a, b in zip(reference["params"], _leaves(params), strict=True):
     np.testing.assert_array_equal(a, b)
@@ -169,8 +169,8 @@ def test_a_disk_that_fills_during_a_checkpoint_is_named_and_the_rerun_ends_as_un
     if named.group(1):  # a checkpoint: the one named failed, the rerun resumes where it said
       assert int(named.group(1)) in steps and f"(step {named.group(2)})" in out
     config = vae_smoke([])
-    for a, b in zip(_leaves(train_lib.restore_trained(config, reference)[1]),
-                    _leaves(train_lib.restore_trained(config, workdir)[1]), strict=True):
+    for a, b in zip(_leaves(trained.restore_trained(config, reference)[1]),
+                    _leaves(trained.restore_trained(config, workdir)[1]), strict=True):
       np.testing.assert_array_equal(a, b)
   finally:
     subprocess.run(["umount", str(disk)], check=False)
@@ -271,7 +271,7 @@ def test_damaged_checkpoint_falls_back_to_the_previous_step(tmp_path, capsys, co
         with open(os.path.join(d, f), "r+b") as fh:
           fh.truncate(os.path.getsize(os.path.join(d, f)) // 2)
   with pytest.raises(checkpoints.CheckpointError, match="No checkpoint .* could be restored"):
-    train_lib.restore_trained(config, str(workdir))
+    trained.restore_trained(config, str(workdir))
   assert _steps(workdir / "checkpoints")
 
 
@@ -365,5 +365,5 @@ def test_real_divergence_stops_training_without_a_nan_checkpoint(tmp_path, confi
     train_lib.train_and_evaluate(config, str(tmp_path))
   ckpts = tmp_path / "checkpoints"
   for step in _steps(ckpts) if ckpts.exists() else []:
-    _, params, _ = train_lib.restore_trained(config, str(tmp_path))
+    _, params, _ = trained.restore_trained(config, str(tmp_path))
     assert all(np.isfinite(leaf).all() for leaf in _leaves(params)), step

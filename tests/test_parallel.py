@@ -16,7 +16,7 @@ import pytest
 from compgen import parallel
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job
-from compgen.training import train_lib
+from compgen.training import train_lib, trained
 
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
@@ -136,7 +136,7 @@ def test_two_processes_train_and_search_like_one(one_device, tmp_path, gpu_multi
   assert len(rows) == len((open(os.path.join(workdir1, "metrics.jsonl")).readlines()))
   # Restore in this single process (8 devices) what 2 processes x 2 devices saved.
   config = smoke_on(-1)
-  _, params, step = train_lib.restore_trained(config, workdir)
+  _, params, step = trained.restore_trained(config, workdir)
   assert step == 4
   _assert_trees_close(state1.params, params)
   gpu_multi("search", workdir, _free_port())

@@ -18,7 +18,8 @@ from compgen import models
 from compgen import parallel
 from compgen.data import pipeline
 from compgen.inversion import priors
-from compgen.training import checkpoints, loop, objectives, probe, provenance, train_lib
+from compgen.training import (checkpoints, loop, objectives, probe, provenance, train_lib,
+                              trained)
 
 
 def replay_sampler(decode_fn, batch_size: int, mesh=None, micro_batch: int | None = None):
@@ -56,8 +57,8 @@ def make_encoder_step(encode_fn, sampler, optimizer, loss: str = "mse"):
 
 
 def _encode_all(infer, params, x, mesh, batch_size):
-  """`train_lib.evaluate` on one array: (z, per-example MSE, reconstruction)."""
-  return train_lib.evaluate(infer, params, {"s": {"x": x}}, mesh, batch_size)["s"]
+  """`trained.evaluate` on one array: (z, per-example MSE, reconstruction)."""
+  return trained.evaluate(infer, params, {"s": {"x": x}}, mesh, batch_size)["s"]
 
 
 @files.holds_workdir("replay")
@@ -72,14 +73,14 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     raise errors.ConfigError(f"Unknown replay.init={rc.init!r}: choose 'id_encoder' or 'scratch'.")
   mesh = parallel.make_mesh(config.mesh)
   parallel.check_batch_size(rc.batch_size, mesh)
-  model, params, trained_step = train_lib.restore_trained(config, workdir, mesh)
+  model, params, trained_step = trained.restore_trained(config, workdir, mesh)
   out_dir = files.path(workdir, "replay")
 
   n_eval = config.train.eval_examples
-  arrays = {s: train_lib.first_examples(pipeline.load_split(config.data, s), n)
+  arrays = {s: trained.first_examples(pipeline.load_split(config.data, s), n)
             for s, n in (("train", max(rc.prior_examples, n_eval)), ("test_id", n_eval),
                          ("test_ood", n_eval))}
-  infer = jax.jit(train_lib.make_infer(model))
+  infer = jax.jit(trained.make_infer(model))
   id_latents, _, _ = _encode_all(infer, params, models.model_input(arrays["train"]), mesh,
                                  config.train.batch_size)
   prior = priors.fit_prior(rc.prior, id_latents[:rc.prior_examples], seed=config.seed)

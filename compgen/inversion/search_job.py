@@ -32,7 +32,7 @@ from compgen.data import pipeline
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.inversion import search as search_lib
-from compgen.training import checkpoints, loop, probe, provenance, train_lib
+from compgen.training import checkpoints, loop, probe, provenance, trained
 
 INITS = ("encoder", "replay_encoder", "prior", "zeros")
 # What a split's search results depend on (with the trained step, and the replay section and
@@ -103,7 +103,7 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
   if sc.init not in INITS:
     raise errors.ConfigError(f"Unknown search.init={sc.init!r}: choose one of {INITS}.")
   mesh = parallel.make_mesh(config.mesh)
-  model, params, trained_step = train_lib.restore_trained(config, workdir, mesh)
+  model, params, trained_step = trained.restore_trained(config, workdir, mesh)
   init_params = (replay_lib.replay_encoder_params(config, workdir, params, mesh)
                  if sc.init == "replay_encoder" else params)
   replay = sc.init == "replay_encoder"
@@ -112,11 +112,11 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
       **({"replay_step": checkpoints.latest_step(files.path(workdir, "replay"))} if replay
          else {}))
   out_dir = files.path(workdir, "search")
-  infer = jax.jit(train_lib.make_infer(model))
+  infer = jax.jit(trained.make_infer(model))
 
-  fit = train_lib.first_examples(pipeline.load_split(config.data, "train"),
+  fit = trained.first_examples(pipeline.load_split(config.data, "train"),
                                  config.train.eval_examples)
-  id_latents = train_lib.evaluate(infer, params, {"train": fit}, mesh,
+  id_latents = trained.evaluate(infer, params, {"train": fit}, mesh,
                                   config.train.batch_size)["train"][0]
   prior = priors.fit_prior(sc.prior, id_latents, seed=config.seed)
   searcher = make_searcher(config, model, prior, mesh)

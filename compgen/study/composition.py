@@ -34,7 +34,7 @@ from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
 from compgen.inversion import priors
 from compgen.inversion import search_job
-from compgen.training import checkpoints, provenance, train_lib
+from compgen.training import checkpoints, provenance, trained
 
 ROWS = ("encoder", "search", "recombined", "recombined_search")
 CACHE = "composition.json"  # in {model workdir}/experiment/
@@ -83,10 +83,10 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
 
 def _diagnose(config, workdir, arrays, latents, mesh, names, num_categories) -> dict:
   ec, sc = config.experiment, config.search
-  model, params, _ = train_lib.restore_trained(config, workdir, mesh)
-  infer = jax.jit(train_lib.make_infer(model))
-  pool = train_lib.first_examples(pipeline.load_split(config.data, "train"), ec.composed_pool)
-  pool_z = train_lib.evaluate(infer, params, {"pool": pool}, mesh, sc.batch_size)["pool"][0]
+  model, params, _ = trained.restore_trained(config, workdir, mesh)
+  infer = jax.jit(trained.make_infer(model))
+  pool = trained.first_examples(pipeline.load_split(config.data, "train"), ec.composed_pool)
+  pool_z = trained.evaluate(infer, params, {"pool": pool}, mesh, sc.batch_size)["pool"][0]
   truth = lambda a: (a["latents"], a.get("factors"))
   fit = (latents["encoder/fit/z"], *truth(arrays["fit"]))
   readouts = ident_lib.fit_readouts(

@@ -56,7 +56,7 @@ from compgen.inversion import replay as replay_lib
 from compgen.inversion import search_job
 from compgen.study import composition as composition_lib
 from compgen.study import supervised as supervised_lib
-from compgen.training import candidates, checkpoints, provenance, train_lib
+from compgen.training import candidates, checkpoints, provenance, train_lib, trained
 
 METHODS = ("encoder", "search", "replay_encoder", "replay_search")
 SPLITS = {"fit": "train", "id": "test_id", "ood": "test_ood"}  # experiment name -> data split
@@ -100,7 +100,7 @@ def load_arrays(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.nda
   ec = config.experiment
   sizes = {"fit": ec.fit_examples, "id": ec.eval_examples, "ood": ec.eval_examples}
   sources = pipeline.load_splits(config.data)
-  return {name: train_lib.first_examples(sources[split], sizes[name])
+  return {name: trained.first_examples(sources[split], sizes[name])
           for name, split in SPLITS.items()}
 
 
@@ -142,13 +142,13 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
     if not stale:
       return files.load_npz(path)
     print(f"{path} was made with other settings ({stale}); inferring the latents again.")
-  model, params, _ = train_lib.restore_trained(config, workdir, mesh)
+  model, params, _ = trained.restore_trained(config, workdir, mesh)
   replay_params = replay_lib.replay_encoder_params(config, workdir, params, mesh)
-  infer = jax.jit(train_lib.make_infer(model))
+  infer = jax.jit(trained.make_infer(model))
   sc = config.search
   out = {}
   for name, p in (("encoder", params), ("replay_encoder", replay_params)):
-    for split, (z, mse, _) in train_lib.evaluate(infer, p, arrays, mesh, sc.batch_size).items():
+    for split, (z, mse, _) in trained.evaluate(infer, p, arrays, mesh, sc.batch_size).items():
       out[f"{name}/{split}/z"], out[f"{name}/{split}/mse"] = z, mse
   prior = priors.fit_prior(sc.prior, out["encoder/fit/z"], seed=config.seed)
   searcher = search_job.make_searcher(config, model, prior, mesh)
@@ -212,8 +212,8 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
 
 
 def _score_candidates(config, workdir, arrays, mesh, names, num_categories) -> dict:
-  model, stacked, _ = train_lib.restore_candidates(config, workdir, mesh)
-  infer = jax.jit(train_lib.make_infer(model))
+  model, stacked, _ = trained.restore_candidates(config, workdir, mesh)
+  infer = jax.jit(trained.make_infer(model))
   sc, ec = config.search, config.experiment
   truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
   restart_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 8)
@@ -222,7 +222,7 @@ def _score_candidates(config, workdir, arrays, mesh, names, num_categories) -> d
   for i in range(candidates.count(config)):
     params = candidates.take(stacked, i)
     z = {split: r[0] for split, r in
-         train_lib.evaluate(infer, params, arrays, mesh, sc.batch_size).items()}
+         trained.evaluate(infer, params, arrays, mesh, sc.batch_size).items()}
     prior = priors.fit_prior(sc.prior, z["fit"], seed=config.seed)
     if searcher is None or sc.regularizer == "prior":  # else one compiled searcher serves all
       searcher = search_job.make_searcher(config, model, prior, mesh)
@@ -357,7 +357,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
       scores = score_methods(cfg, latents, arrays, names, num_categories, seed)
       timer["scoring"] = time.perf_counter() - t
       stage_seconds[f"seed{seed}/{label}"] = timer
-      training[f"seed{seed}/{label}"] = train_lib.training_record(wd)
+      training[f"seed{seed}/{label}"] = trained.training_record(wd)
       kept = files.path(wd, candidates.FILE)
       if kept.exists():
         populations[f"seed{seed}/{label}"] = files.read_json(kept)
@@ -410,7 +410,7 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
       f"- {run}: candidate {r['selected']} of {len(r['train_recon_mse'])} at step {r['step']} "
       f"(by {r.get('score', 'train_recon_mse')}), ID train recon MSE "
       + ", ".join(f"{m:.2g}" for m in r["train_recon_mse"])
-      + ("".join(f", slot purity " + ", ".join(f"{m:.2f}" for m in r["slot_purity"]))
+      + (", slot purity " + ", ".join(f"{m:.2f}" for m in r["slot_purity"])
          if "slot_purity" in r else "") + "\n"
       for run, r in results["candidates"].items())
   trained = "".join(

@@ -37,7 +37,7 @@ from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
-from compgen.training import checkpoints, loop, objectives, provenance, train_lib
+from compgen.training import checkpoints, loop, objectives, provenance, train_lib, trained
 
 NUM_PICTURES = 8
 CACHE = "supervised.json"  # in {workdir}/seed{s}/: one per seed, whatever the decoder
@@ -85,7 +85,7 @@ def _train_and_score(config, workdir, arrays, mesh, names, num_categories) -> di
                                        mean, std)
   labelled = ml_collections.ConfigDict(config.to_dict())
   labelled.model.update(slot_dim=targets(arrays["fit"]).shape[-1], variational=False)
-  model = train_lib.build_model(labelled, arrays["fit"])
+  model = trained.build_model(labelled, arrays["fit"])
   params = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 11),
                       models.model_input(arrays["fit"])[:1])
   batches = pipeline.BatchIterator(

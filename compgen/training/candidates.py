@@ -18,7 +18,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from compgen import errors
 from compgen import files

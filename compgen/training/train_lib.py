@@ -1,4 +1,5 @@
-"""In-domain training (Eq. 4.2): `train_and_evaluate(config, workdir)`.
+"""The in-domain training job (Eq. 4.2): `train_and_evaluate(config, workdir)`; the trained
+model it leaves is built, restored and evaluated by `trained`.
 
 One jitted train step over an explicit `TrainState` (donated), batches sharded over the mesh's
 data axis, optax optimiser from the config, orbax checkpoints with automatic resume,
@@ -25,7 +26,7 @@ from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
 from compgen.training import (candidates, checkpoints, health, loop, objectives, probe,
-                              provenance, stopping)
+                              provenance, stopping, trained)
 
 
 @flax.struct.dataclass
@@ -58,14 +59,6 @@ def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Gr
   return opt
 
 
-def build_model(config: ml_collections.ConfigDict, example: dict) -> models.Autoencoder:
-  """The encoder/decoder pair for data whose examples look like `example` (one batch)."""
-  x = models.model_input(example)
-  num_slots = example["latents"].shape[1]
-  return models.Autoencoder(models.make_encoder(config.model, num_slots),
-                                models.make_decoder(config.model, x.shape[1:]))
-
-
 def make_train_step(model, config, optimizer, num: int | None = None):
   """(state, batch, rng) -> (state, metrics): one optax update of Eq. 4.2.
 
@@ -94,27 +87,6 @@ def make_train_step(model, config, optimizer, num: int | None = None):
                **{f"candidate{i}/mse": terms["mse"][i] for i in range(num)}}
     return TrainState(state.step + 1, params, opt_state), terms
   return train_step
-
-
-def make_infer(model):
-  """(params, x) -> (z = mean of ĝ(x) [B, K, m], per-example MSE of f̂(z) [B], f̂(z))."""
-  def infer(params, x):
-    z = model.encode(params, x)["mean"]
-    out = model.decode(params, z)["output"]
-    return z, models.per_example_mse(out, x), out
-  return infer
-
-
-def first_examples(source, n):
-  return pipeline.to_model_inputs(source[np.arange(min(n, len(source)))])
-
-
-def evaluate(infer_fn, params, arrays: dict[str, dict], mesh, batch_size: int) -> dict:
-  """Encodes/decodes each split's arrays in sharded batches: {split: (z, mse, recon)}."""
-  return {split: tuple(parallel.call_in_batches(lambda x: infer_fn(params, x),
-                                                {"x": models.model_input(batch)}, mesh,
-                                                batch_size))
-          for split, batch in arrays.items()}
 
 
 def _eval_metrics(results: dict, arrays: dict, step: int) -> dict:
@@ -164,105 +136,6 @@ def state_initializer(config, model, optimizer, example_batch: dict):
   return init_state
 
 
-def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
-  """The trained autoencoder of `workdir`: (model, params replicated on `mesh`, step); of a
-  population (`model.candidates` > 1) the kept candidate's params (`keep_candidate`).
-
-  Reads the parameters only, so `config.optim` and `config.loss` may differ from training's.
-  Raises CheckpointError when the workdir holds no checkpoint or another model or data.
-  """
-  mesh = mesh or parallel.make_mesh(config.mesh)
-  model, params, step = restore_candidates(config, workdir, mesh)
-  if step < config.train.num_steps and stopping.read(workdir) is None and jax.process_index() == 0:
-    print(f"NOTE: the model in {workdir} is unfinished: its training stopped at step {step} of "
-          f"{config.train.num_steps} (interrupted, or run with a stop step). Run the training "
-          "again to finish it; until then this is the model used.")
-  if candidates.stacked_to_the_end(config):
-    params, _ = keep_candidate(config, workdir, model, jax.jit(make_infer(model)), params,
-                               step, mesh)
-  return model, params, step
-
-
-def restore_candidates(config: ml_collections.ConfigDict, workdir: str, mesh=None):
-  """As `restore_trained`, but a population trained to the end comes back stacked [C, ...]."""
-  provenance.check_workdir_config(workdir, config, write=False,
-                                  sections=provenance.MODEL_SECTIONS)
-  mesh = mesh or parallel.make_mesh(config.mesh)
-  ckpt = checkpoints.Checkpointer(workdir, config.train.keep_checkpoints, create=False)
-  if ckpt.latest_step() is None:
-    raise checkpoints.CheckpointError(
-        f"No trained model in {ckpt.directory}: train one first with `python -m compgen.train "
-        f"--config=... --workdir={workdir}`.")
-  example = first_examples(pipeline.load_split(config.data, "test_id"), 1)
-  model = build_model(config, example)
-  params_shape = jax.eval_shape(
-      lambda: model.init(jax.random.PRNGKey(0), models.model_input(example)[:1]))
-  if candidates.stacked_to_the_end(config):
-    params_shape = jax.tree.map(lambda s: jax.ShapeDtypeStruct(
-        (candidates.count(config),) + s.shape, s.dtype), params_shape)
-  try:
-    sharding = parallel.state_sharding(params_shape, mesh, config.mesh.fsdp_min_size)
-    step, params, _ = ckpt.restore_latest(checkpoints.abstract_state(params_shape, sharding),
-                                          params_only=True)
-  finally:
-    ckpt.close()
-  return model, params, step
-
-
-def slot_purity_fn(model, train_arrays: dict, num_examples: int) -> Callable | None:
-  """params -> `health.purity_fn`'s slot purity of the decoder at the encoder's latents of the
-  first `num_examples` of `train_arrays` (ID training images); None for data that are not
-  images of several objects, where it is not defined."""
-  x = models.model_input(train_arrays)[:num_examples]
-  k = train_arrays["latents"].shape[1]
-  if x.ndim != 4 or k < 2:
-    return None
-  purity = health.purity_fn(lambda p, z: model.decode(p, z)["output"], x, k)
-  if purity is None:
-    return None
-  encode = jax.jit(lambda p: model.encode(p, x)["mean"])
-  return lambda params: purity(params, encode(params))
-
-
-def candidate_scorer(config, model, infer_fn, train_arrays: dict, mesh) -> Callable:
-  """params -> {"train_recon_mse": mean reconstruction MSE on `train_arrays` (ID training
-  examples), "slot_purity" (`health`; images only)}: what `candidates.select` chooses by."""
-  purity = slot_purity_fn(model, train_arrays, config.train.health_examples)
-
-  def score(params):
-    mse = evaluate(infer_fn, params, {"train": train_arrays}, mesh,
-                   config.train.batch_size)["train"][1].mean()
-    out = {"train_recon_mse": float(mse)}
-    if purity is not None:
-      out["slot_purity"] = purity(params)
-    return out
-  return score
-
-
-def keep_candidate(config, workdir: str, model, infer_fn, params, step: int, mesh,
-                   train_arrays: dict | None = None):
-  """`candidates.kept` of a population's stacked `params` at `step`, scored on `train_arrays`
-  (by default the first `train.eval_examples` training examples, loaded only when needed)."""
-  def score(p):
-    nonlocal train_arrays
-    if train_arrays is None:
-      train_arrays = first_examples(pipeline.load_split(config.data, "train"),
-                                    config.train.eval_examples)
-    return candidate_scorer(config, model, infer_fn, train_arrays, mesh)(p)
-  return candidates.kept(workdir, params, step, candidates.count(config), score,
-                         candidates.score_name(config))
-
-
-def parameter_summary(params, num_candidates: int, model_config) -> str:
-  """One line: the parameter count of one model of `params` (arrays or their shapes, with a
-  leading candidate axis when `num_candidates` > 1) and of each of its top-level parts."""
-  count = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree)) // num_candidates
-  parts = ", ".join(f"{name} {count(part):,}" for name, part in sorted(params.items()))
-  population = f" ({num_candidates} side by side)" if num_candidates > 1 else ""
-  return (f"Model: {model_config.encoder} encoder, {model_config.decoder} decoder: "
-          f"{count(params):,} parameters{population} ({parts}).")
-
-
 @files.holds_workdir("train")
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        stop_at_step: int | None = None) -> TrainState:
@@ -283,16 +156,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train_iter = pipeline.BatchIterator(
       sources["train"], tc.batch_size, seed=config.seed, process_index=jax.process_index(),
       process_count=jax.process_count())
-  eval_arrays = {split: first_examples(source, tc.eval_examples)
+  eval_arrays = {split: trained.first_examples(source, tc.eval_examples)
                  for split, source in sources.items()}
 
-  model = build_model(config, eval_arrays["train"])
+  model = trained.build_model(config, eval_arrays["train"])
   optimizer = make_optimizer(config.optim, tc.num_steps)
   root = jax.random.PRNGKey(config.seed)
   init_state = state_initializer(config, model, optimizer, eval_arrays["train"])
   repl = parallel.replicated(mesh)
   batch_sharding = parallel.data_sharded(mesh)
-  infer = jax.jit(make_infer(model))
+  infer = jax.jit(trained.make_infer(model))
 
   def phase(size: int):
     """(init, its shape, sharding, jitted step) of a state of `size` candidates (1: one
@@ -310,7 +183,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   size = 1 if cut and saved is not None and saved > keep_at else num
   init, shape, sharding, train_step = phase(size)
   if jax.process_index() == 0:
-    print(parameter_summary(shape.params, size, config.model))
+    print(trained.parameter_summary(shape.params, size, config.model))
   latest, state, data_state = ckpt.restore_or_init(init, shape, sharding)
   if data_state is not None:
     train_iter.restore(data_state)
@@ -318,7 +191,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer = loop.MetricWriter(workdir)
   writer.drop_after(latest)
   step_key = jax.random.fold_in(root, 1)
-  scorer = candidate_scorer(config, model, infer, eval_arrays["train"], mesh)
+  scorer = trained.candidate_scorer(config, model, infer, eval_arrays["train"], mesh)
   score_by = candidates.score_name(config)
   stop = tc.num_steps if stop_at_step is None else min(stop_at_step, tc.num_steps)
   stopped = stopping.read(workdir)
@@ -334,8 +207,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     def on_eval(step, state):
       params, record = candidates.select(state.params, size, scorer, score_by)
-      metrics = _eval_metrics(evaluate(infer, params, eval_arrays, mesh, tc.batch_size),
-                              eval_arrays, step)
+      results = trained.evaluate(infer, params, eval_arrays, mesh, tc.batch_size)
+      metrics = _eval_metrics(results, eval_arrays, step)
       metrics.update(_health_metrics(record, scorer, params))
       writer.write(step, metrics)
       history[step] = metrics[HELD_OUT]
@@ -370,11 +243,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     return state
   params, record = state.params, None
   if size > 1:
-    params, record = keep_candidate(config, workdir, model, infer, state.params, step, mesh,
-                                    eval_arrays["train"])
+    params, record = trained.keep_candidate(config, workdir, model, infer, state.params, step,
+                                            mesh, eval_arrays["train"])
   elif cut:
     record = files.read_json(files.path(workdir, candidates.FILE))
-  results = evaluate(infer, params, eval_arrays, mesh, tc.batch_size)
+  results = trained.evaluate(infer, params, eval_arrays, mesh, tc.batch_size)
   final = _eval_metrics(results, eval_arrays, step)
   final.update(_health_metrics(None, scorer, params))
   if not any(row["step"] == step and row.keys() >= final.keys() for row in writer.rows()):
@@ -394,20 +267,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 
 HELD_OUT = "test_id/recon_mse"  # the error the stopping rule watches
-
-
-def training_record(workdir: str) -> dict:
-  """What a finished training run of `workdir` reports: {"step" it ended at, "stopped_early"
-  (whether the stopping rule ended it before train.num_steps), "train_recon_mse",
-  "slot_purity" and "healthy" (the health check; None where it is not defined)}."""
-  rows = [r for r in loop.MetricWriter(workdir).rows() if "train/recon_mse" in r]
-  if not rows:
-    raise checkpoints.CheckpointError(f"{workdir} holds no evaluated training run.")
-  last = rows[-1]
-  purity = last.get("train/slot_purity")
-  return {"step": last["step"], "stopped_early": stopping.read(workdir) is not None,
-          "train_recon_mse": last["train/recon_mse"], "slot_purity": purity,
-          "healthy": None if purity is None else health.is_healthy(purity)}
 
 
 def _health_metrics(record: dict | None, scorer: Callable, params) -> dict:

@@ -16,7 +16,7 @@ import compgen
 from compgen import models, parallel
 from compgen.data import pipeline
 from compgen.data import sprites as sprites_lib
-from compgen.training import candidates, checkpoints, health, train_lib
+from compgen.training import candidates, checkpoints, health, trained
 
 
 def main():
@@ -30,13 +30,13 @@ def main():
   overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
   config = compgen.get_config(args.config, overrides)
   num = candidates.count(config)
-  ex = train_lib.first_examples(pipeline.load_split(config.data, "train"), args.examples)
+  ex = trained.first_examples(pipeline.load_split(config.data, "train"), args.examples)
   x = models.model_input(ex)
   k = ex["latents"].shape[1]
   true_masks = np.asarray(sprites_lib.object_masks(
       pipeline.dataset_spec(config.data).generator, ex["latents"], ex["factors"][..., 0]))
   found, scored = health.image_objects(x, k)
-  model = train_lib.build_model(config, ex)
+  model = trained.build_model(config, ex)
   shares = jax.jit(lambda p: health.slot_shares(lambda z: model.decode(p, z)["output"],
                                                 model.encode(p, x[scored])["mean"]))
   mse = jax.jit(lambda p: models.per_example_mse(

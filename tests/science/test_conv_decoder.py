@@ -8,7 +8,7 @@ from compgen import models
 from compgen.data import pipeline
 from compgen.inversion import priors
 from compgen.inversion import search_job
-from compgen.training import train_lib
+from compgen.training import train_lib, trained
 from compgen import parallel
 
 pytestmark = pytest.mark.slow
@@ -26,10 +26,10 @@ def test_search_through_a_briefly_trained_conv_decoder_lowers_the_ood_error(tmp_
   workdir = str(tmp_path)
   train_lib.train_and_evaluate(config, workdir)
   mesh = parallel.make_mesh(config.mesh)
-  model, params, _ = train_lib.restore_trained(config, workdir, mesh)
-  ood = train_lib.first_examples(pipeline.load_split(config.data, "test_ood"), 32)
+  model, params, _ = trained.restore_trained(config, workdir, mesh)
+  ood = trained.first_examples(pipeline.load_split(config.data, "test_ood"), 32)
   x = models.model_input(ood)
-  z0, mse0, _ = (np.asarray(a) for a in train_lib.make_infer(model)(params, x))
+  z0, mse0, _ = (np.asarray(a) for a in trained.make_infer(model)(params, x))
   prior = priors.fit_prior("gaussian", z0)
   searcher = search_job.make_searcher(config, model, prior, mesh)
   found = search_job.search_all(searcher, params, x, z0, mesh, 32)

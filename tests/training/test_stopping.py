@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from compgen import errors
-from compgen.training import stopping, train_lib
+from compgen.training import stopping, train_lib, trained
 
 
 def _first_stop(curve, every, window, improvement, min_steps=0):
@@ -65,7 +65,7 @@ def test_training_stops_when_levelled_records_it_and_a_rerun_changes_nothing(tmp
   assert int(state.step) == record["step"] == 30  # the first step with an error 20 before
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["30"]
   rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
-  assert train_lib.training_record(str(tmp_path))["stopped_early"]
+  assert trained.training_record(str(tmp_path))["stopped_early"]
   again = train_lib.train_and_evaluate(config, str(tmp_path))
   assert int(again.step) == 30
   assert (tmp_path / "metrics.jsonl").read_text().splitlines() == rows

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from compgen.data import pipeline
-from compgen.training import candidates, checkpoints, train_lib
+from compgen.training import candidates, checkpoints, train_lib, trained
 
 def _metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -81,7 +81,7 @@ def test_other_optimizer_settings_restore_the_model_but_do_not_resume_its_traini
   other = config_of("synthetic", "smoke")  # another optimizer state tree: no clipping, AdamW
   other.optim.update(grad_clip_norm=0.0, name="adamw", learning_rate=1e-2)
   other.loss.consistency_weight = 0.5
-  _, params, step = train_lib.restore_trained(other, str(tmp_path))  # search, replay, experiment
+  _, params, step = trained.restore_trained(other, str(tmp_path))  # search, replay, experiment
   assert step == 4
   for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(params), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -93,7 +93,7 @@ def test_other_optimizer_settings_restore_the_model_but_do_not_resume_its_traini
   changed = config_of("synthetic", "smoke")
   changed.data.synthetic.output_dim = 12
   with pytest.raises(checkpoints.CheckpointError, match="model trained with a different config"):
-    train_lib.restore_trained(changed, str(tmp_path))
+    trained.restore_trained(changed, str(tmp_path))
 
 
 def test_training_reduces_the_loss(tmp_path, config_of):
@@ -132,8 +132,8 @@ def test_candidates_train_side_by_side_and_the_best_fit_of_the_training_data_is_
   for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(first), strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
   # the kept one is the lowest reconstruction error on the first eval_examples training vectors
-  model, kept, step = train_lib.restore_trained(config, str(tmp_path / "population"))
-  train = train_lib.first_examples(
+  model, kept, step = trained.restore_trained(config, str(tmp_path / "population"))
+  train = trained.first_examples(
       pipeline.load_split(config.data, "train"), config.train.eval_examples)
   x = np.asarray(train["x"])
   errors = []
@@ -160,10 +160,10 @@ def test_a_workdir_from_before_candidates_existed_is_the_single_model_run(tmp_pa
   saved = json.loads((tmp_path / "config.json").read_text())
   del saved["model"]["candidates"]  # what an older compgen wrote
   (tmp_path / "config.json").write_text(json.dumps(saved))
-  assert train_lib.restore_trained(config, str(tmp_path))[2] == 4
+  assert trained.restore_trained(config, str(tmp_path))[2] == 4
   config.model.candidates = 2
   with pytest.raises(checkpoints.CheckpointError, match="model: candidates was None, now 2"):
-    train_lib.restore_trained(config, str(tmp_path))
+    trained.restore_trained(config, str(tmp_path))
 
 
 def test_a_population_cut_at_a_step_keeps_its_best_fit_there_and_resumes_across_the_cut(
@@ -172,9 +172,9 @@ def test_a_population_cut_at_a_step_keeps_its_best_fit_there_and_resumes_across_
   config.model.candidates = 3
   config.train.checkpoint_every = 1
   population = train_lib.train_and_evaluate(config, str(tmp_path / "whole"), stop_at_step=2)
-  model = train_lib.build_model(config, train_lib.first_examples(
+  model = trained.build_model(config, trained.first_examples(
       pipeline.load_split(config.data, "train"), 1))
-  x = np.asarray(train_lib.first_examples(pipeline.load_split(config.data, "train"),
+  x = np.asarray(trained.first_examples(pipeline.load_split(config.data, "train"),
                                           config.train.eval_examples)["x"])
   errors = [float(np.mean((np.asarray(model.decode(p, model.encode(p, x)["mean"])["output"])
                            - x) ** 2))
@@ -188,7 +188,7 @@ def test_a_population_cut_at_a_step_keeps_its_best_fit_there_and_resumes_across_
   assert all(leaf.shape == single.shape for leaf, single in zip(
       jax.tree.leaves(cut.params), jax.tree.leaves(candidates.take(population.params, 0)),
       strict=True))  # one model trained on from the cut
-  _, kept, _ = train_lib.restore_trained(config, str(tmp_path / "cut"))
+  _, kept, _ = trained.restore_trained(config, str(tmp_path / "cut"))
   for a, b in zip(jax.tree.leaves(cut.params), jax.tree.leaves(kept), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # stopped at the cut, then after it: each resume gives the uninterrupted run's parameters
@@ -206,6 +206,6 @@ def test_the_parameter_summary_counts_one_model_of_a_population():
             "decoder": {"b": jax.ShapeDtypeStruct((2, 5), np.float32),
                         "w": jax.ShapeDtypeStruct((2, 5, 2), np.float32)}}
   model = ml_collections.ConfigDict({"encoder": "cnn", "decoder": "additive"})
-  assert train_lib.parameter_summary(shapes, 2, model) == (
+  assert trained.parameter_summary(shapes, 2, model) == (
       "Model: cnn encoder, additive decoder: 27 parameters (2 side by side) "
       "(decoder 15, encoder 12).")
