@@ -148,11 +148,11 @@ def load(workdir: str, config: ml_collections.ConfigDict | None = None) -> Model
     config = ml_collections.ConfigDict(files.read_json(path))
   if files.path(workdir, PARAMS_FILE).exists():
     exported = _load_exported(config, workdir)
-    trained = checkpoints.latest_step(files.path(workdir))
-    if trained is None or trained <= exported.step:
+    newest = checkpoints.latest_step(files.path(workdir))
+    if newest is None or newest <= exported.step:
       return exported
     print(f"NOTE: {workdir} holds an export of step {exported.step} and newer checkpoints "
-          f"(step {trained}): using the checkpoints, as the jobs do. Export again to update "
+          f"(step {newest}): using the checkpoints, as the jobs do. Export again to update "
           f"{PARAMS_FILE}.")
   autoencoder, params, step = trained.restore_trained(config, workdir)
   return Model(config, str(workdir), autoencoder, params, step)
