@@ -46,7 +46,7 @@ from compgen.data import sprites as sprites_lib
 from compgen.inversion import replay, search
 from compgen.models import decoders as decoders_lib
 from compgen.models import layers
-from compgen.training import objectives, train_lib, trained
+from compgen.training import objectives, optimizers, resumable, train_lib, trained
 
 SECTIONS = ("search", "loop", "torch", "replay", "streaming", "train", "profile")
 _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Which of {SECTIONS} to run.")
@@ -232,7 +232,7 @@ def replay_cost(resolution: int, batch_size: int, repeats: int, steps: int = 5,
   data_step = jax.jit(replay.make_encoder_step(encode, replay.dataset_sampler(batch_size),
                                                opt))
   x_all, z_all = decode(dec_params, z), z
-  state = lambda: train_lib.TrainState(jnp.zeros((), jnp.int32), enc_params,
+  state = lambda: resumable.TrainState(jnp.zeros((), jnp.int32), enc_params,
                                               opt.init(enc_params))
 
   def run(step, *args):
@@ -318,7 +318,7 @@ def train_throughput(decoder: str, encoder: str, resolution: int, batch_size: in
                                 jnp.float32),
            "latents": jnp.zeros((batch_size, 2, 5), jnp.float32)}
   model = trained.build_model(config, batch)
-  optimizer = train_lib.make_optimizer(config.optim, 1000)
+  optimizer = optimizers.make_optimizer(config.optim, 1000)
   state = train_lib.state_initializer(config, model, optimizer, batch)()
   step = jax.jit(train_lib.make_train_step(model, config, optimizer), donate_argnums=0)
   key = jax.random.PRNGKey(0)
@@ -376,7 +376,7 @@ def train_profile(decoder: str, encoder: str, resolution: int, batch_size: int,
   x = jnp.asarray(rng.uniform(size=(batch_size, resolution, resolution, 3)), jnp.float32)
   batch = {"image": x, "latents": jnp.zeros((batch_size, 2, 5), jnp.float32)}
   model = trained.build_model(config, batch)
-  optimizer = train_lib.make_optimizer(config.optim, 1000)
+  optimizer = optimizers.make_optimizer(config.optim, 1000)
   state = train_lib.state_initializer(config, model, optimizer, batch)()
   step = jax.jit(train_lib.make_train_step(model, config, optimizer))
   key = jax.random.PRNGKey(0)

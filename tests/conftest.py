@@ -56,16 +56,16 @@ def train_encoder():
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from compgen import config_lib, models  # pylint: disable=g-import-not-at-top
   from compgen.inversion import replay  # pylint: disable=g-import-not-at-top
-  from compgen.training import train_lib  # pylint: disable=g-import-not-at-top
+  from compgen.training import optimizers, resumable  # pylint: disable=g-import-not-at-top
 
   def train(sampler, sampler_args, steps=800, seed=0, dim=16, slot_dim=3):
     cfg = config_lib.model_config(slot_dim=slot_dim)
     encoder = models.make_encoder(cfg, num_slots=2)
     params = encoder.init(jax.random.PRNGKey(seed), jnp.zeros((1, dim)))["params"]
-    optimizer = train_lib.make_optimizer(config_lib.training_config().optim, steps)
+    optimizer = optimizers.make_optimizer(config_lib.training_config().optim, steps)
     encode = lambda p, x: encoder.apply({"params": p}, x)["mean"]
     step = jax.jit(replay.make_encoder_step(encode, sampler, optimizer))
-    state = train_lib.TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+    state = resumable.TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
     for i in range(steps):
       state, _ = step(state, jax.random.PRNGKey(i), *sampler_args)
     return lambda x: encode(state.params, x)

@@ -18,7 +18,7 @@ from compgen import models
 from compgen import parallel
 from compgen.data import pipeline
 from compgen.inversion import priors
-from compgen.training import (checkpoints, loop, objectives, probe, provenance, train_lib,
+from compgen.training import (checkpoints, objectives, optimizers, probe, provenance, resumable,
                               trained)
 
 
@@ -46,12 +46,12 @@ def dataset_sampler(batch_size: int):
 def make_encoder_step(encode_fn, sampler, optimizer, loss: str = "mse"):
   """(state, rng, *sampler_args) -> (state, metrics): one optax step of min ‖z − ĝ(x)‖² on
   pairs (x, z) = sampler(rng, *sampler_args); state.params are the encoder's."""
-  def step(state: train_lib.TrainState, rng, *sampler_args):
+  def step(state: resumable.TrainState, rng, *sampler_args):
     x, z = sampler(rng, *sampler_args)
     value, grads = jax.value_and_grad(
         lambda p: objectives.latent_loss(encode_fn(p, x), z, loss))(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    return (train_lib.TrainState(state.step + 1, optax.apply_updates(state.params, updates),
+    return (resumable.TrainState(state.step + 1, optax.apply_updates(state.params, updates),
                                  opt_state), {"latent_mse": value})
   return step
 
@@ -85,7 +85,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                  config.train.batch_size)
   prior = priors.fit_prior(rc.prior, id_latents[:rc.prior_examples], seed=config.seed)
 
-  optimizer = train_lib.make_optimizer(rc.optim, rc.num_steps)
+  optimizer = optimizers.make_optimizer(rc.optim, rc.num_steps)
   root = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
 
   def init_state():
@@ -94,7 +94,7 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     else:
       x0 = models.model_input(arrays["train"])[:1]
       enc = model.encoder.init(jax.random.fold_in(root, 0), x0)["params"]
-    return train_lib.TrainState(jnp.zeros((), jnp.int32), enc, optimizer.init(enc))
+    return resumable.TrainState(jnp.zeros((), jnp.int32), enc, optimizer.init(enc))
 
   repl = parallel.replicated(mesh)
   state_shape = jax.eval_shape(init_state)
@@ -106,30 +106,21 @@ def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                           parallel.resolve_micro_batch(rc.micro_batch)),
                                       optimizer, rc.loss),
                     out_shardings=(state_sharding, repl), donate_argnums=0)
-  ckpt = checkpoints.Checkpointer(out_dir, config.train.keep_checkpoints)
-  record = provenance.record(config, provenance.REPLAY_SECTIONS, trained_step=trained_step)
-  if ckpt.latest_step() is not None:
-    stale = provenance.stale(out_dir, record)
-    if stale:
-      ckpt.close()
-      raise checkpoints.CheckpointError(
-          f"{out_dir} holds a replay run made with other settings ({stale}). Set them back "
-          f"to resume or reuse it, or delete {out_dir} to replay with the new ones (the "
-          "trained model stays).")
-  provenance.write_record(out_dir, record)
-  start, state, _ = ckpt.restore_or_init(init_state, state_shape, state_sharding)
+  run = resumable.ResumableRun(
+      out_dir, config.train.keep_checkpoints,
+      provenance.record(config, provenance.REPLAY_SECTIONS, trained_step=trained_step),
+      what="a replay run", redo="replay with the new ones (the trained model stays)")
+  _, state, _ = run.restore_or_init(init_state, state_shape, state_sharding)
   prior = jax.device_put(prior, repl)
   decoder_params = params["decoder"]
-  writer = loop.MetricWriter(out_dir)
-  writer.drop_after(start)
+  writer = run.writer
   step_key = jax.random.fold_in(root, 1)
   stop = rc.num_steps if stop_at_step is None else min(stop_at_step, rc.num_steps)
-  state, step = loop.run_loop(
+  state, step = run.run(
       lambda state, step: step_fn(state, jax.random.fold_in(step_key, step), decoder_params,
                                   prior),
       state, stop=stop, num_steps=rc.num_steps, batch_size=rc.batch_size,
-      log_every=rc.log_every, checkpoint_every=rc.checkpoint_every, checkpointer=ckpt,
-      writer=writer, desc="replay")
+      log_every=rc.log_every, checkpoint_every=rc.checkpoint_every, desc="replay")
   if step < rc.num_steps:
     return {"stopped_at": step}
   summary = compare_encoders(infer, params, state.params, arrays, mesh, config.train.batch_size)

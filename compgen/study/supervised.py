@@ -37,7 +37,7 @@ from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
-from compgen.training import checkpoints, loop, objectives, provenance, train_lib, trained
+from compgen.training import objectives, optimizers, provenance, resumable, trained
 
 NUM_PICTURES = 8
 CACHE = "supervised.json"  # in {workdir}/seed{s}/: one per seed, whatever the decoder
@@ -93,17 +93,13 @@ def _train_and_score(config, workdir, arrays, mesh, names, num_categories) -> di
       process_index=jax.process_index(), process_count=jax.process_count())
   parts = ("encoder", "decoder") if ec.supervised_decoder else ("encoder",)
   out_dir = files.path(workdir, "supervised")  # the run's checkpoints, while it runs
-  record = provenance.record(config, SECTIONS)
-  stale = provenance.stale(out_dir, record) if checkpoints.latest_step(out_dir) else ""
-  if stale:
-    raise checkpoints.CheckpointError(
-        f"{out_dir} holds an unfinished supervised reference made with other settings "
-        f"({stale}). Set them back to resume it, or delete {out_dir} to train the reference "
-        "with the new ones.")
-  provenance.write_record(out_dir, record)
+  run = resumable.ResumableRun(out_dir, config.train.keep_checkpoints,
+                               provenance.record(config, SECTIONS),
+                               what="an unfinished supervised reference",
+                               redo="train the reference with the new ones")
   fit_pair = {"x": models.model_input(arrays["fit"]), "t": targets(arrays["fit"])}
   params, fit_loss = _fit(model, params, parts, config, ec.supervised_steps, batches,
-                          targets, mesh, out_dir, fit_pair)
+                          targets, mesh, run, fit_pair)
   if jax.process_index() == 0:  # finished: the result below is what is kept
     (out_dir / "checkpoints").rmtree()
 
@@ -136,27 +132,27 @@ def _train_and_score(config, workdir, arrays, mesh, names, num_categories) -> di
   return result
 
 
-def _fit(model, params, parts, config, steps: int, batches, targets, mesh, out_dir,
-         fit_pair: dict):
+def _fit(model, params, parts, config, steps: int, batches, targets, mesh,
+         run: resumable.ResumableRun, fit_pair: dict):
   """`steps` updates of the encoder (latent loss) and, if in `parts`, the decoder
   (reconstruction loss) on the pairs (x, t(z)) of `batches`, each part with its own optimiser
   state (global-norm clipping does not couple them), on the shared step loop
-  (`loop.run_loop`: progress, NaN guard, checkpoints in `out_dir` resumed after a preemption,
-  metrics in `out_dir/metrics.jsonl`). Returns (params, {part: its loss on `fit_pair`, the
+  (`run`: progress, NaN guard, checkpoints resumed after a preemption, metrics in its
+  `metrics.jsonl`). Returns (params, {part: its loss on `fit_pair`, the
   fit images and their targets}).
 
   A step is dispatched only once the one before the last has finished: on a mesh of virtual
   CPU devices, hundreds of queued steps deadlocked XLA's in-process all-reduce (7 of 8
   participants at the rendezvous, then an abort; 5 of 5 runs of the test without a bound on
   the queue, 0 of 3 with it)."""
-  optimizer = train_lib.make_optimizer(config.optim, steps)
+  optimizer = optimizers.make_optimizer(config.optim, steps)
   loss_of = {"encoder": lambda p, x, t: objectives.latent_loss(
                  model.encode(p, x)["mean"], t, "permutation_invariant"),
              "decoder": lambda p, x, t: jnp.mean((model.decode(p, t)["output"] - x) ** 2)}
   losses = lambda p, x, t: {part: loss_of[part](p, x, t) for part in parts}
 
   def init_state():
-    return train_lib.TrainState(jnp.zeros((), jnp.int32), params,
+    return resumable.TrainState(jnp.zeros((), jnp.int32), params,
                                 {part: optimizer.init(params[part]) for part in parts})
   repl = parallel.replicated(mesh)
   state_shape = jax.eval_shape(init_state)
@@ -173,14 +169,9 @@ def _fit(model, params, parts, config, steps: int, batches, targets, mesh, out_d
       updates, new_opt[part] = optimizer.update(grads[part], state.opt_state[part],
                                                 state.params[part])
       new_p[part] = optax.apply_updates(state.params[part], updates)
-    return train_lib.TrainState(state.step + 1, new_p, new_opt), values
+    return resumable.TrainState(state.step + 1, new_p, new_opt), values
 
-  ckpt = checkpoints.Checkpointer(out_dir, config.train.keep_checkpoints)
-  start, state, data_state = ckpt.restore_or_init(init_state, state_shape, sharding)
-  if data_state is not None:
-    batches.restore(data_state)
-  writer = loop.MetricWriter(out_dir)
-  writer.drop_after(start)
+  _, state, _ = run.restore_or_init(init_state, state_shape, sharding, batches)
   in_flight = []
 
   def step_fn(state, _):
@@ -192,11 +183,11 @@ def _fit(model, params, parts, config, steps: int, batches, targets, mesh, out_d
     in_flight.append(values)
     return state, values
   tc = config.train
-  state, _ = loop.run_loop(
+  state, _ = run.run(
       step_fn, state, stop=steps, num_steps=steps, batch_size=tc.batch_size,
-      log_every=tc.log_every, checkpoint_every=tc.checkpoint_every, checkpointer=ckpt,
-      writer=writer, desc="supervised references", data_state=lambda: batches.state)
-  writer.flush()
+      log_every=tc.log_every, checkpoint_every=tc.checkpoint_every,
+      desc="supervised references", data_state=lambda: batches.state)
+  run.writer.flush()
   fit_loss = jax.device_get(jax.jit(losses)(state.params, *fit_pair.values()))
   return state.params, {part: float(v) for part, v in fit_loss.items()}
 

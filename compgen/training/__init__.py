@@ -1,2 +1,3 @@
 """In-domain training of slot autoencoders (Eq. 4.2)."""
-from compgen.training.train_lib import TrainState, train_and_evaluate
+from compgen.training.resumable import TrainState
+from compgen.training.train_lib import train_and_evaluate

@@ -9,54 +9,22 @@ vmapped step) and the one that reconstructs the ID training data best is kept (`
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 
-from compgen import errors
 from compgen import files
 from compgen import models
 from compgen import parallel
 from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
-from compgen.training import (candidates, checkpoints, health, loop, objectives, probe,
-                              provenance, stopping, trained)
-
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: Any
-  opt_state: Any
-
-
-def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
-  """Adam/AdamW with linear warm-up, cosine (or constant) decay, global-norm clipping."""
-  peak = optim.learning_rate
-  warmup = min(optim.warmup_steps, max(num_steps - 1, 0))
-  if optim.decay == "cosine":
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, peak, warmup_steps=warmup, decay_steps=max(num_steps, warmup + 1),
-        end_value=peak * optim.end_learning_rate_fraction)
-  elif optim.decay == "constant":
-    schedule = optax.warmup_constant_schedule(0.0, peak, warmup_steps=max(warmup, 1))
-  else:
-    raise errors.ConfigError(f"Unknown optim.decay={optim.decay!r}: choose 'cosine' or 'constant'.")
-  if optim.name == "adam":
-    opt = optax.adam(schedule)
-  elif optim.name == "adamw":
-    opt = optax.adamw(schedule, weight_decay=optim.weight_decay)
-  else:
-    raise errors.ConfigError(f"Unknown optim.name={optim.name!r}: choose 'adam' or 'adamw'.")
-  if optim.grad_clip_norm:
-    opt = optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm), opt)
-  return opt
+from compgen.training import (candidates, health, objectives, optimizers, probe, provenance,
+                              resumable, stopping, trained)
 
 
 def make_train_step(model, config, optimizer, num: int | None = None):
@@ -77,7 +45,7 @@ def make_train_step(model, config, optimizer, num: int | None = None):
 
   num = candidates.count(config) if num is None else num
 
-  def train_step(state: TrainState, batch: dict, rng: jax.Array):
+  def train_step(state: resumable.TrainState, batch: dict, rng: jax.Array):
     if num == 1:
       params, opt_state, terms = update(state.params, state.opt_state, batch, rng, state.step)
     else:
@@ -85,7 +53,7 @@ def make_train_step(model, config, optimizer, num: int | None = None):
           state.params, state.opt_state, batch, jax.random.split(rng, num), state.step)
       terms = {**{k: v.mean() for k, v in terms.items()}, "best_mse": terms["mse"].min(),
                **{f"candidate{i}/mse": terms["mse"][i] for i in range(num)}}
-    return TrainState(state.step + 1, params, opt_state), terms
+    return resumable.TrainState(state.step + 1, params, opt_state), terms
   return train_step
 
 
@@ -132,13 +100,13 @@ def state_initializer(config, model, optimizer, example_batch: dict):
       params, opt_state = init_one(key)
     else:
       params, opt_state = jax.vmap(init_one)(candidates.init_keys(key, num))
-    return TrainState(jnp.zeros((), jnp.int32), params, opt_state)
+    return resumable.TrainState(jnp.zeros((), jnp.int32), params, opt_state)
   return init_state
 
 
 @files.holds_workdir("train")
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       stop_at_step: int | None = None) -> TrainState:
+                       stop_at_step: int | None = None) -> resumable.TrainState:
   """Trains the configured autoencoder on ID data, resuming from `workdir` if it holds a run.
 
   `stop_at_step` ends this call early, with a checkpoint, at that step (the learning-rate
@@ -160,7 +128,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                  for split, source in sources.items()}
 
   model = trained.build_model(config, eval_arrays["train"])
-  optimizer = make_optimizer(config.optim, tc.num_steps)
+  optimizer = optimizers.make_optimizer(config.optim, tc.num_steps)
   root = jax.random.PRNGKey(config.seed)
   init_state = state_initializer(config, model, optimizer, eval_arrays["train"])
   repl = parallel.replicated(mesh)
@@ -178,18 +146,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                    out_shardings=(sharding, repl), donate_argnums=0)
     return init, shape, sharding, step
 
-  ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
-  saved = ckpt.latest_step()
+  resumed_run = resumable.ResumableRun(workdir, tc.keep_checkpoints)
+  saved = resumed_run.saved_step()
   size = 1 if cut and saved is not None and saved > keep_at else num
   init, shape, sharding, train_step = phase(size)
   if jax.process_index() == 0:
     print(trained.parameter_summary(shape.params, size, config.model))
-  latest, state, data_state = ckpt.restore_or_init(init, shape, sharding)
-  if data_state is not None:
-    train_iter.restore(data_state)
-    print(f"Resumed from {ckpt.directory}/{latest} (step {int(state.step)}).")
-  writer = loop.MetricWriter(workdir)
-  writer.drop_after(latest)
+  latest, state, resumed = resumed_run.restore_or_init(init, shape, sharding, train_iter)
+  if resumed:
+    print(f"Resumed from {resumed_run.checkpointer.directory}/{latest} "
+          f"(step {int(state.step)}).")
+  writer = resumed_run.writer
   step_key = jax.random.fold_in(root, 1)
   scorer = trained.candidate_scorer(config, model, infer, eval_arrays["train"], mesh)
   score_by = candidates.score_name(config)
@@ -220,11 +187,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       print(f"\nConverged at step {step}: " + stopping.record(
           workdir, step, history[step], tc.stop_window, tc.stop_improvement)["reason"] + ".")
       return True
-    return loop.run_loop(
+    return resumed_run.run(
         step_fn, state, stop=until, num_steps=tc.num_steps, batch_size=tc.batch_size,
-        log_every=tc.log_every, checkpoint_every=tc.checkpoint_every, checkpointer=ckpt,
-        writer=writer, desc="train", data_state=lambda: train_iter.state,
-        eval_every=tc.eval_every, on_eval=on_eval, converged=converged)
+        log_every=tc.log_every, checkpoint_every=tc.checkpoint_every, desc="train",
+        data_state=lambda: train_iter.state, eval_every=tc.eval_every, on_eval=on_eval,
+        converged=converged)
 
   step = latest
   if size > 1 and cut:
@@ -235,7 +202,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       size = 1
       _, _, sharding, train_step = phase(size)
       state = jax.device_put(state, sharding)
-      ckpt = checkpoints.Checkpointer(workdir, tc.keep_checkpoints)
   if step < stop:
     state, step = run(state, stop)
   if step < tc.num_steps and stopping.read(workdir) is None:

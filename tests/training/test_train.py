@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from compgen.data import pipeline
-from compgen.training import candidates, checkpoints, train_lib, trained
+from compgen.training import candidates, checkpoints, optimizers, train_lib, trained
 
 def _metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -111,7 +111,7 @@ def test_bad_optimiser_settings_are_refused(key, value, match, config_of):
   config = config_of("synthetic", "smoke")
   config.optim[key] = value
   with pytest.raises(ValueError, match=match):
-    train_lib.make_optimizer(config.optim, 10)
+    optimizers.make_optimizer(config.optim, 10)
 
 
 def test_batch_size_must_fit_the_devices(tmp_path, config_of):
