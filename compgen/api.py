@@ -32,9 +32,9 @@ from compgen import models
 from compgen import parallel
 from compgen.data import checks
 from compgen.data import pipeline
+from compgen.inversion import perception as perception_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
-from compgen.inversion import search_job
 from compgen.study import experiment as experiment_lib
 from compgen.training import checkpoints, train_lib, trained
 
@@ -124,12 +124,20 @@ class Model:
     source = pipeline.load_split(self.config.data, split)
     return trained.first_examples(source, len(source) if n is None or n < 0 else n)
 
-  def prior(self, kind: str = "empirical", num_examples: int | None = None):
-    """A factorised slot prior (`compgen.inversion.priors`) fitted on the encoder's latents
-    of ID training images (`replay.prior_examples` of them by default)."""
+  def prior_latents(self, num_examples: int | None = None) -> np.ndarray:
+    """The encoder's latents [N, K, m] of the first `num_examples` (default
+    `replay.prior_examples`) ID training images: the sample every prior of this model is
+    fitted on (`compgen.inversion.perception`)."""
     n = num_examples or self.config.replay.prior_examples
-    return self.memo(("prior", kind, n), lambda: priors.fit_prior(
-        kind, self.encode(models.model_input(self.data("train", n))), seed=self.config.seed))
+    return self.memo(("prior_latents", n), lambda: perception_lib.prior_latents(
+        self.config, self._jit("infer", trained.make_infer(self.autoencoder)), self.params,
+        parallel.make_mesh(self.config.mesh), n))
+
+  def prior(self, kind: str = "empirical", num_examples: int | None = None):
+    """A factorised slot prior (`compgen.inversion.priors`) fitted on `prior_latents`."""
+    return self.memo(("prior", kind, num_examples or self.config.replay.prior_examples),
+                     lambda: priors.fit_prior(kind, self.prior_latents(num_examples),
+                                              seed=self.config.seed))
 
 
 PARAMS_FILE = "params.npz"  # an exported model: config.json + these parameters
@@ -213,15 +221,13 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
   step), converged [B], converged_step [B], finite [B] (False: the objective went NaN/Inf and
   z is the best finite iterate; also printed), z0 [B, K, m] and mse0 [B] (the start and its
   error); with `record_steps`, also "iterates": {step: z [B, K, m]} from the first start.
+  The perception of the jobs (`compgen.inversion.perception`: its prior sample, restarts and
+  random streams), so the experiment's search latents of the same images are what it returns.
   """
   config = _with_settings(model.config, "search", search_settings, "invert")
-  sc = config.search
-  key = ("searcher", repr(sorted(sc.to_dict().items())))
-  mesh = parallel.make_mesh(config.mesh)
-  needs_prior = sc.restarts > 1 or sc.regularizer == "prior"
-  prior = model.prior(sc.prior) if needs_prior else None
-  searcher = model.memo(key, lambda: search_job.make_searcher(config, model.autoencoder, prior,
-                                                               mesh))
+  key = ("perception", repr(sorted(config.search.to_dict().items())))
+  perception = model.memo(key, lambda: perception_lib.Perception.of(
+      config, model.autoencoder, parallel.make_mesh(config.mesh), model.prior_latents))
   if isinstance(x, dict):
     raise checks.DataError(
         f"compgen.invert: x is a dict (keys {sorted(x)}), not an array: pass its images, e.g. "
@@ -233,17 +239,12 @@ def invert(model: Model, x, z0=None, record_steps=(), **search_settings) -> dict
     z0 = np.asarray(z0)
     checks.check_batch(z0, "compgen.invert: z0", name="start latents", unit_range=False)
   start = model.encode(x) if z0 is None else z0.astype(np.float32)
-  starts = start
-  if sc.restarts > 1 and start.ndim == 3:
-    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 4)
-    starts = np.asarray(search_job.add_restarts(start, prior, sc.restarts, rng))
-  out = search_job.search_all(searcher, model.params, x, starts, mesh, sc.batch_size)
-  search_job.report_diverged(out["finite"], "compgen.invert")
+  out = perception(model.params, x, start, desc="compgen.invert")
   first = start if start.ndim == 3 else start[:, 0]
   out["z0"] = first
   out["mse0"] = np.asarray(models.per_example_mse(model.decode(first)["output"], x))
   if record_steps:
-    out["iterates"] = {step: np.asarray(z) for step, z in searcher.iterates(
+    out["iterates"] = {step: np.asarray(z) for step, z in perception.searcher.iterates(
         model.params, x, first, record_steps).items()}
   return out
 

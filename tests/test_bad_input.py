@@ -26,7 +26,7 @@ from ml_collections import config_flags
 import compgen
 from compgen import config_lib, models, parallel
 from compgen.data import checks, pipeline, tfds_builders
-from compgen.inversion import priors, search, search_job
+from compgen.inversion import perception, priors, search
 
 DataError = pipeline.DataError
 IMAGE = (8, 8, 3)
@@ -174,9 +174,9 @@ def test_searcher_names_non_finite_images_and_starts_and_can_be_told_not_to(caps
                                   chunk_steps=1, max_steps=2)
   np.testing.assert_array_equal(streamed["finite"], [True, True, False, True])
   mesh = parallel.make_mesh(ml_collections.ConfigDict({"data": 1, "fsdp_min_size": 0}))
-  batched = search_job.search_all(unchecked_searcher, None, bad_x, z0, mesh, batch_size=3)
+  batched = perception.search_all(unchecked_searcher, None, bad_x, z0, mesh, batch_size=3)
   np.testing.assert_array_equal(batched["finite"], [True, True, False, True])
-  search_job.report_diverged(batched["finite"], "search test_ood")
+  perception.report_diverged(batched["finite"], "search test_ood")
   assert ("WARNING: search test_ood: the objective went NaN/Inf for 1 of 4 images (index [2])"
           in capsys.readouterr().out)
 

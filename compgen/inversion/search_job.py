@@ -1,8 +1,9 @@
 """The search job: invert a trained decoder on test_id and test_ood, save latents and errors.
 
 `search_and_save(config, workdir)` restores the model trained in `workdir`, initialises z from
-the encoder (or the replay encoder, a prior, zeros; plus restarts from prior samples), runs
-`Searcher` in sharded batches and writes `{workdir}/search/{split}.npz` with
+the encoder (or the replay encoder, a prior, zeros; plus restarts from prior samples),
+perceives each split batch by batch (`perception.Perception`: the same draws as perceiving it
+at once) and writes `{workdir}/search/{split}.npz` with
   z, z0 [N, K, m]; mse, mse0 [N] (after / before search); converged, converged_step [N];
   finite [N] (False: the objective went NaN/Inf, also printed); latents (true) [N, K, m];
   seconds (the split's search time)
@@ -17,10 +18,8 @@ import itertools
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import tqdm
 
 from compgen import errors
@@ -29,70 +28,15 @@ from compgen import models
 from compgen import parallel
 from compgen import tables
 from compgen.data import pipeline
-from compgen.inversion import priors
+from compgen.inversion import perception as perception_lib
 from compgen.inversion import replay as replay_lib
-from compgen.inversion import search as search_lib
 from compgen.training import checkpoints, loop, probe, provenance, trained
 
 INITS = ("encoder", "replay_encoder", "prior", "zeros")
 # What a split's search results depend on (with the trained step, and the replay section and
 # step for search.init="replay_encoder"): a change makes the job search that split again.
-SEARCH_SECTIONS = ("data", "model", "search", "train.eval_examples", "seed")
-REGULARIZERS = ("none", "latent_l2", "prior")
-
-
-def make_searcher(config, model, prior, mesh) -> search_lib.Searcher:
-  sc = config.search
-  if sc.regularizer not in REGULARIZERS:
-    raise errors.ConfigError(f"Unknown search.regularizer={sc.regularizer!r}: choose one of "
-                             f"{REGULARIZERS}.")
-  regularizer = {"none": None, "latent_l2": search_lib.latent_l2,
-                 "prior": priors.negative_log_prob(prior) if sc.regularizer == "prior"
-                 else None}[sc.regularizer]
-  decode = lambda p, z: model.decode(p, z)["output"]
-  return search_lib.Searcher(decode, optimizer=optax.adam(sc.learning_rate),
-                             num_steps=sc.num_steps, tol=sc.tol, regularizer=regularizer,
-                             reg_weight=sc.reg_weight, mesh=mesh,
-                             micro_batch=parallel.resolve_micro_batch(sc.micro_batch))
-
-
-def add_restarts(z0: jax.Array, prior, restarts: int, rng: jax.Array) -> jax.Array:
-  """z0 [B, K, m] -> [B, R, K, m]: the given start plus R − 1 starts sampled from `prior`."""
-  extra = prior.sample(rng, len(z0) * (restarts - 1))
-  return jnp.concatenate([z0[:, None], extra.reshape((len(z0), restarts - 1) + z0.shape[1:])],
-                         axis=1)
-
-
-def search_batch(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh) -> dict:
-  """One batch of any size through `searcher`, padded to the mesh's device count: returns
-  {z, mse, trace, converged, converged_step, finite} as numpy arrays for the B real images
-  (finite False: the objective went NaN/Inf; z is then the best finite iterate)."""
-  def run(x, z0):
-    res = searcher(params, x, z0)
-    return {k: getattr(res, k) for k in ("z", "mse", "trace", "converged", "converged_step",
-                                         "finite")}
-  return parallel.call_padded(run, {"x": np.asarray(x), "z0": np.asarray(z0)}, mesh)
-
-
-def report_diverged(finite: np.ndarray, where: str) -> None:
-  """Prints which images' search objective went NaN/Inf (their latents are the best finite
-  iterate, often the start), so that a diverged search is never silent."""
-  bad = np.flatnonzero(~np.asarray(finite))
-  if len(bad):
-    more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-    print(f"WARNING: {where}: the objective went NaN/Inf for {len(bad)} of {len(finite)} images "
-          f"(index {bad[:10].tolist()}{more}); their latents are the best finite iterate. Lower "
-          "search.learning_rate or check those images.")
-
-
-def search_all(searcher: search_lib.Searcher, params, x: np.ndarray, z0, mesh,
-               batch_size: int, desc: str = "search") -> dict:
-  """`search_batch` over x [N, ...] and starts z0 [N, (R,) K, m] in batches of `batch_size`,
-  with a progress bar: the same fields for all N images."""
-  parts = [search_batch(searcher, params, x[lo:lo + batch_size], z0[lo:lo + batch_size], mesh)
-           for lo in tqdm.trange(0, len(x), batch_size, desc=desc, leave=False,
-                                 disable=jax.process_index() != 0)]
-  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+SEARCH_SECTIONS = ("data", "model", "search", "train.eval_examples", "replay.prior_examples",
+                   "seed")
 
 
 @files.holds_workdir("search")
@@ -118,10 +62,8 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
                                  config.train.eval_examples)
   id_latents = trained.evaluate(infer, params, {"train": fit}, mesh,
                                   config.train.batch_size)["train"][0]
-  prior = priors.fit_prior(sc.prior, id_latents, seed=config.seed)
-  searcher = make_searcher(config, model, prior, mesh)
-  rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 3)
-  init_key, restart_key = jax.random.fold_in(rng, 0), jax.random.fold_in(rng, 1)
+  perception = perception_lib.Perception.of(
+      config, model, mesh, lambda: perception_lib.prior_latents(config, infer, params, mesh))
   summary_path = out_dir / "summary.json"
   summary = files.read_json(summary_path) if summary_path.exists() else {}
 
@@ -143,20 +85,16 @@ def search_and_save(config: ml_collections.ConfigDict, workdir: str,
       batch = pipeline.to_model_inputs(source[np.arange(lo, min(lo + sc.batch_size, total))])
       x = models.model_input(batch)
       z_enc, mse0 = parallel.call_padded(lambda x: infer(init_params, x)[:2], {"x": x}, mesh)
-      z0 = {"encoder": z_enc, "replay_encoder": z_enc, "zeros": np.zeros_like(z_enc),
-            "prior": np.asarray(prior.sample(jax.random.fold_in(init_key, lo), len(x)))
-            }[sc.init]
-      starts = (np.asarray(add_restarts(z0, prior, sc.restarts,
-                                        jax.random.fold_in(restart_key, lo)))
-                if sc.restarts > 1 else z0)
-      res = search_batch(searcher, params, x, starts, mesh)
+      z0 = (perception.prior_starts(len(x), lo) if sc.init == "prior" else
+            np.zeros_like(z_enc) if sc.init == "zeros" else z_enc)
+      res = perception(params, x, z0, first_index=lo, report=False)
       res["z0"], res["mse0"] = z0, mse0
       for key in results:
         results[key].append(res[key])
     arrays = {k: np.concatenate(v) for k, v in results.items()}
     arrays["latents"] = source[np.arange(total)]["latents"]
     arrays["seconds"] = np.float64(time.perf_counter() - start)
-    report_diverged(arrays["finite"], f"search {split}")
+    perception_lib.report_diverged(arrays["finite"], f"search {split}")
     return arrays
 
   def save_summary():

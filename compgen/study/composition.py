@@ -32,8 +32,7 @@ from compgen import parallel
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
-from compgen.inversion import priors
-from compgen.inversion import search_job
+from compgen.inversion import perception as perception_lib
 from compgen.training import checkpoints, provenance, trained
 
 ROWS = ("encoder", "search", "recombined", "recombined_search")
@@ -93,8 +92,8 @@ def _diagnose(config, workdir, arrays, latents, mesh, names, num_categories) -> 
       fit, readout=ec.readout, matching="global", num_categories=num_categories,
       factor_names=names, steps=ec.readout_steps, seed=config.seed)
   assignment = readouts.assignment
-  searcher = search_job.make_searcher(
-      config, model, priors.fit_prior(sc.prior, latents["encoder/fit/z"], seed=config.seed), mesh)
+  perception = perception_lib.Perception.of(
+      config, model, mesh, lambda: perception_lib.prior_latents(config, infer, params, mesh))
   decode_mse = jax.jit(lambda p, x, z: models.per_example_mse(model.decode(p, z)["output"], x))
   rows, mse, distance = {}, {}, {}
   for split in ("id", "ood"):
@@ -103,8 +102,8 @@ def _diagnose(config, workdir, arrays, latents, mesh, names, num_categories) -> 
     distance[split] = float(d.mean())
     mse[f"recombined/{split}"] = parallel.call_in_batches(
         lambda x, z: decode_mse(params, x, z), {"x": x, "z": z}, mesh, sc.batch_size)
-    searched = search_job.search_all(searcher, params, x, z, mesh, sc.batch_size,
-                                     f"search from recombined slots {split}")
+    searched = perception(params, x, z, restarts=False,
+                          desc=f"search from recombined slots {split}")
     rows.update({f"encoder/{split}": latents[f"encoder/{split}/z"],
                  f"search/{split}": latents[f"search/{split}/z"],
                  f"recombined/{split}": z, f"recombined_search/{split}": searched["z"]})

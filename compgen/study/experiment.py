@@ -51,9 +51,8 @@ from compgen.data import pipeline
 from compgen.data import sprites as sprites_lib
 from compgen.evaluation import identifiability as ident_lib
 from compgen.evaluation import interaction as interaction_lib
-from compgen.inversion import priors
+from compgen.inversion import perception as perception_lib
 from compgen.inversion import replay as replay_lib
-from compgen.inversion import search_job
 from compgen.study import composition as composition_lib
 from compgen.study import supervised as supervised_lib
 from compgen.training import candidates, checkpoints, provenance, train_lib, trained
@@ -150,24 +149,17 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   for name, p in (("encoder", params), ("replay_encoder", replay_params)):
     for split, (z, mse, _) in trained.evaluate(infer, p, arrays, mesh, sc.batch_size).items():
       out[f"{name}/{split}/z"], out[f"{name}/{split}/mse"] = z, mse
-  prior = priors.fit_prior(sc.prior, out["encoder/fit/z"], seed=config.seed)
-  searcher = search_job.make_searcher(config, model, prior, mesh)
+  perception = perception_lib.Perception.of(
+      config, model, mesh, lambda: perception_lib.prior_latents(config, infer, params, mesh))
   searched = ("fit", "id", "ood") if config.experiment.readout_fit == "own" else ("id", "ood")
-  restart_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 7)
   for method, start in (("search", "encoder"), ("replay_search", "replay_encoder")):
-    for split in searched:
-      x = models.model_input(arrays[split])
-      z0 = out[f"{start}/{split}/z"]
-      if sc.restarts > 1:  # the start plus restarts − 1 prior samples; the best one is kept
-        z0 = np.asarray(search_job.add_restarts(
-            z0, prior, sc.restarts, jax.random.fold_in(restart_key, len(out))))
-      res = search_job.search_all(searcher, params, x, z0, mesh, sc.batch_size,
-                                  f"{method} {split}")
+    for split in searched:  # from the start plus restarts − 1 prior samples; the best is kept
+      res = perception(params, models.model_input(arrays[split]), out[f"{start}/{split}/z"],
+                       desc=f"{method} {split}")
       out.update({f"{method}/{split}/z": res["z"], f"{method}/{split}/mse": res["mse"],
                   f"{method}/{split}/trace_mean": res["trace"].mean(0),
                   f"{method}/{split}/converged": res["converged"],
                   f"{method}/{split}/finite": res["finite"]})
-      search_job.report_diverged(res["finite"], f"{method} {split}")
   decode = jax.jit(lambda p, z: model.decode(p, z)["output"])
   for method in METHODS:
     out[f"{method}/ood/pictures"] = np.asarray(
@@ -216,22 +208,17 @@ def _score_candidates(config, workdir, arrays, mesh, names, num_categories) -> d
   infer = jax.jit(trained.make_infer(model))
   sc, ec = config.search, config.experiment
   truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
-  restart_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 8)
   scores = {"encoder/id": [], "encoder/ood": [], "search/ood": []}
-  searcher = None
+  perception = None
   for i in range(candidates.count(config)):
     params = candidates.take(stacked, i)
     z = {split: r[0] for split, r in
          trained.evaluate(infer, params, arrays, mesh, sc.batch_size).items()}
-    prior = priors.fit_prior(sc.prior, z["fit"], seed=config.seed)
-    if searcher is None or sc.regularizer == "prior":  # else one compiled searcher serves all
-      searcher = search_job.make_searcher(config, model, prior, mesh)
-    z0 = z["ood"]
-    if sc.restarts > 1:
-      z0 = np.asarray(search_job.add_restarts(z0, prior, sc.restarts,
-                                              jax.random.fold_in(restart_key, i)))
-    searched = search_job.search_all(searcher, params, models.model_input(arrays["ood"]), z0,
-                                     mesh, sc.batch_size, f"candidate {i} search ood")
+    perception = perception_lib.Perception.of(  # each candidate's prior on its own latents
+        config, model, mesh, lambda: perception_lib.prior_latents(config, infer, params, mesh),
+        reuse=perception)
+    searched = perception(params, models.model_input(arrays["ood"]), z["ood"],
+                          desc=f"candidate {i} search ood")
     result = ident_lib.identifiability(
         (z["fit"], *truth("fit")), {"encoder/id": (z["id"], *truth("id")),
                                     "encoder/ood": (z["ood"], *truth("ood")),

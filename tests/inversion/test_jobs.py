@@ -13,7 +13,7 @@ import pytest
 
 from compgen import errors
 from compgen import parallel
-from compgen.inversion import replay, search_job
+from compgen.inversion import perception, replay, search_job
 from compgen.training import checkpoints, train_lib
 
 
@@ -106,7 +106,7 @@ def test_search_all_runs_the_searcher_once_per_batch():
                                  converged=np.ones(n, bool), converged_step=np.zeros(n, int),
                                  finite=np.ones(n, bool))
   mesh = parallel.make_mesh(ml_collections.ConfigDict({"data": 1, "fsdp_min_size": 0}))
-  out = search_job.search_all(searcher, None, np.zeros((5, 4), np.float32),
+  out = perception.search_all(searcher, None, np.zeros((5, 4), np.float32),
                               np.zeros((5, 2, 3), np.float32), mesh, batch_size=2)
   assert calls == [2, 2, 1] and out["z"].shape == (5, 2, 3) and out["finite"].all()
 
@@ -120,19 +120,19 @@ def test_a_stop_signal_between_splits_keeps_the_finished_split_and_the_rerun_com
   out = workdir / "search"
   shutil.rmtree(out, ignore_errors=True)  # another test's search
   calls = []
-  search_batch = search_job.search_batch
+  search_batch = perception.search_batch
   def stop_in_the_second_split(*args):
     calls.append(len(args[2]))
     if len(calls) == 1 + -(-config.data.num_test_id // config.search.batch_size):
       os.kill(os.getpid(), signal.SIGTERM)  # during test_ood's first batch
     return search_batch(*args)
-  monkeypatch.setattr(search_job, "search_batch", stop_in_the_second_split)
+  monkeypatch.setattr(perception, "search_batch", stop_in_the_second_split)
   with pytest.raises(errors.Preempted, match=r"preempted in test_ood .* saved in .*: test_id\. "
                                              "Run the same command again"):
     search_job.search_and_save(config, str(workdir))
   assert set(json.loads((out / "summary.json").read_text())) == {"test_id"}
   assert not (out / "test_ood.npz").exists()
-  monkeypatch.setattr(search_job, "search_batch", search_batch)
+  monkeypatch.setattr(perception, "search_batch", search_batch)
   written = os.path.getmtime(out / "test_id.npz")
   summary = search_job.search_and_save(config, str(workdir))  # searches test_ood only
   assert os.path.getmtime(out / "test_id.npz") == written

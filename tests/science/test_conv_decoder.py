@@ -7,7 +7,7 @@ import pytest
 from compgen import models
 from compgen.data import pipeline
 from compgen.inversion import priors
-from compgen.inversion import search_job
+from compgen.inversion import perception
 from compgen.training import train_lib, trained
 from compgen import parallel
 
@@ -31,8 +31,8 @@ def test_search_through_a_briefly_trained_conv_decoder_lowers_the_ood_error(tmp_
   x = models.model_input(ood)
   z0, mse0, _ = (np.asarray(a) for a in trained.make_infer(model)(params, x))
   prior = priors.fit_prior("gaussian", z0)
-  searcher = search_job.make_searcher(config, model, prior, mesh)
-  found = search_job.search_all(searcher, params, x, z0, mesh, 32)
+  searcher = perception.make_searcher(config, model, prior, mesh)
+  found = perception.search_all(searcher, params, x, z0, mesh, 32)
   assert np.isfinite(found["mse"]).all()
   # measured: 0.88 of the encoder's error after 400 steps (the decoder's own floor is near)
   assert found["mse"].mean() < 0.95 * mse0.mean(), (found["mse"].mean(), mse0.mean())

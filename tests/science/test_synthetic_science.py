@@ -18,7 +18,7 @@ import pytest
 from compgen import config_lib, models
 from compgen.data import scenes, splits, synthetic
 from compgen.inversion import priors, replay
-from compgen.inversion import search_job
+from compgen.inversion import perception
 from compgen.inversion import search as search_lib
 from compgen.training import train_lib
 
@@ -108,7 +108,8 @@ def test_search_and_replay_through_a_learned_additive_decoder_beat_the_encoder_o
   prior = priors.fit_prior("empirical", np.asarray(z))  # ID latents, slots sampled independently
   decode, params = _fit_additive_decoder(z, x)
   searcher = search_lib.Searcher(decode, optax.adam(0.03), num_steps=150)
-  starts = search_job.add_restarts(jnp.asarray(guess), prior, 4, jax.random.PRNGKey(2))
+  starts = np.concatenate([guess[:, None], perception.per_image_samples(
+      prior, jax.random.PRNGKey(2), 0, len(guess), 3)], 1)
   result = searcher(params, x_ood, starts)
   replayed = train_encoder(replay.replay_sampler(decode, 128), (params, prior), dim=64,
                             slot_dim=2)

@@ -1,12 +1,15 @@
 """The experiment job end to end on the smoke config: every method scored ID and OOD."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import compgen
+from compgen import models
 from compgen.study import composition
 from compgen.study import experiment
 from compgen.study import supervised
@@ -196,3 +199,23 @@ def test_the_supervised_reference_reads_the_slots_it_is_trained_on(
   assert not (tmp_path / "supervised" / "checkpoints").exists()
   monkeypatch.setattr(supervised, "_fit", None)  # no training now
   assert run() == result
+
+
+def test_the_experiment_perceives_what_compgen_invert_returns(ran, tmp_path):
+  """One perception path: with restarts drawn from the prior, the experiment's search latents
+  are those `compgen.invert` returns for the same images and settings."""
+  _, workdir, _ = ran
+  run = str(shutil.copytree(os.path.join(workdir, "seed0", "additive"), tmp_path / "run"))
+  config = compgen.load(run).config
+  config.search.restarts = 3
+  arrays = experiment.load_arrays(config)
+  latents = experiment.infer_latents(config, run, arrays, parallel.make_mesh(config.mesh))
+  model = compgen.load(run, config)
+  for split in ("id", "ood"):
+    x = models.model_input(arrays[split])
+    found = compgen.invert(model, x)
+    np.testing.assert_allclose(found["z"], latents[f"search/{split}/z"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(found["mse"], latents[f"search/{split}/mse"], rtol=1e-6)
+    single = compgen.invert(model, x, restarts=1)  # the restarts are searched, and help
+    assert (found["mse"] <= single["mse"] + 1e-7).all()
+    assert (found["mse"] < single["mse"] - 1e-7).any()
