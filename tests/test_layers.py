@@ -1,8 +1,9 @@
 """The imports run one way along the data's journey, and no import cycle exists.
 
 Layers, lowest first (a module may import its own layer and those below it, never above):
-  infra (errors, files, parallel, plots, tables) → data → models → training → inversion →
-  evaluation (the scores only) → the study and the config (study: the experiment, the sweep, the references
+  infra (errors, files, parallel, plots, tables) → data → models → evaluation (the scores:
+  of latents and of a decoder, read by training and every later stage) → training →
+  inversion → the study and the config (study: the experiment, the sweep, the references
   and the diagnostic; config_lib) → the entry points (the package, the Python API, the command
   line and the jobs).
 Every import counts, also those inside functions (lazy ones), since they run too.
@@ -17,9 +18,9 @@ LAYERS = (
     ("compgen.errors", "compgen.files", "compgen.parallel", "compgen.plots", "compgen.tables"),
     ("compgen.data",),
     ("compgen.models",),
+    ("compgen.evaluation",),
     ("compgen.training",),
     ("compgen.inversion",),
-    ("compgen.evaluation",),
     ("compgen.study", "compgen.config_lib"),
     ("compgen", "compgen.api", "compgen.cli", "compgen.data.__main__", "compgen.train",
      "compgen.search", "compgen.replay", "compgen.experiment", "compgen.sweep",
@@ -98,26 +99,26 @@ def test_there_is_no_import_cycle(repo_root):
 
 
 def test_the_checks_catch_the_imports_compgen_once_had(repo_root):
-  old = {"compgen.training.train_lib": {"compgen.evaluation.readout"},
+  old = {"compgen.evaluation.interaction": {"compgen.training.health"},
          "compgen.data.pipeline": {"compgen.data.pug"},
          "compgen.data.pug": {"compgen.data.pipeline"},
          "compgen.cli": {"compgen.config_lib"}, "compgen.config_lib": {"compgen.data.splits"}}
   assert upward_imports(old) == [
-      "compgen.training.train_lib (layer 3) imports compgen.evaluation.readout (layer 5)"]
+      "compgen.evaluation.interaction (layer 3) imports compgen.training.health (layer 4)"]
   assert cycles(old) == ["compgen.data.pipeline -> compgen.data.pug -> compgen.data.pipeline"]
   assert layer("compgen.study.sweep") == 6 and layer("compgen.data.__main__") == 7
   graph = import_graph(repo_root)  # the parser resolves `from compgen.data import checks`
   assert "compgen.data.checks" in graph["compgen.data.pipeline"]
-  assert "compgen.training.probe" in graph["compgen.training.train_lib"]
+  assert "compgen.evaluation.probe" in graph["compgen.training.train_lib"]
 
 
-def test_evaluation_holds_the_scores_and_imports_nothing_above_inversion(repo_root):
+def test_evaluation_holds_the_scores_and_imports_nothing_above_the_models(repo_root):
   graph = import_graph(repo_root)
   scores = [m for m in graph if m.startswith("compgen.evaluation")]
   assert sorted(scores) == ["compgen.evaluation", "compgen.evaluation.identifiability",
-                            "compgen.evaluation.interaction"]
+                            "compgen.evaluation.interaction", "compgen.evaluation.probe"]
   above = [f"{m} imports {d}" for m in scores for d in sorted(graph[m])
-           if not d.startswith("compgen.evaluation") and layer(d) > layer("compgen.inversion")]
+           if not d.startswith("compgen.evaluation") and layer(d) > layer("compgen.models")]
   assert not above, above
 
 

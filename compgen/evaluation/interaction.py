@@ -36,12 +36,30 @@ every object or every slot the same share of each.
 from __future__ import annotations
 
 import itertools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compgen.training import health
+
+
+def slot_shares(decode_fn: Callable, z) -> jax.Array:
+  """The decoder Jacobian's slot shares s_pk = Σ_{c,j} |∂x̂_pc/∂z_kj| / Σ_l Σ_{c,j} |∂x̂_pc/∂z_lj|
+  (pixel p, slot k): decode_fn: z [B, K, m] -> images [B, H, W, C]; z [N, K, m] -> s
+  [N, H, W, K] (zeros where no slot moves a pixel)."""
+  z = jnp.asarray(z, jnp.float32)
+  if z.ndim != 3:
+    raise ValueError(f"latents must be [N, K, m], got shape {z.shape}.")
+
+  def one(zi):
+    jac = jax.jacfwd(lambda y: decode_fn(y[None])[0])(zi)  # [H, W, C, K, m]
+    if jac.ndim != 5:
+      raise ValueError(f"slot shares are defined for images [H, W, C]: the decoder gives "
+                       f"{jac.shape[:-2]}.")
+    a = jnp.abs(jac).sum((2, 4))  # [H, W, K]
+    return a / jnp.maximum(a.sum(-1, keepdims=True), 1e-30)
+  return jax.lax.map(one, z)
 
 
 def interaction_statistics(decode_fn, z: jax.Array, *, num_projections: int = 4,
@@ -83,7 +101,7 @@ def jacobian_interaction_score(decode_fn, z: jax.Array, foreground=None) -> floa
     raise ValueError(f"JIS compares slots: the latents have K = {np.shape(z)[1]}, it needs "
                      "K >= 2.")
   k = np.shape(z)[1]
-  shares = np.asarray(health.slot_shares(decode_fn, z))  # [N, H, W, K]
+  shares = np.asarray(slot_shares(decode_fn, z))  # [N, H, W, K]
   mask = shares.sum(-1) > 0
   if foreground is not None:
     mask &= np.asarray(foreground, bool)

@@ -17,8 +17,9 @@ from compgen import files
 from compgen import models
 from compgen import parallel
 from compgen.data import pipeline
+from compgen.evaluation import probe
 from compgen.inversion import priors
-from compgen.training import (checkpoints, objectives, optimizers, probe, provenance, resumable,
+from compgen.training import (checkpoints, objectives, optimizers, provenance, resumable,
                               trained)
 
 

@@ -25,9 +25,10 @@ import itertools
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.ndimage
+
+from compgen.evaluation import interaction
 
 OBJECT_DISTANCE = 0.35  # RGB distance from the median colour that makes a pixel an object's
 # Between the measured runs' object slots (≥ 0.44 at 16×16) and mixed ones (≤ 0.22):
@@ -52,23 +53,6 @@ def image_objects(x, num_objects: int) -> tuple[np.ndarray, np.ndarray]:
       scored[i] = True
       masks[i] = labels[None] == np.arange(1, num_objects + 1)[:, None, None]
   return masks, scored
-
-
-def slot_shares(decode_fn: Callable, z) -> jax.Array:
-  """decode_fn: z [B, K, m] -> images [B, H, W, C]; z [N, K, m] -> s [N, H, W, K] above
-  (zeros where no slot moves a pixel)."""
-  z = jnp.asarray(z, jnp.float32)
-  if z.ndim != 3:
-    raise ValueError(f"latents must be [N, K, m], got shape {z.shape}.")
-
-  def one(zi):
-    jac = jax.jacfwd(lambda y: decode_fn(y[None])[0])(zi)  # [H, W, C, K, m]
-    if jac.ndim != 5:
-      raise ValueError(f"slot shares are defined for images [H, W, C]: the decoder gives "
-                       f"{jac.shape[:-2]}.")
-    a = jnp.abs(jac).sum((2, 4))  # [H, W, K]
-    return a / jnp.maximum(a.sum(-1, keepdims=True), 1e-30)
-  return jax.lax.map(one, z)
 
 
 def purity_from_shares(shares, object_masks) -> float:
@@ -97,7 +81,7 @@ def purity_fn(decode_fn: Callable, x, num_slots: int) -> Callable | None:
   masks, scored = image_objects(x, num_slots)
   if not scored.any():
     return None
-  shares = jax.jit(lambda p, z: slot_shares(lambda y: decode_fn(p, y), z))
+  shares = jax.jit(lambda p, z: interaction.slot_shares(lambda y: decode_fn(p, y), z))
   return lambda params, z: purity_from_shares(shares(params, np.asarray(z)[scored]),
                                               masks[scored])
 

@@ -23,8 +23,9 @@ from compgen import parallel
 from compgen import plots
 from compgen import tables
 from compgen.data import pipeline
-from compgen.training import (candidates, health, objectives, optimizers, probe, provenance,
-                              resumable, stopping, trained)
+from compgen.evaluation import probe
+from compgen.training import (candidates, health, objectives, optimizers, provenance, resumable,
+                              stopping, trained)
 
 
 def make_train_step(model, config, optimizer, num: int | None = None):

@@ -16,6 +16,7 @@ import compgen
 from compgen import models, parallel
 from compgen.data import pipeline
 from compgen.data import sprites as sprites_lib
+from compgen.evaluation import interaction
 from compgen.training import candidates, checkpoints, health, trained
 
 
@@ -37,7 +38,7 @@ def main():
       pipeline.dataset_spec(config.data).generator, ex["latents"], ex["factors"][..., 0]))
   found, scored = health.image_objects(x, k)
   model = trained.build_model(config, ex)
-  shares = jax.jit(lambda p: health.slot_shares(lambda z: model.decode(p, z)["output"],
+  shares = jax.jit(lambda p: interaction.slot_shares(lambda z: model.decode(p, z)["output"],
                                                 model.encode(p, x[scored])["mean"]))
   mse = jax.jit(lambda p: models.per_example_mse(
       model.decode(p, model.encode(p, x)["mean"])["output"], x).mean())

@@ -11,6 +11,7 @@ import pytest
 
 import compgen
 from compgen.data import sprites as sprites_lib
+from compgen.evaluation import interaction
 from compgen.training import health
 
 SPEC = sprites_lib.SpritesSpec(resolution=32, shapes=("square",))
@@ -73,7 +74,7 @@ def test_purity_on_image_components_matches_the_true_masks(scenes):
   z, images, masks = scenes
   found, scored = health.image_objects(images, 2)
   for decoder, latents in ((_true_decoder, z), (_mixed_decoder, np.asarray(_mixing(z)))):
-    shares = np.asarray(health.slot_shares(decoder, latents))
+    shares = np.asarray(interaction.slot_shares(decoder, latents))
     on_found = health.purity_from_shares(shares[scored], found[scored])
     on_true = health.purity_from_shares(shares[scored], masks[scored])
     assert abs(on_found - on_true) < 0.05
