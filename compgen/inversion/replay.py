@@ -16,11 +16,11 @@ from compgen import errors
 from compgen import files
 from compgen import models
 from compgen import parallel
+from compgen import provenance
 from compgen.data import pipeline
 from compgen.evaluation import probe
 from compgen.inversion import priors
-from compgen.training import (checkpoints, objectives, optimizers, provenance, resumable,
-                              trained)
+from compgen.training import checkpoints, objectives, optimizers, resumable, trained
 
 
 def replay_sampler(decode_fn, batch_size: int, mesh=None, micro_batch: int | None = None):

@@ -26,12 +26,13 @@ from compgen import errors
 from compgen import files
 from compgen import models
 from compgen import parallel
+from compgen import provenance
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import probe
 from compgen.inversion import perception as perception_lib
 from compgen.inversion import replay as replay_lib
-from compgen.training import checkpoints, loop, provenance, trained
+from compgen.training import checkpoints, loop, trained
 
 INITS = ("encoder", "replay_encoder", "prior", "zeros")
 # What a split's search results depend on (with the trained step, and the replay section and

@@ -29,11 +29,12 @@ import numpy as np
 from compgen import files
 from compgen import models
 from compgen import parallel
+from compgen import provenance
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
 from compgen.inversion import perception as perception_lib
-from compgen.training import checkpoints, provenance, trained
+from compgen.training import checkpoints, trained
 
 ROWS = ("encoder", "search", "recombined", "recombined_search")
 CACHE = "composition.json"  # in {model workdir}/experiment/

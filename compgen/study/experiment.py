@@ -46,6 +46,7 @@ from compgen import files
 from compgen import models
 from compgen import parallel
 from compgen import plots
+from compgen import provenance
 from compgen import tables
 from compgen.data import pipeline
 from compgen.data import sprites as sprites_lib
@@ -55,7 +56,7 @@ from compgen.inversion import perception as perception_lib
 from compgen.inversion import replay as replay_lib
 from compgen.study import composition as composition_lib
 from compgen.study import supervised as supervised_lib
-from compgen.training import candidates, checkpoints, provenance, train_lib, trained
+from compgen.training import candidates, checkpoints, train_lib, trained
 
 METHODS = ("encoder", "search", "replay_encoder", "replay_search")
 SPLITS = {"fit": "train", "id": "test_id", "ood": "test_ood"}  # experiment name -> data split

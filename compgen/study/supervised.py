@@ -34,10 +34,11 @@ from compgen import files
 from compgen import models
 from compgen import parallel
 from compgen import plots
+from compgen import provenance
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
-from compgen.training import objectives, optimizers, provenance, resumable, trained
+from compgen.training import objectives, optimizers, resumable, trained
 
 NUM_PICTURES = 8
 CACHE = "supervised.json"  # in {workdir}/seed{s}/: one per seed, whatever the decoder

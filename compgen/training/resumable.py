@@ -9,7 +9,8 @@ from typing import Any, Callable
 import flax
 import jax
 
-from compgen.training import checkpoints, loop, provenance
+from compgen import provenance
+from compgen.training import checkpoints, loop
 
 
 @flax.struct.dataclass

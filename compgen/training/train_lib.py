@@ -21,11 +21,12 @@ from compgen import files
 from compgen import models
 from compgen import parallel
 from compgen import plots
+from compgen import provenance
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import probe
-from compgen.training import (candidates, health, objectives, optimizers, provenance, resumable,
-                              stopping, trained)
+from compgen.training import (candidates, health, objectives, optimizers, resumable, stopping,
+                              trained)
 
 
 def make_train_step(model, config, optimizer, num: int | None = None):

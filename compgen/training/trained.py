@@ -13,8 +13,9 @@ import numpy as np
 
 from compgen import models
 from compgen import parallel
+from compgen import provenance
 from compgen.data import pipeline
-from compgen.training import candidates, checkpoints, health, loop, provenance, stopping
+from compgen.training import candidates, checkpoints, health, loop, stopping
 
 
 def build_model(config: ml_collections.ConfigDict, example: dict) -> models.Autoencoder:

@@ -4,7 +4,8 @@ import json
 import pytest
 
 from compgen import config_lib
-from compgen.training import provenance
+from compgen import provenance
+
 from compgen.training.checkpoints import CheckpointError
 
 

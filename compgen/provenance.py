@@ -16,8 +16,8 @@ import jax
 import ml_collections
 from etils import epath
 
+from compgen import errors
 from compgen import files
-from compgen.training.checkpoints import CheckpointError
 
 # Config sections a workdir's trained model depends on: they must match to restore its
 # parameters (for search, replay, the experiment). Resuming the training itself also needs the
@@ -167,7 +167,7 @@ def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
              if old[section] != new[section]]
     if diffs:
       reading = sections == MODEL_SECTIONS
-      raise CheckpointError(
+      raise errors.CheckpointError(
           f"{workdir} holds a {'model trained with' if reading else 'run of'} a different "
           f"config ({'; '.join(diffs)}). "
           + ("Use the config it was trained with for these sections, or train a new model "
