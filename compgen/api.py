@@ -36,6 +36,7 @@ from compgen.inversion import perception as perception_lib
 from compgen.inversion import priors
 from compgen.inversion import replay as replay_lib
 from compgen.study import experiment as experiment_lib
+from compgen.study import perceived as perceived_lib
 from compgen.training import checkpoints, train_lib, trained
 
 
@@ -271,12 +272,10 @@ def evaluate(model: Model) -> dict[str, dict[str, dict]]:
         f"evaluate scores the replay-trained encoder too, and {model.workdir} has no replay "
         "run: call compgen.replay_encoder(model) first.")
   config = model.config
-  arrays = experiment_lib.load_arrays(config)
-  names, num_categories = experiment_lib.factor_names(config, arrays)
-  latents = experiment_lib.infer_latents(config, model.workdir, arrays,
-                                         parallel.make_mesh(config.mesh))
-  return experiment_lib.score_methods(config, latents, arrays, names, num_categories,
-                                      config.seed)
+  bench = perceived_lib.load_benchmark(config)
+  perceived = experiment_lib.infer_latents(config, model.workdir, bench,
+                                           parallel.make_mesh(config.mesh))
+  return experiment_lib.score_methods(config, perceived, bench, config.seed)
 
 
 def run_experiment(config: ml_collections.ConfigDict | str, workdir: str,

@@ -34,6 +34,7 @@ from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
 from compgen.inversion import perception as perception_lib
+from compgen.study import perceived as perceived_lib
 from compgen.training import checkpoints, trained
 
 ROWS = ("encoder", "search", "recombined", "recombined_search")
@@ -64,10 +65,10 @@ def recombine_slots(pool_z: np.ndarray, pool_latents: np.ndarray, pool_factors, 
   return z, distance
 
 
-def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, latents: dict,
-             mesh, names, num_categories, latent_sections: tuple[str, ...]) -> dict:
-  """The diagnostic of the module doc for the trained model of `workdir`, given the
-  experiment's `latents` (its "encoder" and "search" ones): {"recon_mse", "identifiability":
+def diagnose(config: ml_collections.ConfigDict, workdir: str, bench: perceived_lib.Benchmark,
+             perceived: perceived_lib.Perceived, mesh, latent_sections: tuple[str, ...]) -> dict:
+  """The diagnostic of the module doc for the trained model of `workdir`, given what the
+  experiment `perceived` (its "encoder" and "search" views): {"recon_mse", "identifiability":
   {f"{row}/{split}": mean}, "per_factor": {f"{row}/ood": {factor: score}},
   "neighbour_distance": {split: mean}, "assignment", "pool"}; cached in
   `{workdir}/experiment/composition.json` with the provenance of the settings the latents
@@ -78,40 +79,41 @@ def diagnose(config: ml_collections.ConfigDict, workdir: str, arrays: dict, late
                                             "experiment.readout_steps"),
       trained_step=checkpoints.latest_step(workdir))
   return provenance.cached_json(path, record, lambda: _diagnose(
-      config, workdir, arrays, latents, mesh, names, num_categories))
+      config, workdir, bench, perceived, mesh))
 
 
-def _diagnose(config, workdir, arrays, latents, mesh, names, num_categories) -> dict:
+def _diagnose(config, workdir, bench: perceived_lib.Benchmark, perceived: perceived_lib.Perceived,
+              mesh) -> dict:
   ec, sc = config.experiment, config.search
   model, params, _ = trained.restore_trained(config, workdir, mesh)
   infer = jax.jit(trained.make_infer(model))
   pool = trained.first_examples(pipeline.load_split(config.data, "train"), ec.composed_pool)
   pool_z = trained.evaluate(infer, params, {"pool": pool}, mesh, sc.batch_size)["pool"][0]
-  truth = lambda a: (a["latents"], a.get("factors"))
-  fit = (latents["encoder/fit/z"], *truth(arrays["fit"]))
+  pool_truth = (pool["latents"], pool.get("factors"))
   readouts = ident_lib.fit_readouts(
-      fit, readout=ec.readout, matching="global", num_categories=num_categories,
-      factor_names=names, steps=ec.readout_steps, seed=config.seed)
+      (perceived["encoder", "fit"]["z"], *bench.truth("fit")), readout=ec.readout,
+      matching="global", num_categories=bench.num_categories, factor_names=bench.names,
+      steps=ec.readout_steps, seed=config.seed)
   assignment = readouts.assignment
   perception = perception_lib.Perception.of(
       config, model, mesh, lambda: perception_lib.prior_latents(config, infer, params, mesh))
   decode_mse = jax.jit(lambda p, x, z: models.per_example_mse(model.decode(p, z)["output"], x))
   rows, mse, distance = {}, {}, {}
   for split in ("id", "ood"):
-    x = models.model_input(arrays[split])
-    z, d = recombine_slots(pool_z, *truth(pool), *truth(arrays[split]), assignment)
+    x = bench.x(split)
+    z, d = recombine_slots(pool_z, *pool_truth, *bench.truth(split), assignment)
     distance[split] = float(d.mean())
     mse[f"recombined/{split}"] = parallel.call_in_batches(
         lambda x, z: decode_mse(params, x, z), {"x": x, "z": z}, mesh, sc.batch_size)
     searched = perception(params, x, z, restarts=False,
                           desc=f"search from recombined slots {split}")
-    rows.update({f"encoder/{split}": latents[f"encoder/{split}/z"],
-                 f"search/{split}": latents[f"search/{split}/z"],
+    rows.update({f"encoder/{split}": perceived["encoder", split]["z"],
+                 f"search/{split}": perceived["search", split]["z"],
                  f"recombined/{split}": z, f"recombined_search/{split}": searched["z"]})
-    mse.update({f"encoder/{split}": latents[f"encoder/{split}/mse"],
-                f"search/{split}": latents[f"search/{split}/mse"],
+    mse.update({f"encoder/{split}": perceived["encoder", split]["mse"],
+                f"search/{split}": perceived["search", split]["mse"],
                 f"recombined_search/{split}": searched["mse"]})
-  scores = readouts.score({key: (z, *truth(arrays[key.split("/")[1]]))
+  scores = readouts.score({key: (z, *bench.truth(key.split("/")[1]))
                            for key, z in rows.items()})
   result = {"recon_mse": {key: float(np.mean(v)) for key, v in mse.items()},
             "identifiability": {key: s["score"] for key, s in scores.items()},

@@ -43,7 +43,6 @@ import numpy as np
 from compgen import config_lib
 from compgen import errors
 from compgen import files
-from compgen import models
 from compgen import parallel
 from compgen import plots
 from compgen import provenance
@@ -55,11 +54,11 @@ from compgen.evaluation import interaction as interaction_lib
 from compgen.inversion import perception as perception_lib
 from compgen.inversion import replay as replay_lib
 from compgen.study import composition as composition_lib
+from compgen.study import perceived as perceived_lib
 from compgen.study import supervised as supervised_lib
 from compgen.training import candidates, checkpoints, train_lib, trained
 
-METHODS = ("encoder", "search", "replay_encoder", "replay_search")
-SPLITS = {"fit": "train", "id": "test_id", "ood": "test_ood"}  # experiment name -> data split
+METHODS = perceived_lib.METHODS
 READOUT_FITS = ("encoder", "own")
 # What the cached latents depend on (with the trained and replay steps): a change recomputes them.
 LATENT_SECTIONS = ("data", "model", "search", "replay", "seed", "experiment.fit_examples",
@@ -80,28 +79,6 @@ def model_configs(config: ml_collections.ConfigDict,
     out[decoder].update(seed=seed)
     out[decoder].model.decoder = decoder
   return out
-
-
-def factor_names(config: ml_collections.ConfigDict, arrays: dict) -> tuple[list[str], tuple]:
-  """Names of the continuous then categorical factors, and classes per categorical factor."""
-  if config.data.dataset == "sprites":
-    return (list(sprites_lib.LATENT_NAMES) + list(sprites_lib.FACTOR_NAMES),
-            pipeline.dataset_spec(config.data).num_categories)
-  m = arrays["fit"]["latents"].shape[2]
-  fac = arrays["fit"].get("factors")
-  n_c = 0 if fac is None else fac.shape[2]
-  latent, factor = (pipeline.npz_names(config.data.npz_path) if config.data.dataset == "npz"
-                    else (None, None))
-  latent = latent or [f"z{i}" for i in range(m)]
-  return latent + (factor or [f"factor{i}" for i in range(n_c)]), None
-
-
-def load_arrays(config: ml_collections.ConfigDict) -> dict[str, dict[str, np.ndarray]]:
-  ec = config.experiment
-  sizes = {"fit": ec.fit_examples, "id": ec.eval_examples, "ood": ec.eval_examples}
-  sources = pipeline.load_splits(config.data)
-  return {name: trained.first_examples(sources[split], sizes[name])
-          for name, split in SPLITS.items()}
 
 
 def true_object_masks(config, arrays: dict) -> dict[str, np.ndarray] | None:
@@ -125,14 +102,13 @@ def attention_statistics(attention, object_masks) -> dict[str, float]:
           "object_purity": interaction_lib.object_purity(on_slots, masks)}
 
 
-def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = False) -> dict:
-  """Every method's latents for the trained + replayed model of `workdir` (cached):
-  {f"{method}/{split}/{field}"} with fields z [N, K, m], mse [N]; search methods also
-  trace_mean [T] (mean search loss per step) and converged [N]; plus the decoder's
-  interaction statistics as "interaction/{name}". For sprites also JIS ("interaction/jis",
-  on the true foreground), for attention decoders `attention_statistics` and, per image, the
-  reconstruction error on the pixels two or more true objects cover ("mse_overlap" [N], NaN
-  without any) and on those one covers ("mse_single")."""
+def infer_latents(config, workdir: str, bench: perceived_lib.Benchmark, mesh,
+                  overwrite: bool = False) -> perceived_lib.Perceived:
+  """Every method's perception of every set by the trained + replayed model of `workdir`,
+  and the decoder's interaction statistics (`perceived.Perceived`; cached): for sprites also
+  JIS ("jis", on the true foreground), for attention decoders `attention_statistics` and, per
+  image, the reconstruction error on the pixels two or more true objects cover
+  ("mse_overlap") and on those one covers ("mse_single")."""
   path = files.path(workdir, "experiment", "latents.npz")
   record = provenance.record(
       config, LATENT_SECTIONS, trained_step=checkpoints.latest_step(workdir),
@@ -140,34 +116,31 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
   if path.exists() and not overwrite:
     stale = provenance.stale(path, record)
     if not stale:
-      return files.load_npz(path)
+      return perceived_lib.load(path)
     print(f"{path} was made with other settings ({stale}); inferring the latents again.")
   model, params, _ = trained.restore_trained(config, workdir, mesh)
   replay_params = replay_lib.replay_encoder_params(config, workdir, params, mesh)
   infer = jax.jit(trained.make_infer(model))
   sc = config.search
-  out = {}
+  out = perceived_lib.Perceived()
   for name, p in (("encoder", params), ("replay_encoder", replay_params)):
-    for split, (z, mse, _) in trained.evaluate(infer, p, arrays, mesh, sc.batch_size).items():
-      out[f"{name}/{split}/z"], out[f"{name}/{split}/mse"] = z, mse
+    for s, (z, mse, _) in trained.evaluate(infer, p, bench.arrays, mesh, sc.batch_size).items():
+      out.add(name, s, z=z, mse=mse)
   perception = perception_lib.Perception.of(
       config, model, mesh, lambda: perception_lib.prior_latents(config, infer, params, mesh))
   searched = ("fit", "id", "ood") if config.experiment.readout_fit == "own" else ("id", "ood")
   for method, start in (("search", "encoder"), ("replay_search", "replay_encoder")):
-    for split in searched:  # from the start plus restarts − 1 prior samples; the best is kept
-      res = perception(params, models.model_input(arrays[split]), out[f"{start}/{split}/z"],
-                       desc=f"{method} {split}")
-      out.update({f"{method}/{split}/z": res["z"], f"{method}/{split}/mse": res["mse"],
-                  f"{method}/{split}/trace_mean": res["trace"].mean(0),
-                  f"{method}/{split}/converged": res["converged"],
-                  f"{method}/{split}/finite": res["finite"]})
+    for s in searched:  # from the start plus restarts − 1 prior samples; the best is kept
+      res = perception(params, bench.x(s), out[start, s]["z"], desc=f"{method} {s}")
+      out.add(method, s, z=res["z"], mse=res["mse"], trace_mean=res["trace"].mean(0),
+              converged=res["converged"], finite=res["finite"])
   decode = jax.jit(lambda p, z: model.decode(p, z)["output"])
   for method in METHODS:
-    out[f"{method}/ood/pictures"] = np.asarray(
-        decode(params, out[f"{method}/ood/z"][:NUM_PICTURES]))
-  z_int = out["encoder/id/z"][:config.experiment.interaction_examples]
+    out.add(method, "ood",
+            pictures=np.asarray(decode(params, out[method, "ood"]["z"][:NUM_PICTURES])))
+  z_int = out["encoder", "id"]["z"][:config.experiment.interaction_examples]
   stats = interaction_lib.interaction_statistics(lambda z: decode(params, z), z_int)
-  masks = true_object_masks(config, arrays)
+  masks = true_object_masks(config, bench.arrays)
   if masks is not None:  # JIS on the true foreground; errors where objects overlap, and not
     stats["jis"] = interaction_lib.jacobian_interaction_score(
         lambda z: decode(params, z), z_int, masks["id"][:len(z_int)].any(1))
@@ -175,24 +148,24 @@ def infer_latents(config, workdir: str, arrays: dict, mesh, overwrite: bool = Fa
       attention = jax.jit(model.decode)(params, z_int)["attention"]
       stats.update(attention_statistics(attention, masks["id"][:len(z_int)]))
     for method in METHODS:
-      for split in ("id", "ood"):
-        z = out[f"{method}/{split}/z"]
+      for s in ("id", "ood"):
+        z = out[method, s]["z"]
         x_hat = np.concatenate([np.asarray(decode(params, z[i:i + sc.batch_size]))
                                 for i in range(0, len(z), sc.batch_size)])
-        x, covered = models.model_input(arrays[split]), masks[split].sum(1)
-        out[f"{method}/{split}/mse_overlap"] = ident_lib.region_mse(x, x_hat, covered >= 2)
-        out[f"{method}/{split}/mse_single"] = ident_lib.region_mse(x, x_hat, covered == 1)
-  out.update({f"interaction/{name}": np.asarray(v) for name, v in stats.items()})
+        x, covered = bench.x(s), masks[s].sum(1)
+        out.add(method, s, mse_overlap=ident_lib.region_mse(x, x_hat, covered >= 2),
+                mse_single=ident_lib.region_mse(x, x_hat, covered == 1))
+  out.interaction = {name: np.asarray(v) for name, v in stats.items()}
   if jax.process_index() == 0:
-    files.save_npz(path, **out)
+    perceived_lib.save(path, out)
   provenance.write_record(path, record)
   return out
 
 
-def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_categories) -> dict:
+def score_candidates(config, workdir: str, bench: perceived_lib.Benchmark, mesh) -> dict:
   """Every candidate of a population run (`model.candidates` > 1) scored on its own, kept or
   not: identifiability of its encoder (ID, OOD) and of search from it (OOD; with the configured
-  restarts from the prior of its ID latents), readouts fitted on its encoder's latents of the
+  restarts from the prior of its own latents), readouts fitted on its encoder's latents of the
   fit images — the same protocol for every candidate (cheaper than the main table's when
   `readout_fit` is "own"). Returns {"encoder/id", "encoder/ood", "search/ood": [C] scores};
   cached in `{workdir}/experiment/candidate_scores.json` with the latents' provenance."""
@@ -200,61 +173,60 @@ def score_candidates(config, workdir: str, arrays: dict, mesh, names, num_catego
   record = provenance.record(
       config, LATENT_SECTIONS + ("experiment.readout", "experiment.readout_steps"),
       trained_step=checkpoints.latest_step(workdir))
-  return provenance.cached_json(path, record, lambda: _score_candidates(
-      config, workdir, arrays, mesh, names, num_categories))
+  return provenance.cached_json(path, record,
+                                lambda: _score_candidates(config, workdir, bench, mesh))
 
 
-def _score_candidates(config, workdir, arrays, mesh, names, num_categories) -> dict:
+def _score_candidates(config, workdir, bench: perceived_lib.Benchmark, mesh) -> dict:
   model, stacked, _ = trained.restore_candidates(config, workdir, mesh)
   infer = jax.jit(trained.make_infer(model))
   sc, ec = config.search, config.experiment
-  truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
   scores = {"encoder/id": [], "encoder/ood": [], "search/ood": []}
   perception = None
   for i in range(candidates.count(config)):
     params = candidates.take(stacked, i)
-    z = {split: r[0] for split, r in
-         trained.evaluate(infer, params, arrays, mesh, sc.batch_size).items()}
+    z = {s: r[0] for s, r in
+         trained.evaluate(infer, params, bench.arrays, mesh, sc.batch_size).items()}
     perception = perception_lib.Perception.of(  # each candidate's prior on its own latents
         config, model, mesh, lambda: perception_lib.prior_latents(config, infer, params, mesh),
         reuse=perception)
-    searched = perception(params, models.model_input(arrays["ood"]), z["ood"],
-                          desc=f"candidate {i} search ood")
+    searched = perception(params, bench.x("ood"), z["ood"], desc=f"candidate {i} search ood")
     result = ident_lib.identifiability(
-        (z["fit"], *truth("fit")), {"encoder/id": (z["id"], *truth("id")),
-                                    "encoder/ood": (z["ood"], *truth("ood")),
-                                    "search/ood": (searched["z"], *truth("ood"))},
-        readout=ec.readout, matching=ec.matching, num_categories=num_categories,
-        factor_names=names, steps=ec.readout_steps, seed=config.seed)
+        (z["fit"], *bench.truth("fit")),
+        {"encoder/id": (z["id"], *bench.truth("id")),
+         "encoder/ood": (z["ood"], *bench.truth("ood")),
+         "search/ood": (searched["z"], *bench.truth("ood"))},
+        readout=ec.readout, matching=ec.matching, num_categories=bench.num_categories,
+        factor_names=bench.names, steps=ec.readout_steps, seed=config.seed)
     for key in scores:
       scores[key].append(float(result[key]["score"]))
   return scores
 
 
-def score_methods(config, latents: dict, arrays: dict, names, num_categories, seed) -> dict:
-  """{method: {split: {"identifiability", "per_factor", "recon_mse", "recon_r2", ...}}}."""
+def score_methods(config, perceived: perceived_lib.Perceived, bench: perceived_lib.Benchmark,
+                  seed) -> dict:
+  """{method: {"id" | "ood": {"identifiability", "per_factor", "recon_mse", "recon_r2", ...}}}."""
   ec = config.experiment
-  truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
   readouts, out = {}, {}
   for method in METHODS:
     fit_method = method if ec.readout_fit == "own" else "encoder"
     if fit_method not in readouts:  # with readout_fit "encoder", one fit serves all methods
       readouts[fit_method] = ident_lib.fit_readouts(
-          (latents[f"{fit_method}/fit/z"], *truth("fit")), readout=ec.readout,
-          matching=ec.matching, num_categories=num_categories, factor_names=names,
+          (perceived[fit_method, "fit"]["z"], *bench.truth("fit")), readout=ec.readout,
+          matching=ec.matching, num_categories=bench.num_categories, factor_names=bench.names,
           steps=ec.readout_steps, seed=seed)
     scores = readouts[fit_method].score(
-        {s: (latents[f"{method}/{s}/z"], *truth(s)) for s in ("id", "ood")})
+        {s: (perceived[method, s]["z"], *bench.truth(s)) for s in ("id", "ood")})
     out[method] = {}
     for s in ("id", "ood"):
+      view = perceived[method, s]
       out[method][s] = {
           "identifiability": scores[s]["score"], "per_factor": scores[s]["per_factor"],
-          **ident_lib.reconstruction_metrics(models.model_input(arrays[s]),
-                                             latents[f"{method}/{s}/mse"])}
-      if f"{method}/{s}/converged" in latents:
-        out[method][s]["search_converged"] = float(latents[f"{method}/{s}/converged"].mean())
+          **ident_lib.reconstruction_metrics(bench.x(s), view["mse"])}
+      if "converged" in view:
+        out[method][s]["search_converged"] = float(view["converged"].mean())
       for region in ("overlap", "single"):
-        per_image = latents.get(f"{method}/{s}/mse_{region}")
+        per_image = view.get(f"mse_{region}")
         if per_image is not None and np.isfinite(per_image).any():  # some image has one
           out[method][s][f"recon_mse_{region}"] = float(np.nanmean(per_image))
   return out
@@ -318,8 +290,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
         "step: set model.keep_candidate_at=0 to score them all.")
   start = time.perf_counter()
   mesh = parallel.make_mesh(config.mesh)
-  arrays = load_arrays(config)
-  names, num_categories = factor_names(config, arrays)
+  bench = perceived_lib.load_benchmark(config)
   runs, stage_seconds, interaction, pictures, traces, populations = [], {}, {}, {}, {}, {}
   composition, supervised, training = {}, {}, {}
   num_control = ec.seeds if ec.control_seeds < 0 else min(ec.control_seeds, ec.seeds)
@@ -328,8 +299,7 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
     configs = model_configs(config, seed)
     if ec.supervised_steps > 0:
       supervised[f"seed{seed}"] = supervised_lib.train_and_score(
-          configs[config.model.decoder], str(files.path(workdir, f"seed{seed}")), arrays, mesh,
-          names, num_categories)
+          configs[config.model.decoder], str(files.path(workdir, f"seed{seed}")), bench, mesh)
     for label, cfg in configs.items():
       if label != config.model.decoder and seed >= seeds[0] + num_control:
         continue
@@ -340,9 +310,9 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
       timer["train"], t = time.perf_counter() - t, time.perf_counter()
       replay_lib.replay_and_evaluate(cfg, wd)
       timer["replay"], t = time.perf_counter() - t, time.perf_counter()
-      latents = infer_latents(cfg, wd, arrays, mesh, overwrite)
+      perceived = infer_latents(cfg, wd, bench, mesh, overwrite)
       timer["inference"], t = time.perf_counter() - t, time.perf_counter()
-      scores = score_methods(cfg, latents, arrays, names, num_categories, seed)
+      scores = score_methods(cfg, perceived, bench, seed)
       timer["scoring"] = time.perf_counter() - t
       stage_seconds[f"seed{seed}/{label}"] = timer
       training[f"seed{seed}/{label}"] = trained.training_record(wd)
@@ -350,31 +320,29 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
       if kept.exists():
         populations[f"seed{seed}/{label}"] = files.read_json(kept)
         if ec.score_candidates:
-          populations[f"seed{seed}/{label}"]["scores"] = score_candidates(
-              cfg, wd, arrays, mesh, names, num_categories)
+          populations[f"seed{seed}/{label}"]["scores"] = score_candidates(cfg, wd, bench, mesh)
       if ec.composed_pool > 0:
         composition[f"seed{seed}/{label}"] = composition_lib.diagnose(
-            cfg, wd, arrays, latents, mesh, names, num_categories, LATENT_SECTIONS)
+            cfg, wd, bench, perceived, mesh, LATENT_SECTIONS)
       for method, splits in scores.items():
         for split, metrics in splits.items():
           runs.append({"seed": seed, "model": label, "method": method, "split": split,
                        **metrics})
       interaction.setdefault(label, []).append(
-          {k.split("/", 1)[1]: float(v) for k, v in latents.items()
-           if k.startswith("interaction/")})
+          {name: float(v) for name, v in perceived.interaction.items()})
       if seed == seeds[0]:
-        pictures.update({f"{label}: {m}": latents[f"{m}/ood/pictures"] for m in METHODS})
-        traces.update({f"{label}: {m} ({s.upper()})": latents[f"{m}/{s}/trace_mean"]
+        pictures.update({f"{label}: {m}": perceived[m, "ood"]["pictures"] for m in METHODS})
+        traces.update({f"{label}: {m} ({s.upper()})": perceived[m, s]["trace_mean"]
                        for m in ("search", "replay_search") for s in ("id", "ood")})
   summary = _aggregate(runs)
   results = {"summary": summary, "runs": runs, "interaction": interaction,
              "seeds": seeds, "control_seeds": seeds[:num_control],
              "stage_seconds": stage_seconds, "candidates": populations, "training": training,
              "composition": composition, "supervised": supervised,
-             "wall_seconds": time.perf_counter() - start, "factor_names": names,
+             "wall_seconds": time.perf_counter() - start, "factor_names": bench.names,
              "config": config.to_dict()}
   if jax.process_index() == 0:
-    _write_outputs(results, arrays, pictures, traces, workdir)
+    _write_outputs(results, bench.arrays, pictures, traces, workdir)
   return results
 
 

@@ -38,6 +38,7 @@ from compgen import provenance
 from compgen import tables
 from compgen.data import pipeline
 from compgen.evaluation import identifiability as ident_lib
+from compgen.study import perceived
 from compgen.training import objectives, optimizers, resumable, trained
 
 NUM_PICTURES = 8
@@ -60,10 +61,9 @@ def slot_targets(latents: np.ndarray, factors: np.ndarray | None, num_categories
   return np.concatenate(parts, -1).astype(np.float32)
 
 
-def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dict, mesh,
-                    names, num_categories) -> dict:
-  """The references of the module doc for `config.seed`, given the experiment's `arrays`
-  ({"fit", "id", "ood"}): {"identifiability": {split: ĝ_sup's score}, "per_factor": {split:
+def train_and_score(config: ml_collections.ConfigDict, workdir: str,
+                    bench: perceived.Benchmark, mesh) -> dict:
+  """The references of the module doc for `config.seed`, on the experiment's image sets: {"identifiability": {split: ĝ_sup's score}, "per_factor": {split:
   {factor: score}}, "decoder_mse": {split: f̂_sup's mean reconstruction MSE} (with
   `experiment.supervised_decoder`, which also draws `{workdir}/supervised_decoder.png`: ID
   and OOD inputs over f̂_sup's reconstructions), "fit_loss": {part: its loss on the fit
@@ -72,11 +72,12 @@ def train_and_score(config: ml_collections.ConfigDict, workdir: str, arrays: dic
   (a preempted reference resumes there); once it is scored they are removed."""
   return provenance.cached_json(
       files.path(workdir, CACHE), provenance.record(config, SECTIONS),
-      lambda: _train_and_score(config, workdir, arrays, mesh, names, num_categories))
+      lambda: _train_and_score(config, workdir, bench, mesh))
 
 
-def _train_and_score(config, workdir, arrays, mesh, names, num_categories) -> dict:
+def _train_and_score(config, workdir, bench: perceived.Benchmark, mesh) -> dict:
   ec, tc = config.experiment, config.train
+  arrays, num_categories = bench.arrays, bench.num_categories
   fit_factors = arrays["fit"].get("factors")
   if fit_factors is not None and num_categories is None:
     num_categories = tuple(int(fit_factors[..., i].max()) + 1
@@ -121,11 +122,11 @@ def _train_and_score(config, workdir, arrays, mesh, names, num_categories) -> di
                          "OOD input": arrays["ood"]["image"][:n],
                          "OOD: f̂_sup(z)": drawn("ood")},
                         files.path(workdir, "supervised_decoder.png"))
-  truth = lambda split: (arrays[split]["latents"], arrays[split].get("factors"))
   scores = ident_lib.identifiability(
-      (latents["fit"], *truth("fit")), {s: (latents[s], *truth(s)) for s in ("id", "ood")},
+      (latents["fit"], *bench.truth("fit")),
+      {s: (latents[s], *bench.truth(s)) for s in ("id", "ood")},
       readout=ec.readout, matching=ec.matching, num_categories=num_categories,
-      factor_names=names, steps=ec.readout_steps, seed=config.seed)
+      factor_names=bench.names, steps=ec.readout_steps, seed=config.seed)
   result = {**({"decoder_mse": decoder_mse} if ec.supervised_decoder else {}),
             "identifiability": {s: scores[s]["score"] for s in ("id", "ood")},
             "per_factor": {s: scores[s]["per_factor"] for s in ("id", "ood")},

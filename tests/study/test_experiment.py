@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import compgen
-from compgen import models
 from compgen.study import composition
 from compgen.study import experiment
+from compgen.study import perceived
 from compgen.study import supervised
 from compgen import parallel
 
@@ -127,21 +127,21 @@ def test_readouts_are_fitted_on_id_latents_only(config_of):
   n, k, m = 300, 2, 2
   arrays = {s: {"latents": rng.uniform(size=(n, k, m)).astype(np.float32),
                 "x": rng.normal(size=(n, 8)).astype(np.float32)} for s in ("fit", "id", "ood")}
-  latents = {}
+  seen = perceived.Perceived()
   for method in experiment.METHODS:
     for split in ("fit", "id", "ood"):
-      latents[f"{method}/{split}/z"] = (arrays["ood"]["latents"] if split == "ood"
-                                        else rng.normal(size=(n, k, m)))
-      latents[f"{method}/{split}/mse"] = np.ones(n)
+      seen.add(method, split, mse=np.ones(n), z=(arrays["ood"]["latents"] if split == "ood"
+                                                else rng.normal(size=(n, k, m))))
   config = config_of("synthetic", "smoke")
   config.experiment.readout_steps = 200
-  score = lambda: experiment.score_methods(config, latents, arrays, ["z0", "z1"], None, 0)
+  bench = perceived.Benchmark(arrays, ["z0", "z1"], None)
+  score = lambda: experiment.score_methods(config, seen, bench, 0)
   for readout_fit in ("own", "encoder"):
     config.experiment.readout_fit = readout_fit
     for method, scores in score().items():
       assert scores["ood"]["identifiability"] < 0.15, (readout_fit, method, scores["ood"])
   for method in experiment.METHODS:
-    latents[f"{method}/fit/z"] = arrays["fit"]["latents"]
+    seen.add(method, "fit", z=arrays["fit"]["latents"])
   assert min(s["ood"]["identifiability"] for s in score().values()) > 0.9
 
 
@@ -183,11 +183,10 @@ def test_the_supervised_reference_reads_the_slots_it_is_trained_on(
   config = config_of("synthetic", "smoke")
   config.experiment.update(supervised_steps=300, supervised_decoder=True, readout_steps=200)
   config.train.update(checkpoint_every=100, log_every=10)  # the smoke config saves every 2
-  arrays = experiment.load_arrays(config)
-  names, num_categories = experiment.factor_names(config, arrays)
-  run = lambda: supervised.train_and_score(config, str(tmp_path), arrays,
-                                           parallel.make_mesh(config.mesh), names,
-                                           num_categories)
+  bench = perceived.load_benchmark(config)
+  arrays = bench.arrays
+  run = lambda: supervised.train_and_score(config, str(tmp_path), bench,
+                                           parallel.make_mesh(config.mesh))
   result = run()
   assert result["identifiability"]["id"] > 0.9, result  # measured 0.98
   # the decoder given the true latents explains most of the inputs' variance (measured 11%)
@@ -208,14 +207,30 @@ def test_the_experiment_perceives_what_compgen_invert_returns(ran, tmp_path):
   run = str(shutil.copytree(os.path.join(workdir, "seed0", "additive"), tmp_path / "run"))
   config = compgen.load(run).config
   config.search.restarts = 3
-  arrays = experiment.load_arrays(config)
-  latents = experiment.infer_latents(config, run, arrays, parallel.make_mesh(config.mesh))
+  bench = perceived.load_benchmark(config)
+  seen = experiment.infer_latents(config, run, bench, parallel.make_mesh(config.mesh))
   model = compgen.load(run, config)
   for split in ("id", "ood"):
-    x = models.model_input(arrays[split])
+    x = bench.x(split)
     found = compgen.invert(model, x)
-    np.testing.assert_allclose(found["z"], latents[f"search/{split}/z"], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(found["mse"], latents[f"search/{split}/mse"], rtol=1e-6)
+    np.testing.assert_allclose(found["z"], seen["search", split]["z"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(found["mse"], seen["search", split]["mse"], rtol=1e-6)
     single = compgen.invert(model, x, restarts=1)  # the restarts are searched, and help
     assert (found["mse"] <= single["mse"] + 1e-7).all()
     assert (found["mse"] < single["mse"] - 1e-7).any()
+
+
+def test_what_was_perceived_is_read_back_as_written(tmp_path):
+  rng = np.random.default_rng(0)
+  seen = perceived.Perceived(interaction={"jis": np.float64(0.3)})
+  seen.add("search", "ood", z=rng.normal(size=(4, 2, 3)), mse=rng.uniform(size=4),
+           trace_mean=rng.uniform(size=5))
+  seen.add("encoder", "fit", z=rng.normal(size=(4, 2, 3)))
+  perceived.save(tmp_path / "latents.npz", seen)
+  back = perceived.load(tmp_path / "latents.npz")
+  assert set(back.views) == {("search", "ood"), ("encoder", "fit")}
+  for key, view in seen.views.items():
+    assert set(back[key]) == set(view)
+    for field, value in view.items():
+      np.testing.assert_array_equal(back[key][field], value)
+  assert back.interaction == {"jis": 0.3}
