@@ -175,6 +175,9 @@ DECODER_VARIANTS = ("additive", "alpha", "conv", "transformer", "unconstrained",
                     "unconstrained_conv")
 MODEL_VARIANTS = DECODER_VARIANTS + ("vae",
                   "conv_encoder", "transformer_encoder", "slot_attention")
+ENCODER_VARIANTS = ("conv_encoder", "transformer_encoder", "slot_attention")
+# Variants that set the same setting: a spec may name one of each group (`parse_variants`).
+MODEL_VARIANT_GROUPS = {"model.decoder": DECODER_VARIANTS, "model.encoder": ENCODER_VARIANTS}
 
 
 def apply_model_variants(config: ml_collections.ConfigDict, variants: set[str]) -> None:
@@ -221,12 +224,20 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
                            interaction_examples=2)
 
 
-def parse_variants(arg: str | None, allowed: tuple[str, ...]) -> set[str]:
-  """'smoke,mlp' -> {'smoke', 'mlp'}, refusing names not in `allowed`."""
+def parse_variants(arg: str | None, allowed: tuple[str, ...],
+                   exclusive: dict[str, tuple[str, ...]] | None = None) -> set[str]:
+  """'smoke,mlp' -> {'smoke', 'mlp'}, refusing names not in `allowed` and two variants of one
+  group of `exclusive` ({what they set: variant names}; default `MODEL_VARIANT_GROUPS`), so
+  that no variant silently undoes another and their order never matters."""
   variants = {v.strip() for v in (arg or "").split(",") if v.strip()}
   unknown = variants - set(allowed)
   if unknown:
     raise errors.ConfigError(f"Unknown config variant(s) {sorted(unknown)}: choose from {allowed}.")
+  for what, group in (MODEL_VARIANT_GROUPS if exclusive is None else exclusive).items():
+    clash = sorted(variants & set(group))
+    if len(clash) > 1:
+      raise errors.ConfigError(
+          f"Config variants {' and '.join(clash)} both set {what}: keep one of them.")
   return variants
 
 

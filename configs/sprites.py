@@ -36,6 +36,9 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
            slot purity parts object slots from mixed ones by then, not at 16x16:
            results/health/)
 
+Two variants that set the same thing (two sizes, decoders, encoders or splits) are refused,
+so no variant undoes another and their order never matters.
+
 Measured results and commands: results/README.md.
 """
 from compgen import config_lib
@@ -45,9 +48,15 @@ BENCH64_STEPS = 16_000
 
 
 def get_config(arg=None):
+  model_groups = config_lib.MODEL_VARIANT_GROUPS
   variants = config_lib.parse_variants(
       arg, ("smoke", "quickstart", "fast32", "bench32", "bench64", "held_out", "iid", "overlap",
-            "tfds", "transformer_vae", "population") + config_lib.MODEL_VARIANTS)
+            "tfds", "transformer_vae", "population") + config_lib.MODEL_VARIANTS,
+      exclusive={"the image size and training length": ("quickstart", "fast32", "bench32",
+                                                          "bench64"),
+                 "data.split.scheme": ("held_out", "iid"),
+                 "model.decoder": model_groups["model.decoder"] + ("transformer_vae",),
+                 "model.encoder": model_groups["model.encoder"] + ("transformer_vae",)})
   config = config_lib.base_config("sprites")
   data = config.data
   # The benchmark's defaults: the per-latent diagonal band (config_lib.data_config) and an

@@ -33,7 +33,9 @@ from compgen import config_lib
 def get_config(arg=None):
   variants = config_lib.parse_variants(
       arg, ("n0", "n1", "n2", "mlp", "iid", "diagonal", "smoke", "tfds")
-      + config_lib.MODEL_VARIANTS)
+      + config_lib.MODEL_VARIANTS,
+      exclusive={**config_lib.MODEL_VARIANT_GROUPS, "the interaction": ("n0", "n1", "n2", "mlp"),
+                 "data.split.scheme": ("iid", "diagonal")})
   config = config_lib.base_config("synthetic")
   data = config.data
   interaction = "n0"

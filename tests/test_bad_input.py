@@ -270,9 +270,9 @@ def test_every_variant_of_every_config_file_has_values_that_mean_something(
     config_of, monkeypatch):
   allowed = {}
   real = config_lib.parse_variants
-  def recording(arg, names):
+  def recording(arg, names, exclusive=None):
     allowed.setdefault("names", names)
-    return real(arg, names)
+    return real(arg, names, exclusive)
   monkeypatch.setattr(config_lib, "parse_variants", recording)
   for name in ("sprites", "synthetic"):
     allowed.clear()
@@ -280,6 +280,17 @@ def test_every_variant_of_every_config_file_has_values_that_mean_something(
     for variant in allowed["names"]:
       config_lib.check_values(config_of(name, variant))
       config_lib.check_values(config_of(name, f"{variant},smoke"))
+
+
+def test_variants_that_set_the_same_thing_are_refused_together(config_of):
+  for name, spec, what in (("sprites", "quickstart,bench64", "the image size"),
+                           ("sprites", "conv,transformer_vae", "model.decoder"),
+                           ("sprites", "held_out,iid", "data.split.scheme"),
+                           ("sprites", "slot_attention,conv_encoder,smoke", "model.encoder"),
+                           ("synthetic", "n1,mlp", "the interaction")):
+    with pytest.raises(config_lib.ConfigError, match=f"Config variants .* both set {what}"):
+      config_of(name, spec)
+  config_of("sprites", "transformer_vae,vae,overlap,fast32")  # of different groups: combined
 
 
 def test_api_settings_are_checked_like_the_command_line(image_model, tmp_path):
