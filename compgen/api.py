@@ -208,7 +208,7 @@ def fit(config: ml_collections.ConfigDict | str, workdir: str) -> Model:
   """Trains (or resumes, or finds finished) the configured autoencoder on ID data (Eq. 4.2)
   in `workdir`, like `python -m compgen.train`; returns it loaded. `config`: a config or its
   spec string ("configs/sprites.py:quickstart")."""
-  config = config_lib.check_values(_config(config, "fit"))  # (train_lib sits below config_lib)
+  config = config_lib.check_values(_config(config, "fit"))
   train_lib.train_and_evaluate(config, workdir)
   return load(workdir, config)
 

@@ -26,7 +26,8 @@ from ml_collections import config_flags
 import compgen
 from compgen import config_lib, models, parallel
 from compgen.data import checks, pipeline, tfds_builders
-from compgen.inversion import perception, priors, search
+from compgen.inversion import perception, priors, replay, search
+from compgen.training import train_lib
 
 DataError = pipeline.DataError
 IMAGE = (8, 8, 3)
@@ -280,6 +281,20 @@ def test_every_variant_of_every_config_file_has_values_that_mean_something(
     for variant in allowed["names"]:
       config_lib.check_values(config_of(name, variant))
       config_lib.check_values(config_of(name, f"{variant},smoke"))
+
+
+def test_a_named_setting_outside_its_choices_is_refused_before_any_compute(tmp_path, config_of):
+  with pytest.raises(config_lib.ConfigError, match=r"config.search.init='encodr': must be one of "
+                     r"\('encoder', .*config.optim.decay='step': must be one of"):
+    compgen.get_config(SMOKE, {"search.init": "encodr", "optim.decay": "step"})
+  config = config_of("sprites", "smoke")
+  config.replay.init = "pretrained"
+  with pytest.raises(config_lib.ConfigError, match=r"config.replay.init='pretrained'"):
+    replay.replay_and_evaluate(config, str(tmp_path))  # before it looks for a trained model
+  config.replay.init, config.experiment.readout_fit = "scratch", "mine"
+  with pytest.raises(config_lib.ConfigError, match=r"config.experiment.readout_fit='mine'"):
+    train_lib.train_and_evaluate(config, str(tmp_path))
+  assert not any(tmp_path.iterdir())  # nothing written
 
 
 def test_variants_that_set_the_same_thing_are_refused_together(config_of):

@@ -1,7 +1,7 @@
 """The imports run one way along the data's journey, and no import cycle exists.
 
 Layers, lowest first (a module may import its own layer and those below it, never above):
-  infra (errors, files, parallel, plots, provenance, tables) → data → models → evaluation (the scores:
+  infra (config_checks, errors, files, parallel, plots, provenance, tables) → data → models → evaluation (the scores:
   of latents and of a decoder, read by training and every later stage) → training →
   inversion → the study and the config (study: the experiment, the sweep, the references
   and the diagnostic; config_lib) → the entry points (the package, the Python API, the command
@@ -15,8 +15,8 @@ import sys
 
 
 LAYERS = (
-    ("compgen.errors", "compgen.files", "compgen.parallel", "compgen.plots", "compgen.provenance",
-     "compgen.tables"),
+    ("compgen.config_checks", "compgen.errors", "compgen.files", "compgen.parallel",
+     "compgen.plots", "compgen.provenance", "compgen.tables"),
     ("compgen.data",),
     ("compgen.models",),
     ("compgen.evaluation",),

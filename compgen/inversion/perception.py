@@ -23,14 +23,13 @@ import numpy as np
 import optax
 import tqdm
 
-from compgen import errors
+from compgen import config_checks
 from compgen import parallel
 from compgen.data import pipeline
 from compgen.inversion import priors
 from compgen.inversion import search as search_lib
 from compgen.training import trained
 
-REGULARIZERS = ("none", "latent_l2", "prior")
 PRIOR_START_STREAM, RESTART_STREAM = 3, 4
 
 
@@ -52,9 +51,7 @@ def make_searcher(config, model, prior, mesh) -> search_lib.Searcher:
   """The compiled search of `config.search` through `model`'s decoder (`prior` for the
   "prior" regularizer, else unused)."""
   sc = config.search
-  if sc.regularizer not in REGULARIZERS:
-    raise errors.ConfigError(f"Unknown search.regularizer={sc.regularizer!r}: choose one of "
-                             f"{REGULARIZERS}.")
+  config_checks.check_choice("search.regularizer", sc.regularizer)
   regularizer = {"none": None, "latent_l2": search_lib.latent_l2,
                  "prior": priors.negative_log_prob(prior) if sc.regularizer == "prior"
                  else None}[sc.regularizer]

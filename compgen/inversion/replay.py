@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from compgen import errors
+from compgen import config_checks
 from compgen import files
 from compgen import models
 from compgen import parallel
@@ -66,12 +66,7 @@ def _encode_all(infer, params, x, mesh, batch_size):
 def replay_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         stop_at_step: int | None = None) -> dict:
   """Trains a replay encoder on the trained model of `workdir`; returns the summary dict."""
-  rc = config.replay
-  if rc.loss not in objectives.LATENT_LOSSES:
-    raise errors.ConfigError(f"Unknown replay.loss={rc.loss!r}: choose one of "
-                             f"{objectives.LATENT_LOSSES}.")
-  if rc.init not in ("id_encoder", "scratch"):
-    raise errors.ConfigError(f"Unknown replay.init={rc.init!r}: choose 'id_encoder' or 'scratch'.")
+  rc = config_checks.check_values(config).replay
   mesh = parallel.make_mesh(config.mesh)
   parallel.check_batch_size(rc.batch_size, mesh)
   model, params, trained_step = trained.restore_trained(config, workdir, mesh)

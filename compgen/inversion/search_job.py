@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from compgen import config_checks
 from compgen import errors
 from compgen import files
 from compgen import models
@@ -34,7 +35,6 @@ from compgen.inversion import perception as perception_lib
 from compgen.inversion import replay as replay_lib
 from compgen.training import checkpoints, loop, trained
 
-INITS = ("encoder", "replay_encoder", "prior", "zeros")
 # What a split's search results depend on (with the trained step, and the replay section and
 # step for search.init="replay_encoder"): a change makes the job search that split again.
 SEARCH_SECTIONS = ("data", "model", "search", "train.eval_examples", "replay.prior_examples",
@@ -45,9 +45,7 @@ SEARCH_SECTIONS = ("data", "model", "search", "train.eval_examples", "replay.pri
 def search_and_save(config: ml_collections.ConfigDict, workdir: str,
                     overwrite: bool = False) -> dict:
   """Runs the search job (module doc); returns the summary {split: metrics}."""
-  sc = config.search
-  if sc.init not in INITS:
-    raise errors.ConfigError(f"Unknown search.init={sc.init!r}: choose one of {INITS}.")
+  sc = config_checks.check_values(config).search
   mesh = parallel.make_mesh(config.mesh)
   model, params, trained_step = trained.restore_trained(config, workdir, mesh)
   init_params = (replay_lib.replay_encoder_params(config, workdir, params, mesh)

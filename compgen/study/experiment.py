@@ -41,7 +41,6 @@ import ml_collections
 import numpy as np
 
 from compgen import config_lib
-from compgen import errors
 from compgen import files
 from compgen import parallel
 from compgen import plots
@@ -59,7 +58,6 @@ from compgen.study import supervised as supervised_lib
 from compgen.training import candidates, checkpoints, train_lib, trained
 
 METHODS = perceived_lib.METHODS
-READOUT_FITS = ("encoder", "own")
 # What the cached latents depend on (with the trained and replay steps): a change recomputes them.
 LATENT_SECTIONS = ("data", "model", "search", "replay", "seed", "experiment.fit_examples",
                    "experiment.eval_examples", "experiment.interaction_examples")
@@ -280,9 +278,6 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str,
   """Runs the experiment of the module doc; returns the results dict (also results.json)."""
   config_lib.check_values(config)
   ec = config.experiment
-  if ec.readout_fit not in READOUT_FITS:
-    raise errors.ConfigError(f"Unknown experiment.readout_fit={ec.readout_fit!r}: choose one of "
-                             f"{READOUT_FITS}.")
   if ec.score_candidates and candidates.keep_step(config) > 0:
     raise ValueError(
         "experiment.score_candidates scores every candidate of a population trained to the "

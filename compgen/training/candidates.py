@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from compgen import config_checks
 from compgen import errors
 from compgen import files
 
@@ -73,9 +74,7 @@ SCORES = {"train_recon_mse": min, "slot_purity": max}  # model.candidate_score -
 def score_name(config: ml_collections.ConfigDict) -> str:
   """`model.candidate_score`, checked: what a population's kept candidate is chosen by."""
   name = config.model.get("candidate_score", "train_recon_mse")
-  if name not in SCORES:
-    raise errors.ConfigError(f"model.candidate_score={name!r}: choose one of "
-                             f"{', '.join(map(repr, SCORES))}.")
+  config_checks.check_choice("model.candidate_score", name)
   return name
 
 

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from compgen import config_checks
 from compgen import errors
 from compgen.models import Autoencoder, interaction_penalty, model_input
 
@@ -44,7 +45,7 @@ def kl_to_standard_normal(mean: jax.Array, logvar: jax.Array) -> jax.Array:
   return kl.reshape(kl.shape[0], -1).sum(-1)
 
 
-LATENT_LOSSES = ("mse", "permutation_invariant")
+LATENT_LOSSES = config_checks.LATENT_LOSSES
 
 
 def latent_loss(pred: jax.Array, target: jax.Array, kind: str = "mse") -> jax.Array:
@@ -124,10 +125,7 @@ def loss_fn(model: Autoencoder, loss_config: ml_collections.ConfigDict, params, 
     terms["jacobian_overlap_weight"] = gamma
     loss = loss + gamma * terms["jacobian_overlap"]
   if loss_config.consistency_weight:
-    if loss_config.consistency_matching not in LATENT_LOSSES:
-      raise errors.ConfigError(
-          f"Unknown loss.consistency_matching={loss_config.consistency_matching!r}"
-                       f": choose one of {LATENT_LOSSES}.")
+    config_checks.check_choice("loss.consistency_matching", loss_config.consistency_matching)
     if rng is None:
       raise ValueError("The consistency loss draws slot recombinations: pass an rng.")
     z_hat = recombine_slots(jax.random.fold_in(rng, 1), jax.lax.stop_gradient(encoded["mean"]))

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from compgen import config_checks
 from compgen import files
 from compgen import models
 from compgen import parallel
@@ -114,6 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   `stop_at_step` ends this call early, with a checkpoint, at that step (the learning-rate
   schedule still follows `train.num_steps`); calling again continues the same run.
   """
+  config_checks.check_values(config)
   num, keep_at = candidates.count(config), candidates.keep_step(config)  # checked first
   candidates.score_name(config)
   stopping.check(config.train)
