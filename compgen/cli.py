@@ -1,6 +1,7 @@
 """What every `python -m compgen.<job>` shares: the --config/--workdir flags and start-up."""
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from typing import Callable
@@ -79,4 +80,55 @@ def run(main: Callable[[], None]) -> None:
       if errors.show_traceback():
         raise
       sys.exit(f"compgen: {type(e).__name__}: {e}")  # one message, exit status 1
-  app.run(_main, flags_parser=config_lib.parse_flags)
+  app.run(_main, flags_parser=parse_flags)
+
+
+def parse_flags(argv: list[str], flag_values=None) -> list[str]:
+  """A `flags_parser` for `absl.app.run`: parses the command line like absl's default, and
+  makes a `--config.<key>` override of a key the config does not have (ml_collections
+  raises a bare AttributeError traceback for it) or of the wrong type a one-line error that
+  names the key and the fix; exits with status 1 before the job starts."""
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  try:
+    return flag_values(argv)
+  except (flags.Error, AttributeError, KeyError) as e:
+    message = _override_error(argv, flag_values, e)
+    if message is None and not isinstance(e, flags.Error):
+      raise
+    sys.stderr.write(f"FATAL Flags parsing error: {message or e}\n"
+                     "Pass --helpshort or --helpfull to see help on flags.\n")
+    sys.exit(1)
+
+
+def _override_error(argv, flag_values, error) -> str | None:
+  """The message for a bad `--<flag>.<key>[=value]` override in argv, or None."""
+  argv = flag_values.read_flags_from_files(argv, force_gnu=False)  # expand --flagfile
+  for arg in argv[1:]:
+    match = re.match(r"^--?(?:no)?([A-Za-z_][\w-]*)\.([^=]+)", arg)
+    if not match or match.group(1) not in flag_values:
+      continue
+    name, key = match.groups()
+    spec = _flag_argument(argv, name)
+    try:
+      config = config_lib.load_config(spec)
+    except Exception:  # pylint: disable=broad-except  # no or a broken config: absl says why
+      continue
+    problem = config_lib.unknown_key(config, key)
+    if problem:
+      return f"{problem} (from {arg}; the config is {spec})"
+    if isinstance(error, flags.Error) and f"--{name}.{key}=" in str(error):
+      value = config
+      for part in key.split("."):
+        value = value[part]
+      return f"{error}. --{name}.{key} takes {config_lib.type_name(value)} (it is {value!r} in {spec})."
+  return None
+
+
+def _flag_argument(argv, name: str) -> str | None:
+  """The value of --name=VALUE or --name VALUE in argv (the last one), or None."""
+  value = None
+  for i, arg in enumerate(argv):
+    match = re.match(rf"^--?{re.escape(name)}(=(.*))?$", arg)
+    if match:
+      value = match.group(2) if match.group(1) else (argv[i + 1] if i + 1 < len(argv) else None)
+  return value

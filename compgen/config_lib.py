@@ -6,7 +6,8 @@ comma-separated list of variants (e.g. `configs/sprites.py:smoke`), each known t
 Overrides (`--config.<key>=<value>` on the command line, `compgen.get_config(spec, {key:
 value})` in Python) of a key the config does not have, or with a value of the wrong type, are
 errors that name the key, the keys there are and the closest ones: `unknown_key`,
-`override`, and `parse_flags` for `absl.app.run(main, flags_parser=parse_flags)`.
+`override` (and `cli.parse_flags` on the command line); the values are checked in
+`config_checks.py`.
 """
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ import difflib
 import functools
 import importlib.util
 import os
-import re
-import sys
 from typing import Any
 
 import ml_collections
@@ -262,7 +261,7 @@ def _sections(node, prefix: str = ""):
       yield from _sections(value, f"{prefix}{name}.")
 
 
-def _type_name(value) -> str:
+def type_name(value) -> str:
   return {bool: "a bool", int: "an int", float: "a float", str: "a string",
           tuple: "a tuple", list: "a list"}.get(type(value), f"a {type(value).__name__}")
 
@@ -274,7 +273,7 @@ def unknown_key(config: ml_collections.ConfigDict, key: str) -> str | None:
   for name in key.split("."):
     where = "config." + ".".join(parents) if parents else "the config"
     if not isinstance(node, ml_collections.ConfigDict):
-      return (f"Unknown config key {key!r}: {where} is {_type_name(node)} ({node!r}), not a "
+      return (f"Unknown config key {key!r}: {where} is {type_name(node)} ({node!r}), not a "
               f"section with a key {name!r}.")
     if name not in node:
       keys = list(_sections(config))
@@ -301,62 +300,9 @@ def override(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
     config.update_from_flattened_dict({key: value})
   except TypeError as e:
     old = functools.reduce(lambda node, name: node[name], key.split("."), config)
-    raise TypeError(f"Config key {key!r} takes {_type_name(old)} (it is {old!r}), not "
+    raise TypeError(f"Config key {key!r} takes {type_name(old)} (it is {old!r}), not "
                     f"{value!r} ({type(value).__name__}).") from e
 
 
 ConfigError = errors.ConfigError
 check_values = config_checks.check_values  # the checks live in config_checks.py
-
-
-def parse_flags(argv: list[str], flag_values=None) -> list[str]:
-  """A `flags_parser` for `absl.app.run`: parses the command line like absl's default, and
-  makes a `--config.<key>` override of a key the config does not have (ml_collections
-  raises a bare AttributeError traceback for it) or of the wrong type a one-line error that
-  names the key and the fix; exits with status 1 before the job starts."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flag_values = flags.FLAGS if flag_values is None else flag_values
-  try:
-    return flag_values(argv)
-  except (flags.Error, AttributeError, KeyError) as e:
-    message = _override_error(argv, flag_values, e)
-    if message is None and not isinstance(e, flags.Error):
-      raise
-    sys.stderr.write(f"FATAL Flags parsing error: {message or e}\n"
-                     "Pass --helpshort or --helpfull to see help on flags.\n")
-    sys.exit(1)
-
-
-def _override_error(argv, flag_values, error) -> str | None:
-  """The message for a bad `--<flag>.<key>[=value]` override in argv, or None."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  argv = flag_values.read_flags_from_files(argv, force_gnu=False)  # expand --flagfile
-  for arg in argv[1:]:
-    match = re.match(r"^--?(?:no)?([A-Za-z_][\w-]*)\.([^=]+)", arg)
-    if not match or match.group(1) not in flag_values:
-      continue
-    name, key = match.groups()
-    spec = _flag_argument(argv, name)
-    try:
-      config = load_config(spec)
-    except Exception:  # pylint: disable=broad-except  # no or a broken config: absl says why
-      continue
-    problem = unknown_key(config, key)
-    if problem:
-      return f"{problem} (from {arg}; the config is {spec})"
-    if isinstance(error, flags.Error) and f"--{name}.{key}=" in str(error):
-      value = config
-      for part in key.split("."):
-        value = value[part]
-      return f"{error}. --{name}.{key} takes {_type_name(value)} (it is {value!r} in {spec})."
-  return None
-
-
-def _flag_argument(argv, name: str) -> str | None:
-  """The value of --name=VALUE or --name VALUE in argv (the last one), or None."""
-  value = None
-  for i, arg in enumerate(argv):
-    match = re.match(rf"^--?{re.escape(name)}(=(.*))?$", arg)
-    if match:
-      value = match.group(2) if match.group(1) else (argv[i + 1] if i + 1 < len(argv) else None)
-  return value

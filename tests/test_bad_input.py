@@ -24,7 +24,7 @@ from absl import flags
 from ml_collections import config_flags
 
 import compgen
-from compgen import config_lib, models, parallel
+from compgen import cli, config_lib, models, parallel
 from compgen.data import checks, pipeline, tfds_builders
 from compgen.inversion import perception, priors, replay, search
 from compgen.training import train_lib
@@ -185,12 +185,12 @@ def test_searcher_names_non_finite_images_and_starts_and_can_be_told_not_to(caps
 # --- config keys and names ------------------------------------------------------------------
 
 def _parse(argv, capsys):
-  """config_lib.parse_flags on a fresh flag set with --config: returns (exit code, stderr)."""
+  """cli.parse_flags on a fresh flag set with --config: returns (exit code, stderr)."""
   flag_values = flags.FlagValues()
   config_flags.DEFINE_config_file("config", None, "config", flag_values=flag_values,
                                   sys_argv=argv)
   with pytest.raises(SystemExit) as exit_info:
-    config_lib.parse_flags(argv, flag_values)
+    cli.parse_flags(argv, flag_values)
   return exit_info.value.code, capsys.readouterr().err
 
 
