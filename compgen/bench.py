@@ -27,7 +27,6 @@ Writes JSON (`--out`) and prints a table. Ratios are measured in one run on one 
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -41,7 +40,7 @@ import optax
 from absl import app
 from absl import flags
 
-from compgen import config_lib, models, parallel
+from compgen import config_lib, files, models, parallel
 from compgen.data import sprites as sprites_lib
 from compgen.inversion import replay, search
 from compgen.models import decoders as decoders_lib
@@ -539,8 +538,7 @@ def main(argv):
                            _STEPS.value, _REPEATS.value, _QUICK.value, _MICRO_BATCH.value,
                            _TRAIN_MODELS.value, [int(r) for r in _TRAIN_RESOLUTIONS.value],
                            _TRAIN_BATCH.value)
-  with open(_OUT.value, "w") as f:
-    json.dump(results, f, indent=2, default=float)
+  files.write_json(files.path(_OUT.value), results, default=float)
   print(format_table(results))
   print(f"\nresults: {_OUT.value}")
 

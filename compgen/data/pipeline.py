@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import ml_collections
 import numpy as np
 
+from compgen import files
 from compgen.data import scenes
 from compgen.data import splits as splits_lib
 from compgen.data import sprites as sprites_lib
@@ -271,8 +272,9 @@ def npz_names(path: str) -> tuple[list[str] | None, list[str] | None]:
 
 
 def save_npz(path: str, splits: dict[str, dict[str, np.ndarray]]) -> None:
-  """Writes {split: {field: array}} as one .npz in the layout `load_npz` reads."""
-  np.savez(path, **{f"{s}/{k}": v for s, arrays in splits.items() for k, v in arrays.items()})
+  """Writes {split: {field: array}} as one .npz in the layout `load_npz` reads (atomically)."""
+  files.save_npz(files.path(path), **{f"{s}/{k}": v for s, arrays in splits.items()
+                                       for k, v in arrays.items()})
 
 
 def to_model_inputs(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -33,9 +33,9 @@ from compgen.training import trained
 PRIOR_START_STREAM, RESTART_STREAM = 3, 4
 
 
-def needs_prior(config) -> bool:
+def needs_prior(config, restarts: bool = True) -> bool:
   sc = config.search
-  return sc.restarts > 1 or sc.regularizer == "prior" or sc.init == "prior"
+  return (restarts and sc.restarts > 1) or sc.regularizer == "prior" or sc.init == "prior"
 
 
 def prior_latents(config, infer, params, mesh, num_examples: int | None = None) -> np.ndarray:
@@ -113,12 +113,13 @@ class Perception:
 
   @classmethod
   def of(cls, config, model, mesh, fit_latents: Callable[[], np.ndarray],
-         reuse: "Perception | None" = None) -> "Perception":
+         reuse: "Perception | None" = None, restarts: bool = True) -> "Perception":
     """The perception of `model` (`models.Autoencoder`); `fit_latents()` gives the prior's
     sample (`prior_latents`) and is called only when a prior is needed. `reuse`: a perception
-    of the same model settings whose compiled searcher serves (unless it holds its prior)."""
+    of the same model settings whose compiled searcher serves (unless it holds its prior).
+    `restarts=False`: a perception that never adds restarts (no prior fitted for them)."""
     prior = (priors.fit_prior(config.search.prior, fit_latents(), seed=config.seed)
-             if needs_prior(config) else None)
+             if needs_prior(config, restarts) else None)
     if reuse is not None and config.search.regularizer != "prior":
       searcher = reuse.searcher
     else:

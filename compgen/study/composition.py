@@ -95,8 +95,9 @@ def _diagnose(config, workdir, bench: perceived_lib.Benchmark, perceived: percei
       matching="global", num_categories=bench.num_categories, factor_names=bench.names,
       steps=ec.readout_steps, seed=config.seed)
   assignment = readouts.assignment
-  perception = perception_lib.Perception.of(
-      config, model, mesh, lambda: perception_lib.prior_latents(config, infer, params, mesh))
+  perception = perception_lib.Perception.of(  # it searches from the recombined slots only
+      config, model, mesh, lambda: perception_lib.prior_latents(config, infer, params, mesh),
+      restarts=False)
   decode_mse = jax.jit(lambda p, x, z: models.per_example_mse(model.decode(p, z)["output"], x))
   rows, mse, distance = {}, {}, {}
   for split in ("id", "ood"):
