@@ -100,8 +100,13 @@ def jacobian_interaction_score(decode_fn, z: jax.Array, foreground=None) -> floa
   if np.shape(z)[1] < 2:
     raise ValueError(f"JIS compares slots: the latents have K = {np.shape(z)[1]}, it needs "
                      "K >= 2.")
-  k = np.shape(z)[1]
-  shares = np.asarray(slot_shares(decode_fn, z))  # [N, H, W, K]
+  return jis_of_shares(slot_shares(decode_fn, z), foreground)
+
+
+def jis_of_shares(shares, foreground=None) -> float:
+  """JIS above from the slot shares s [N, H, W, K] (`slot_shares`); foreground [N, H, W]."""
+  shares = np.asarray(shares)
+  k = shares.shape[-1]
   mask = shares.sum(-1) > 0
   if foreground is not None:
     mask &= np.asarray(foreground, bool)

@@ -50,6 +50,7 @@ from compgen.data import pipeline
 from compgen.data import sprites as sprites_lib
 from compgen.evaluation import identifiability as ident_lib
 from compgen.evaluation import interaction as interaction_lib
+from compgen.evaluation import segmentation
 from compgen.inversion import perception as perception_lib
 from compgen.inversion import replay as replay_lib
 from compgen.study import composition as composition_lib
@@ -103,18 +104,25 @@ def attention_statistics(attention, object_masks) -> dict[str, float]:
 def infer_latents(config, workdir: str, bench: perceived_lib.Benchmark, mesh,
                   overwrite: bool = False) -> perceived_lib.Perceived:
   """Every method's perception of every set by the trained + replayed model of `workdir`,
-  and the decoder's interaction statistics (`perceived.Perceived`; cached): for sprites also
-  JIS ("jis", on the true foreground), for attention decoders `attention_statistics` and, per
-  image, the reconstruction error on the pixels two or more true objects cover
-  ("mse_overlap") and on those one covers ("mse_single")."""
+  and the decoder's interaction statistics (`perceived.Perceived`; cached), on sprites with
+  `score_against_objects`."""
   path = files.path(workdir, "experiment", "latents.npz")
   record = provenance.record(
       config, LATENT_SECTIONS, trained_step=checkpoints.latest_step(workdir),
       replay_step=checkpoints.latest_step(files.path(workdir, "replay")))
+  masks = true_object_masks(config, bench.arrays)
   if path.exists() and not overwrite:
     stale = provenance.stale(path, record)
     if not stale:
-      return perceived_lib.load(path)
+      out = perceived_lib.load(path)
+      if masks is None or "j_ari" in out.interaction:
+        return out
+      print(f"{path} has no segmentation scores; adding them (the latents are kept).")
+      model, params, _ = trained.restore_trained(config, workdir, mesh)
+      score_against_objects(config, model, params, out, bench, masks)
+      if jax.process_index() == 0:
+        perceived_lib.save(path, out)
+      return out
     print(f"{path} was made with other settings ({stale}); inferring the latents again.")
   model, params, _ = trained.restore_trained(config, workdir, mesh)
   replay_params = replay_lib.replay_encoder_params(config, workdir, params, mesh)
@@ -137,27 +145,53 @@ def infer_latents(config, workdir: str, bench: perceived_lib.Benchmark, mesh,
     out.add(method, "ood",
             pictures=np.asarray(decode(params, out[method, "ood"]["z"][:NUM_PICTURES])))
   z_int = out["encoder", "id"]["z"][:config.experiment.interaction_examples]
-  stats = interaction_lib.interaction_statistics(lambda z: decode(params, z), z_int)
-  masks = true_object_masks(config, bench.arrays)
-  if masks is not None:  # JIS on the true foreground; errors where objects overlap, and not
-    stats["jis"] = interaction_lib.jacobian_interaction_score(
-        lambda z: decode(params, z), z_int, masks["id"][:len(z_int)].any(1))
-    if "attention" in jax.eval_shape(model.decode, params, z_int):  # compiles nothing
-      attention = jax.jit(model.decode)(params, z_int)["attention"]
-      stats.update(attention_statistics(attention, masks["id"][:len(z_int)]))
-    for method in METHODS:
-      for s in ("id", "ood"):
-        z = out[method, s]["z"]
-        x_hat = np.concatenate([np.asarray(decode(params, z[i:i + sc.batch_size]))
-                                for i in range(0, len(z), sc.batch_size)])
-        x, covered = bench.x(s), masks[s].sum(1)
-        out.add(method, s, mse_overlap=ident_lib.region_mse(x, x_hat, covered >= 2),
-                mse_single=ident_lib.region_mse(x, x_hat, covered == 1))
-  out.interaction = {name: np.asarray(v) for name, v in stats.items()}
+  out.interaction = {name: np.asarray(v) for name, v in interaction_lib.interaction_statistics(
+      lambda z: decode(params, z), z_int).items()}
+  if masks is not None:
+    score_against_objects(config, model, params, out, bench, masks)
   if jax.process_index() == 0:
     perceived_lib.save(path, out)
   provenance.write_record(path, record)
   return out
+
+
+def score_against_objects(config, model, params, out: perceived_lib.Perceived,
+                          bench: perceived_lib.Benchmark, masks: dict) -> None:
+  """Adds to `out` what the true objects' masks ([N, K, H, W] per set) score: at the first
+  `experiment.interaction_examples` ID encoder latents JIS ("jis", on the true foreground),
+  J-ARI ("j_ari", `evaluation.segmentation`) and, for attention decoders,
+  `attention_statistics`; per method and image, the reconstruction error on the pixels two or
+  more true objects cover ("mse_overlap") and on those one covers ("mse_single"), and the FG-ARI
+  of the decoder's slot masks ("fg_ari", not for decoders without slots)."""
+  decode = jax.jit(lambda p, z: model.decode(p, z)["output"])
+  z_int = out["encoder", "id"]["z"][:config.experiment.interaction_examples]
+  shares = interaction_lib.slot_shares(lambda z: decode(params, z), z_int)  # [n, H, W, K]
+  id_masks = masks["id"][:len(z_int)]
+  stats = {"jis": interaction_lib.jis_of_shares(shares, id_masks.any(1)),
+           "j_ari": segmentation.mean_foreground_ari(segmentation.visible_objects(id_masks),
+                                                     shares)}
+  if "attention" in jax.eval_shape(model.decode, params, z_int):  # compiles nothing
+    stats.update(attention_statistics(jax.jit(model.decode)(params, z_int)["attention"],
+                                      id_masks))
+  out.interaction.update({name: np.asarray(v) for name, v in stats.items()})
+
+  @jax.jit
+  def draw(p, z):  # -> (images [B, H, W, C], slot masks [B, H, W, K'] or None)
+    decoded = model.decode(p, z)
+    return decoded["output"], segmentation.slot_masks(decoded)
+  batch = config.search.batch_size
+  for method in METHODS:
+    for s in ("id", "ood"):
+      z = out[method, s]["z"]
+      drawn = [draw(params, z[i:i + batch]) for i in range(0, len(z), batch)]
+      x_hat = np.concatenate([np.asarray(d[0]) for d in drawn])
+      x, covered = bench.x(s), masks[s].sum(1)
+      out.add(method, s, mse_overlap=ident_lib.region_mse(x, x_hat, covered >= 2),
+              mse_single=ident_lib.region_mse(x, x_hat, covered == 1))
+      if drawn[0][1] is not None:
+        out.add(method, s, fg_ari=segmentation.foreground_ari(
+            segmentation.visible_objects(masks[s]), np.concatenate([np.asarray(d[1])
+                                                                    for d in drawn])))
 
 
 def score_candidates(config, workdir: str, bench: perceived_lib.Benchmark, mesh) -> dict:
@@ -223,10 +257,11 @@ def score_methods(config, perceived: perceived_lib.Perceived, bench: perceived_l
           **ident_lib.reconstruction_metrics(bench.x(s), view["mse"])}
       if "converged" in view:
         out[method][s]["search_converged"] = float(view["converged"].mean())
-      for region in ("overlap", "single"):
-        per_image = view.get(f"mse_{region}")
+      for name, per_image in (("recon_mse_overlap", view.get("mse_overlap")),
+                              ("recon_mse_single", view.get("mse_single")),
+                              ("fg_ari", view.get("fg_ari"))):
         if per_image is not None and np.isfinite(per_image).any():  # some image has one
-          out[method][s][f"recon_mse_{region}"] = float(np.nanmean(per_image))
+          out[method][s][name] = float(np.nanmean(per_image))
   return out
 
 
@@ -237,7 +272,8 @@ def _aggregate(runs: list[dict]) -> dict:
     cell = table.setdefault(f"{r['model']}: {r['method']}", {}).setdefault(r["split"], {})
     values = {"identifiability": r["identifiability"], "recon_mse": r["recon_mse"],
               "recon_r2": r["recon_r2"], **{f"factor/{k}": v for k, v in r["per_factor"].items()},
-              **{k: r[k] for k in ("recon_mse_overlap", "recon_mse_single") if k in r}}
+              **{k: r[k] for k in ("recon_mse_overlap", "recon_mse_single", "fg_ari")
+                 if k in r}}
     for k, v in values.items():
       cell.setdefault(k, []).append(v)
   return {row: {s: {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
@@ -268,8 +304,14 @@ def format_table(summary: dict, names: list[str]) -> str:
              "and on those one covers (single):\n\n" + tables.markdown(
                  ["method", "ID overlap", "ID single", "OOD overlap", "OOD single"], regions)
              if regions else "")
+  segments = [[row, pm(s["id"]["fg_ari"]), pm(s["ood"]["fg_ari"])]
+              for row, s in summary.items() if "fg_ari" in s["id"] and "fg_ari" in s["ood"]]
+  segments = ("\n\nFG-ARI of the decoder's slot masks at each method's latents (foreground "
+              "pixels, the true object in front; `evaluation.segmentation`):\n\n"
+              + tables.markdown(["method", "ID FG-ARI", "OOD FG-ARI"], segments)
+              if segments else "")
   return (scores + "\n\nPer-factor scores (R² for continuous factors, accuracy for categorical "
-          "ones):\n\n" + factors + regions)
+          "ones):\n\n" + factors + regions + segments)
 
 
 @files.holds_workdir("experiment")
@@ -350,6 +392,8 @@ def _write_outputs(results, arrays, pictures, traces, workdir) -> None:
       f"cross-slot Hessian share {np.mean([r['hessian_cross'] for r in rows]):.3f}"
       + (f", JIS {np.mean([r['jis'] for r in rows]):.3f}"
          if all("jis" in r for r in rows) else "")
+      + (f", J-ARI {np.mean([r['j_ari'] for r in rows]):.3f}"
+         if all("j_ari" in r for r in rows) else "")
       + (f", top slot's share of the objects' attention "
          f"{np.mean([r['top_slot_share'] for r in rows]):.3f}, object purity of the attention "
          f"{np.mean([r['object_purity'] for r in rows]):.3f}"

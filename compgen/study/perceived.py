@@ -78,7 +78,8 @@ class Perceived:
   """views {(method, set): {"z" [N, K, m], "mse" [N]; search methods also "trace_mean" [T]
   (mean objective per step), "converged", "finite" [N]; on sprites "mse_overlap",
   "mse_single" [N] (the error on pixels two or more / one true object cover, NaN without
-  any); on "ood" also "pictures" (the first decoded latents)}}; interaction {name: value}."""
+  any) and "fg_ari" [N] (decoders with slot masks); on "ood" also "pictures" (the first
+  decoded latents)}}; interaction {name: value}."""
   views: dict[tuple[str, str], dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
   interaction: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 

@@ -12,8 +12,9 @@ Python literals, or "variant=a,b" for config-file variants added to the spec's o
 (`variant=n0,n1,n2,mlp` on `configs/synthetic.py`). Writes, after each cell,
 `{workdir}/sweep.json`: the axes, and per cell its values, the mean ± std over seeds and the
 per-seed values of ID and OOD identifiability and reconstruction MSE of every method (for
-sprites also the error on pixels two true objects cover and on those one covers), and of the
-model's interaction measures (Jacobian overlap, JIS, ...); at the end
+sprites also the error on pixels two true objects cover and on those one covers, and the
+FG-ARI of the slot masks), and of the model's interaction measures (Jacobian overlap, JIS,
+J-ARI, ...); at the end
 `{workdir}/sweep.png` (`plots.sweep_map`): OOD identifiability per method against the first
 axis, one panel per value of the second (columns) and third (rows) axes.
 """
@@ -38,7 +39,7 @@ from compgen import tables
 from compgen.study import experiment as experiment_lib
 
 VARIANT_AXIS = "variant"
-METRICS = ("identifiability", "recon_mse", "recon_mse_overlap", "recon_mse_single")
+METRICS = ("identifiability", "recon_mse", "recon_mse_overlap", "recon_mse_single", "fg_ari")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,6 +58,15 @@ def test_experiment_scores_every_method_and_the_control(ran):
   for row in method_rows:
     for split in ("id", "ood"):
       assert results["summary"][row][split]["recon_mse_single"]["mean"] > 0
+  # segmentation: FG-ARI of the additive decoder's slot masks at every method's latents (the
+  # control draws no slots), J-ARI of both decoders' Jacobians
+  for method in experiment.METHODS:
+    for split in ("id", "ood"):
+      assert -1 <= results["summary"][f"additive: {method}"][split]["fg_ari"]["mean"] <= 1
+      assert "fg_ari" not in results["summary"][f"unconstrained: {method}"][split]
+  for stats in results["interaction"].values():
+    assert -1 <= stats[0]["j_ari"] <= 1
+  assert "J-ARI" in table and "| additive: search |" in table.split("FG-ARI")[-1]
 
 
 def test_rerun_reuses_the_cached_latents_and_the_cli_prints_the_table(ran, repo_root):
@@ -218,6 +227,27 @@ def test_the_experiment_perceives_what_compgen_invert_returns(ran, tmp_path):
     single = compgen.invert(model, x, restarts=1)  # the restarts are searched, and help
     assert (found["mse"] <= single["mse"] + 1e-7).all()
     assert (found["mse"] < single["mse"] - 1e-7).any()
+
+
+def test_a_cache_without_segmentation_scores_gets_them_and_keeps_its_latents(ran, tmp_path):
+  _, workdir, _ = ran
+  run = str(shutil.copytree(os.path.join(workdir, "seed0", "additive"), tmp_path / "run"))
+  config = compgen.load(run).config
+  path = tmp_path / "run" / "experiment" / "latents.npz"
+  full = perceived.load(path)
+  old = perceived.load(path)
+  del old.interaction["j_ari"]
+  for view in old.views.values():
+    view.pop("fg_ari", None)
+  perceived.save(path, old)
+  bench = perceived.load_benchmark(config)
+  seen = experiment.infer_latents(config, run, bench, parallel.make_mesh(config.mesh))
+  assert seen.interaction["j_ari"] == pytest.approx(full.interaction["j_ari"])
+  for key, view in full.views.items():
+    np.testing.assert_array_equal(seen[key]["z"], view["z"])
+    if "fg_ari" in view:
+      np.testing.assert_allclose(seen[key]["fg_ari"], view["fg_ari"], rtol=1e-6)
+  assert "j_ari" in perceived.load(path).interaction  # written back
 
 
 def test_what_was_perceived_is_read_back_as_written(tmp_path):
