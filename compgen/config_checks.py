@@ -19,9 +19,11 @@ CHOICES = {
     "replay.init": ("id_encoder", "scratch"),
     "loss.consistency_matching": LATENT_LOSSES,
     "model.candidate_score": ("train_recon_mse", "slot_purity"),
+    **{f"model.{part}.softmax_scale": ("head", "query_width")
+       for part in ("decoders.transformer", "encoders.query_transformer")},
     "experiment.readout_fit": ("encoder", "own"),
     **{f"{optim}.{key}": values for optim in ("optim", "replay.optim")
-       for key, values in (("name", ("adam", "adamw")), ("decay", ("cosine", "constant")))},
+       for key, values in (("name", ("adam", "adamw")), ("decay", ("cosine", "constant", "warmup_hold_decay")))},
 }
 
 
@@ -76,6 +78,8 @@ _RANGES = {
 for _optim in ("optim", "replay.optim"):
   _RANGES.update({f"{_optim}.learning_rate": _RATE, f"{_optim}.warmup_steps": _AT_LEAST_0,
                   f"{_optim}.end_learning_rate_fraction": _FRACTION,
+                  f"{_optim}.hold_steps": _AT_LEAST_0, f"{_optim}.hold_drop": _FRACTION,
+                  f"{_optim}.decay_rate": _FRACTION,
                   f"{_optim}.weight_decay": _WEIGHT, f"{_optim}.grad_clip_norm": _AT_LEAST_0})
 _SENTINELS = {"mesh.data": -1, "search.micro_batch": -1, "search.num_examples": -1,
               "replay.micro_batch": -1, "experiment.control_seeds": -1}

@@ -56,7 +56,8 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
   """Defaults of `config.model`: which decoder/encoder, and each one's own settings."""
   return ml_collections.ConfigDict({
       "decoder": "alpha",            # a name in `decoders` below
-      "encoder": "cnn",              # "cnn" | "conv" | "transformer" | "slot_attention"
+      "encoder": "cnn",              # "cnn" | "conv" | "transformer" | "slot_attention" |
+                                     # "query_transformer"
       "slot_dim": slot_dim,          # m̂, latent dims per slot
       "variational": False,          # VAE (β-KL, reparametrised sampling) instead of AE
       "candidates": 1,               # autoencoders trained side by side from independent
@@ -72,8 +73,9 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
           "alpha": {"hidden": (64, 64, 64), "num_frequencies": 6, "slot_index": True},
           "conv": {"hidden": (256, 256), "channels": 32, "upsampling": "subpixel"},
           # background_token: a learned key/value beside the slots for background pixels
+          # softmax_scale: "head" (1/√head width) | "query_width" (1/√width, the released)
           "transformer": {"width": 64, "num_layers": 2, "num_heads": 4, "num_frequencies": 6,
-                          "background_token": False},
+                          "background_token": False, "softmax_scale": "head"},
           "unconstrained": {"hidden": (64, 64, 64), "num_frequencies": 6},
           "unconstrained_conv": {"hidden": (256, 256), "channels": 32,  # conv's control
                                  "upsampling": "subpixel"},
@@ -84,6 +86,9 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
           "conv": {"channels": (32, 32, 32, 32), "hidden": (256, 256), "first_layer": "patches"},
           "transformer": {"width": 64, "depth": 2, "num_heads": 4, "patch_size": 4},
           "slot_attention": {"channels": (32, 32, 32), "width": 64, "iterations": 3},
+          # Brady et al.'s released encoder: width 2m (VAE) or m, 5 layers of 4 heads
+          "query_transformer": {"channels": (32, 32, 32), "depth": 5, "num_heads": 4,
+                                "softmax_scale": "query_width"},
       },
   })
 
@@ -102,8 +107,12 @@ def training_config() -> ml_collections.ConfigDict:
                "consistency_matching": "permutation_invariant"},  # or "mse" (slots in order)
       "optim": {"name": "adam",                    # "adam" | "adamw"
                 "learning_rate": 5e-4, "warmup_steps": 200,
-                "decay": "cosine",                 # "cosine" | "constant"
-                "end_learning_rate_fraction": 0.1, "weight_decay": 1e-4, "grad_clip_norm": 1.0},
+                "decay": "cosine",                 # "cosine" | "constant" | "warmup_hold_decay"
+                "end_learning_rate_fraction": 0.1,  # cosine: the last rate, of the peak
+                # warmup_hold_decay: the peak held to hold_steps, then times hold_drop, then
+                # times decay_rate per num_steps (training/optimizers.py)
+                "hold_steps": 0, "hold_drop": 0.2, "decay_rate": 0.1,
+                "weight_decay": 1e-4, "grad_clip_norm": 1.0},
       "train": {"batch_size": 64, "num_steps": 5_000, "log_every": 50, "eval_every": 1_000,
                 "checkpoint_every": 1_000, "keep_checkpoints": 3, "eval_examples": 1000,
                 "health_examples": 64,     # ID training images of the slot health check
@@ -135,6 +144,7 @@ def inversion_config() -> ml_collections.ConfigDict:
                  "eval_every": 500, "checkpoint_every": 500,
                  "optim": {"name": "adam", "learning_rate": 3e-4, "warmup_steps": 100,
                            "decay": "cosine", "end_learning_rate_fraction": 0.1,
+                           "hold_steps": 0, "hold_drop": 0.2, "decay_rate": 0.1,
                            "weight_decay": 1e-4, "grad_clip_norm": 1.0}},
   })
 
@@ -174,8 +184,8 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 DECODER_VARIANTS = ("additive", "alpha", "conv", "transformer", "unconstrained",
                     "unconstrained_conv")
 MODEL_VARIANTS = DECODER_VARIANTS + ("vae",
-                  "conv_encoder", "transformer_encoder", "slot_attention")
-ENCODER_VARIANTS = ("conv_encoder", "transformer_encoder", "slot_attention")
+                  "conv_encoder", "transformer_encoder", "slot_attention", "query_transformer")
+ENCODER_VARIANTS = ("conv_encoder", "transformer_encoder", "slot_attention", "query_transformer")
 # Variants that set the same setting: a spec may name one of each group (`parse_variants`).
 MODEL_VARIANT_GROUPS = {"model.decoder": DECODER_VARIANTS, "model.encoder": ENCODER_VARIANTS}
 
@@ -191,6 +201,8 @@ def apply_model_variants(config: ml_collections.ConfigDict, variants: set[str]) 
     config.model.encoder = "transformer"
   if "slot_attention" in variants:
     config.model.encoder = "slot_attention"
+  if "query_transformer" in variants:
+    config.model.encoder = "query_transformer"
   if "vae" in variants:
     config.model.variational = True
 
@@ -212,6 +224,7 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   m.encoders.conv.update(channels=(8, 8), hidden=(32,))
   m.encoders.transformer.update(width=32, depth=1, num_heads=2)
   m.encoders.slot_attention.update(channels=(16, 16), width=32, iterations=2)
+  m.encoders.query_transformer.update(channels=(8,), depth=1, num_heads=2)
   config.loss.interaction_warmup_steps = 2
   config.optim.warmup_steps = 1
   config.train.update(batch_size=16, num_steps=4, log_every=2, eval_every=2,

@@ -20,12 +20,18 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
            use; sizes no builder config renders, e.g. fast32, are refused)
   decoder: additive (default), alpha, conv (additive, transposed convolutions), transformer
            (with the interaction penalty), unconstrained, unconstrained_conv (conv's control)
-  encoder: conv_encoder, transformer_encoder, slot_attention (default: cnn);  vae: β-VAE
-           instead of an autoencoder
+  encoder: conv_encoder, transformer_encoder, slot_attention, query_transformer (Brady et
+           al.'s released encoder; default: cnn);  vae: β-VAE instead of an autoencoder
   model:   transformer_vae (the paper's model: the transformer decoder with its interaction
            penalty as a VAE, a slot-attention encoder, Brady et al.'s sprites weights with β
-           rescaled to the image size; results/sprites_overlap/)
+           rescaled to the image size; results/sprites_overlap/),
+           transformer_vae_released (the same with every part of the released recipe:
+           its encoder, softmax temperature, learning-rate schedule and α warm-up as shares
+           of the run's steps — set by the size variant, not rescaled by a later
+           --config.train.num_steps —, 32 latents per slot; results/sprites_overlap/released/)
   size:    quickstart (16x16, 4000 steps: the experiment of launch/quickstart.sh),
+           long16 (the quickstart at 30,000 steps, batch 64, evaluated and checkpointed
+           every 2,500: the long Transformer VAE run),
            fast32 (32x32 images, 2500 steps), bench32 (the 32x32 benchmark: conv decoder
            and encoder, AdamW 4e-4, 12,000 steps, 3 seeds, control `unconstrained_conv`),
            bench64 (the 64x64 benchmark: bench32 at the released generator's resolution
@@ -45,18 +51,26 @@ from compgen import config_lib
 
 # Training steps of the 64×64 benchmark (results/sprites64/README.md says how they were chosen).
 BENCH64_STEPS = 16_000
+TRANSFORMER_VAES = ("transformer_vae", "transformer_vae_released")
+# Brady et al.'s released sprites run (JackBrady/interaction-asymmetry, train_model.py and
+# utilities/setup_utils.py): 500k steps; learning rate 5e-4 warmed up over 10k, held to 30k,
+# then 1e-4 decayed by 0.1 per 500k; α warmed up over 25k. As shares of the run's steps:
+RELEASED_STEPS = 500_000
+RELEASED_SHARES = {"warmup": 10_000 / RELEASED_STEPS, "hold": 30_000 / RELEASED_STEPS,
+                   "alpha_warmup": 25_000 / RELEASED_STEPS}
 
 
 def get_config(arg=None):
   model_groups = config_lib.MODEL_VARIANT_GROUPS
   variants = config_lib.parse_variants(
-      arg, ("smoke", "quickstart", "fast32", "bench32", "bench64", "held_out", "iid", "overlap",
-            "tfds", "transformer_vae", "population") + config_lib.MODEL_VARIANTS,
-      exclusive={"the image size and training length": ("quickstart", "fast32", "bench32",
-                                                          "bench64"),
+      arg, ("smoke", "quickstart", "long16", "fast32", "bench32", "bench64", "held_out", "iid", "overlap",
+            "tfds", "transformer_vae", "transformer_vae_released", "population")
+      + config_lib.MODEL_VARIANTS,
+      exclusive={"the image size and training length": ("quickstart", "long16", "fast32",
+                                                          "bench32", "bench64"),
                  "data.split.scheme": ("held_out", "iid"),
-                 "model.decoder": model_groups["model.decoder"] + ("transformer_vae",),
-                 "model.encoder": model_groups["model.encoder"] + ("transformer_vae",)})
+                 "model.decoder": model_groups["model.decoder"] + TRANSFORMER_VAES,
+                 "model.encoder": model_groups["model.encoder"] + TRANSFORMER_VAES})
   config = config_lib.base_config("sprites")
   data = config.data
   # The benchmark's defaults: the per-latent diagonal band (config_lib.data_config) and an
@@ -98,7 +112,7 @@ def get_config(arg=None):
   if "bench64" in variants:  # the anchor's resolution and shapes (square and triangle)
     data.sprites.update(resolution=64, shapes=("square", "triangle"))
     config.train.num_steps = BENCH64_STEPS
-  if "quickstart" in variants:  # the CPU-sized experiment of launch/quickstart.sh
+  if "quickstart" in variants or "long16" in variants:  # the experiment of launch/quickstart.sh
     data.sprites.resolution = 16
     # One model per seed: two inits kept by slot purity at 2,500 found object slots in 2 of 5
     # seeds at 1.6x the steps (results/health/), no better. The health check says which.
@@ -106,6 +120,9 @@ def get_config(arg=None):
     config.replay.update(num_steps=800, batch_size=32)
     config.search.num_steps = 50
     config.experiment.update(fit_examples=256, eval_examples=128, readout_steps=500)
+  if "long16" in variants:
+    config.train.update(num_steps=30_000, batch_size=64, eval_every=2500, checkpoint_every=2500,
+                        keep_checkpoints=13)
   if "smoke" in variants:
     data.sprites.resolution = 16
     config_lib.apply_smoke(config)
@@ -114,11 +131,23 @@ def get_config(arg=None):
     # 0.05 for the mixed one, whose ID error is no higher (results/health/).
     config.model.update(candidates=3, keep_candidate_at=max(1, config.train.num_steps // 8),
                         candidate_score="slot_purity")
-  if "transformer_vae" in variants:
+  if variants & set(TRANSFORMER_VAES):
     config.model.update(decoder="transformer", encoder="slot_attention", variational=True)
     # Brady et al.'s β = 0.05 weighs the KL against a squared error summed over 64×64×3
     # terms and weighted 5; the same balance at this size (0.000625 at 16×16). Their α = 0.05
     # is the default: with the head-summed penalty it binds here (results/sprites_overlap/).
     side = data.sprites.resolution
     config.loss.beta = 0.05 * side * side / (5 * 64 * 64)
+  if "transformer_vae_released" in variants:  # after the sizes: the schedule is shares of them
+    steps = config.train.num_steps
+    # 32 latents per slot, the query-transformer encoder at width 64 (slot_dim=32, VAE), the
+    # released 1/√(query width) temperature and a learned background key (its extra slot)
+    config.model.update(encoder="query_transformer", slot_dim=32)
+    config.model.decoders.transformer.update(softmax_scale="query_width", background_token=True)
+    config.optim.update(name="adam", learning_rate=5e-4, decay="warmup_hold_decay",
+                        warmup_steps=round(RELEASED_SHARES["warmup"] * steps),
+                        hold_steps=round(RELEASED_SHARES["hold"] * steps),
+                        hold_drop=1e-4 / 5e-4, decay_rate=0.1, grad_clip_norm=0.0)
+    config.loss.interaction_warmup_steps = round(RELEASED_SHARES["alpha_warmup"] * steps)
+    config.train.batch_size = 64
   return config

@@ -12,14 +12,14 @@ from compgen.models.decoders import (AdditiveDecoder, AlphaDecoder, ConvDecoder,
                                      TransformerDecoder, UnconstrainedConvDecoder,
                                      UnconstrainedDecoder,
                                      interaction_penalty)
-from compgen.models.encoders import (CNNEncoder, ConvEncoder, SlotAttentionEncoder,
-                                     TransformerEncoder)
+from compgen.models.encoders import (CNNEncoder, ConvEncoder, QueryTransformerEncoder,
+                                     SlotAttentionEncoder, TransformerEncoder)
 
 DECODERS = {"additive": AdditiveDecoder, "alpha": AlphaDecoder, "conv": ConvDecoder,
             "transformer": TransformerDecoder, "unconstrained": UnconstrainedDecoder,
             "unconstrained_conv": UnconstrainedConvDecoder}
 ENCODERS = {"cnn": CNNEncoder, "conv": ConvEncoder, "transformer": TransformerEncoder,
-            "slot_attention": SlotAttentionEncoder}
+            "slot_attention": SlotAttentionEncoder, "query_transformer": QueryTransformerEncoder}
 
 
 def _kwargs(section) -> dict:

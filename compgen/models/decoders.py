@@ -129,6 +129,7 @@ class TransformerDecoder(nn.Module):
   num_heads: int = 4
   num_frequencies: int = 6
   background_token: bool = False
+  softmax_scale: str = "head"  # or "query_width": the released temperature (layers.CrossAttention)
 
   @nn.compact
   def __call__(self, z):
@@ -147,7 +148,8 @@ class TransformerDecoder(nn.Module):
     q = queries
     maps = []
     for i in range(self.num_layers):
-      update, attention = layers.CrossAttention(self.num_heads, name=f"cross_attention_{i}")(
+      update, attention = layers.CrossAttention(self.num_heads, self.softmax_scale,
+                                                name=f"cross_attention_{i}")(
           nn.LayerNorm(name=f"norm_q_{i}")(q), nn.LayerNorm(name=f"norm_kv_{i}")(kv))
       q = q + update  # [B, P, d] once the batch enters
       q = q + layers.MLP((2 * self.width, self.width), name=f"mlp_{i}")(

@@ -8,6 +8,11 @@ Each returns {"mean": [B, K, m]} and, when `variational`, {"logvar": [B, K, m]} 
                the slot head. Images only.
   transformer  patch (or per-dimension) tokens with learned positions, self-attention
                blocks, then K learned slot queries that cross-attend to the tokens.
+  query_transformer  Brady et al.'s released encoder (`models/encoders.SlotEncoder`,
+               enc_type "transformer"): a stride-1 conv backbone with a soft position
+               embedding, then K learned slot queries through `depth` layers of
+               cross-attention to the features, self-attention among the slots and a
+               feed-forward block; the last LayerNorm's output is the slot. Images only.
   slot_attention  a stride-1 conv backbone with a positional embedding, then slot attention
                (Locatello et al. 2020): K slots compete for the feature-map positions (softmax
                over slots), each updated by a GRU from the mean of the values it won, for
@@ -135,6 +140,64 @@ class TransformerEncoder(nn.Module):
     per_slot = self.slot_dim * (2 if self.variational else 1)
     return _split(nn.Dense(per_slot, name="slot_head")(nn.LayerNorm()(slots)), self.slot_dim,
                   self.variational)
+
+
+class QueryTransformerEncoder(nn.Module):
+  """Learned slot queries that cross-attend to conv features (Brady et al. 2025's encoder).
+
+  The released `SlotEncoder` (JackBrady/interaction-asymmetry, `models/encoders.py`,
+  `models/transformer.py`, `models/positional_encodings.py`), at width D = m (2m for a VAE):
+    F = GELU(conv5×5(...)) over `channels`, then one to D; F += Dense([y, x, 1−y, 1−x])
+    F = MLP_GELU(LN_{N×D}(F))          (a LayerNorm over all N positions and D channels
+                                         jointly, without parameters: built anew each call)
+    s = learned queries [K, D] ~ U[0, 1)
+    `depth` times:  s += MHA(LN(s), LN(F));  s += MHA(LN(s), LN(s));
+                    s += W₂ GELU(W₁ LN(s))  (W₁: D -> 2D)
+    slots = LN(s), each MHA with `num_heads` heads at temperature 1/√D ("query_width").
+  (GELU in its tanh form, torch's default is the erf form; the learned LayerNorms' ε is Flax's.)
+  A VAE reads the slot as (μ, s) halves with σ = exp(s) / 2 (the released `sample_zh`),
+  returned as logvar = 2 s − 2 ln 2.
+  """
+  num_slots: int
+  slot_dim: int
+  variational: bool = False
+  channels: Sequence[int] = (32, 32, 32)
+  depth: int = 5
+  num_heads: int = 4
+  softmax_scale: str = "query_width"
+
+  @nn.compact
+  def __call__(self, x):
+    if x.ndim != 4:
+      raise ValueError("The query-transformer encoder reads images [B, H, W, C]; for vectors "
+                       "use 'cnn' or 'transformer'.")
+    b, h, w, _ = x.shape
+    width = self.slot_dim * (2 if self.variational else 1)
+    for ch in tuple(self.channels) + (width,):
+      x = nn.gelu(nn.Conv(ch, (5, 5), padding="SAME")(x))
+    grid = jnp.stack(jnp.meshgrid(jnp.linspace(0, 1, h), jnp.linspace(0, 1, w), indexing="ij"),
+                     -1)
+    x = x + nn.Dense(width, name="position")(jnp.concatenate([grid, 1 - grid], -1))
+    features = nn.LayerNorm(reduction_axes=(-2, -1), use_scale=False, use_bias=False,
+                            epsilon=1e-5)(x.reshape(b, h * w, width))
+    features = layers.MLP((width, width), name="feature_mlp")(features)
+    slots = jnp.broadcast_to(
+        self.param("slot_queries", nn.initializers.uniform(1.0), (self.num_slots, width)),
+        (b, self.num_slots, width))
+    for i in range(self.depth):
+      attend = lambda name: layers.CrossAttention(self.num_heads, self.softmax_scale,
+                                                  name=f"{name}_{i}")
+      slots = slots + attend("cross_attention")(nn.LayerNorm(name=f"norm_q_{i}")(slots),
+                                                nn.LayerNorm(name=f"norm_kv_{i}")(features))[0]
+      normed = nn.LayerNorm(name=f"norm_self_{i}")(slots)
+      slots = slots + attend("self_attention")(normed, normed)[0]
+      slots = slots + layers.MLP((2 * width, width), name=f"mlp_{i}")(
+          nn.LayerNorm(name=f"norm_mlp_{i}")(slots))
+    slots = nn.LayerNorm(name="norm_out")(slots)
+    if not self.variational:
+      return {"mean": slots}
+    return {"mean": slots[..., :self.slot_dim],
+            "logvar": 2 * slots[..., self.slot_dim:] - 2 * jnp.log(2.0)}
 
 
 class SlotAttentionEncoder(nn.Module):

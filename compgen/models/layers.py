@@ -119,19 +119,28 @@ def fourier_features(coords: jax.Array, num_frequencies: int) -> jax.Array:
                           jnp.cos(angles).reshape(len(coords), -1)], axis=-1)
 
 
+SOFTMAX_SCALES = ("head", "query_width")
+
+
 class CrossAttention(nn.Module):
   """Multi-head attention of queries over a small set of keys, returning the weights.
 
-  q: [B, P, d] (or [P, d], shared over the batch), kv: [B, K, d] ->
-  (out [B, P, d], attention [B, heads, P, K], softmax over K).
+  q: [B, P, d_q] (or [P, d_q], shared over the batch), kv: [B, K, d] ->
+  (out [B, P, d], attention [B, heads, P, K], softmax over K) with
+  attention = softmax(q W_q (kv W_k)ᵀ · s) per head and s = 1/√(d / heads) for `scale` "head"
+  (Vaswani et al.) or s = 1/√d_q for "query_width", the temperature of Brady et al.'s released
+  `models/transformer.MultiHeadAttention` (`self.scale = d_q ** -0.5`).
   """
   num_heads: int
+  scale: str = "head"
 
   @nn.compact
   def __call__(self, q, kv):
     d = kv.shape[-1]
     if d % self.num_heads:
       raise ValueError(f"model width {d} is not divisible by num_heads={self.num_heads}.")
+    if self.scale not in SOFTMAX_SCALES:
+      raise ValueError(f"Unknown softmax scale {self.scale!r}: choose one of {SOFTMAX_SCALES}.")
     head = d // self.num_heads
     split = lambda t: t.reshape(t.shape[:-1] + (self.num_heads, head))
     queries = split(nn.Dense(d, name="query")(q))
@@ -141,7 +150,8 @@ class CrossAttention(nn.Module):
       logits = jnp.einsum("phc,bkhc->bhpk", queries, keys)
     else:
       logits = jnp.einsum("bphc,bkhc->bhpk", queries, keys)
-    attention = jax.nn.softmax(logits / jnp.sqrt(head), axis=-1)
+    width = head if self.scale == "head" else q.shape[-1]
+    attention = jax.nn.softmax(logits / jnp.sqrt(width), axis=-1)
     out = jnp.einsum("bhpk,bkhc->bphc", attention, values)
     out = nn.Dense(d, name="out")(out.reshape(out.shape[:-2] + (d,)))
     return out, attention

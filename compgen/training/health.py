@@ -74,16 +74,32 @@ def purity_from_shares(shares, object_masks) -> float:
   return float((matched.mean() - 1 / k) / (1 - 1 / k))
 
 
-def purity_fn(decode_fn: Callable, x, num_slots: int) -> Callable | None:
+def scores_fn(decode_fn: Callable, x, num_slots: int) -> Callable | None:
   """The health check of images x [N, H, W, C] (ID training images): (decoder params, z =
-  ĝ(x) [N, K, m]) -> slot_purity, with `decode_fn(params, z) -> images`; None when no image
-  of x has `num_slots` objects apart, where it is not defined."""
+  ĝ(x) [N, K, m]) -> {"slot_purity", "jis" (`interaction.jis_of_shares` on the objects'
+  pixels)} and, for decoders that return "attention" [N, L, heads, P, K (+1)], where it
+  goes on the objects: {"top_slot_share", "attention_purity"} (`interaction.top_slot_share`,
+  `object_purity`), with `decode_fn(params, z) -> {"output": images, ...}`; None when no
+  image of x has `num_slots` objects apart, where none is defined."""
   masks, scored = image_objects(x, num_slots)
   if not scored.any():
     return None
-  shares = jax.jit(lambda p, z: interaction.slot_shares(lambda y: decode_fn(p, y), z))
-  return lambda params, z: purity_from_shares(shares(params, np.asarray(z)[scored]),
-                                              masks[scored])
+  masks = masks[scored]
+  shares = jax.jit(lambda p, z: interaction.slot_shares(lambda y: decode_fn(p, y)["output"], z))
+  attention = jax.jit(lambda p, z: decode_fn(p, z).get("attention"))
+
+  def scores(params, z):
+    z = np.asarray(z)[scored]
+    s = shares(params, z)
+    out = {"slot_purity": purity_from_shares(s, masks),
+           "jis": interaction.jis_of_shares(s, masks.any(1))}
+    weights = attention(params, z)
+    if weights is not None:
+      on_slots, flat = np.asarray(weights)[..., :num_slots], masks.reshape(len(z), num_slots, -1)
+      out.update(top_slot_share=interaction.top_slot_share(on_slots, flat.any(1)),
+                 attention_purity=interaction.object_purity(on_slots, flat))
+    return out
+  return scores
 
 
 def is_healthy(purity: float) -> bool:

@@ -7,18 +7,38 @@ import optax
 from compgen import config_checks
 
 
-def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
-  """Adam/AdamW with linear warm-up, cosine (or constant) decay, global-norm clipping."""
-  config_checks.check_choice("optim.name", optim.name)
+def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+  """step t -> learning rate, from 0 linearly to the peak η over w = `warmup_steps`, then
+
+    cosine              cosine decay to η · `end_learning_rate_fraction` at `num_steps` T
+    constant            η
+    warmup_hold_decay   η until h = `hold_steps`, then η · d · r^((t − h) / T) with
+                        d = `hold_drop`, r = `decay_rate`: Brady et al.'s released schedule
+                        (`train_model.py`, `utilities/setup_utils.LrScheduler` of
+                        JackBrady/interaction-asymmetry: w = 10k, h = 30k, d = 1e-4 / 5e-4,
+                        r = 0.1 per T = 500k steps)
+  """
   config_checks.check_choice("optim.decay", optim.decay)
   peak = optim.learning_rate
   warmup = min(optim.warmup_steps, max(num_steps - 1, 0))
   if optim.decay == "cosine":
-    schedule = optax.warmup_cosine_decay_schedule(
+    return optax.warmup_cosine_decay_schedule(
         0.0, peak, warmup_steps=warmup, decay_steps=max(num_steps, warmup + 1),
         end_value=peak * optim.end_learning_rate_fraction)
-  else:
-    schedule = optax.warmup_constant_schedule(0.0, peak, warmup_steps=max(warmup, 1))
+  if optim.decay == "constant":
+    return optax.warmup_constant_schedule(0.0, peak, warmup_steps=max(warmup, 1))
+  hold = max(optim.hold_steps, warmup)
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak),
+       optax.exponential_decay(peak * optim.hold_drop, transition_steps=max(num_steps, 1),
+                               decay_rate=optim.decay_rate)],
+      boundaries=[warmup, hold])
+
+
+def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
+  """Adam/AdamW on `learning_rate_schedule`, with global-norm clipping."""
+  config_checks.check_choice("optim.name", optim.name)
+  schedule = learning_rate_schedule(optim, num_steps)
   if optim.name == "adam":
     opt = optax.adam(schedule)
   else:

@@ -183,7 +183,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       metrics.update(_health_metrics(record, scorer, params))
       writer.write(step, metrics)
       history[step] = metrics[HELD_OUT]
-      return {k: metrics[k] for k in ("train/slot_purity",) if k in metrics}
+      return {k: metrics[k] for k in ("train/slot_purity", "train/top_slot_share")
+              if k in metrics}
 
     def converged(step):
       if not levelled_off(history, step):
@@ -240,15 +241,15 @@ HELD_OUT = "test_id/recon_mse"  # the error the stopping rule watches
 
 
 def _health_metrics(record: dict | None, scorer: Callable, params) -> dict:
-  """{"train/slot_purity"} of `params` (from a population's `record` when there is one),
-  and each candidate's purity and error as "candidate{i}/..."."""
+  """{"train/slot_purity", "train/jis", ...: the `health` scores} of `params` (from a
+  population's `record` when there is one), and each candidate's scores and error as
+  "candidate{i}/..."."""
   if record is None:
-    purity = scorer(params).get("slot_purity")
-    return {} if purity is None else {"train/slot_purity": purity}
-  out = {f"candidate{i}/{key}": v for key in ("slot_purity", "train_recon_mse")
-         for i, v in enumerate(record.get(key, ()))}
-  if "slot_purity" in record:
-    out["train/slot_purity"] = record["slot_purity"][record["selected"]]
+    return {f"train/{k}": v for k, v in scorer(params).items() if k != "train_recon_mse"}
+  scored = [k for k, v in record.items() if isinstance(v, list)]
+  out = {f"candidate{i}/{key}": v for key in scored for i, v in enumerate(record[key])}
+  out.update({f"train/{key}": record[key][record["selected"]] for key in scored
+              if key != "train_recon_mse"})
   return out
 
 

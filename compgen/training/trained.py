@@ -92,32 +92,33 @@ def restore_candidates(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   return model, params, step
 
 
-def slot_purity_fn(model, train_arrays: dict, num_examples: int) -> Callable | None:
-  """params -> `health.purity_fn`'s slot purity of the decoder at the encoder's latents of the
-  first `num_examples` of `train_arrays` (ID training images); None for data that are not
-  images of several objects, where it is not defined."""
+def health_scores_fn(model, train_arrays: dict, num_examples: int) -> Callable | None:
+  """params -> `health.scores_fn`'s scores (slot purity, JIS, ...) of the decoder at the
+  encoder's latents of the first `num_examples` of `train_arrays` (ID training images); None
+  for data that are not images of several objects, where they are not defined."""
   x = models.model_input(train_arrays)[:num_examples]
   k = train_arrays["latents"].shape[1]
   if x.ndim != 4 or k < 2:
     return None
-  purity = health.purity_fn(lambda p, z: model.decode(p, z)["output"], x, k)
-  if purity is None:
+  scores = health.scores_fn(model.decode, x, k)
+  if scores is None:
     return None
   encode = jax.jit(lambda p: model.encode(p, x)["mean"])
-  return lambda params: purity(params, encode(params))
+  return lambda params: scores(params, encode(params))
 
 
 def candidate_scorer(config, model, infer_fn, train_arrays: dict, mesh) -> Callable:
   """params -> {"train_recon_mse": mean reconstruction MSE on `train_arrays` (ID training
-  examples), "slot_purity" (`health`; images only)}: what `candidates.select` chooses by."""
-  purity = slot_purity_fn(model, train_arrays, config.train.health_examples)
+  examples), "slot_purity" and the other `health` scores (images only)}: what
+  `candidates.select` chooses by."""
+  health_scores = health_scores_fn(model, train_arrays, config.train.health_examples)
 
   def score(params):
     mse = evaluate(infer_fn, params, {"train": train_arrays}, mesh,
                    config.train.batch_size)["train"][1].mean()
     out = {"train_recon_mse": float(mse)}
-    if purity is not None:
-      out["slot_purity"] = purity(params)
+    if health_scores is not None:
+      out.update(health_scores(params))
     return out
   return score
 

@@ -20,7 +20,9 @@ ENCODER_PARAMS = {("cnn", False, IMAGE): 252144, ("cnn", False, VECTOR): 73232,
                   ("transformer", False, IMAGE): 105352, ("transformer", False, VECTOR): 102088,
                   ("transformer", True, IMAGE): 105872, ("transformer", True, VECTOR): 102608,
                   ("slot_attention", False, IMAGE): 114984,
-                  ("slot_attention", True, IMAGE): 115504}
+                  ("slot_attention", True, IMAGE): 115504,
+                  ("query_transformer", False, IMAGE): 64920,
+                  ("query_transformer", True, IMAGE): 84080}
 
 
 def _decoder(name, shape, **settings):

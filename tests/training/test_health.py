@@ -5,6 +5,7 @@ mixed, the renderer's own object masks, and trained models whose slots are and a
 ships)."""
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -60,14 +61,40 @@ def test_image_objects_are_the_renderers_objects(scenes):
 
 def test_purity_is_one_for_object_slots_and_zero_for_mixed_ones(scenes):
   z, images, _ = scenes
-  objects = health.purity_fn(lambda _, zz: _true_decoder(zz), images, 2)(None, z)
-  mixed = health.purity_fn(lambda _, zz: _mixed_decoder(zz), images, 2)(None, _mixing(z))
+  on_objects = health.scores_fn(lambda _, zz: {"output": _true_decoder(zz)}, images, 2)(None, z)
+  on_mixed = health.scores_fn(lambda _, zz: {"output": _mixed_decoder(zz)}, images, 2)(
+      None, _mixing(z))
+  objects, mixed = on_objects["slot_purity"], on_mixed["slot_purity"]
+  assert on_objects["jis"] > 0.95 and on_mixed["jis"] < 0.6
+  assert "top_slot_share" not in on_objects  # no attention to score
   np.testing.assert_allclose(np.asarray(_mixed_decoder(_mixing(jnp.asarray(z)))), images,
                              atol=2e-3)  # the same scenes, drawn by mixed slots
   assert objects > 0.95 and health.is_healthy(objects)
   assert mixed < 0.1 and not health.is_healthy(mixed)
   assert health.verdict(objects).startswith("Health check passed: slot purity ")
   assert health.verdict(mixed).startswith("WARNING: this model's slots are not objects")
+
+
+def _attending_decoder(on_objects: bool):
+  """The true renderer with attention [B, 1, 1, P, K + 1] on its slots and a background
+  column: each pixel on the slot whose object covers it, or every pixel on slot 0."""
+  def decode(_, z):
+    alphas = jax.vmap(lambda zi: sprites_lib.object_alphas(SPEC, zi, jnp.zeros(2, jnp.int32)))(z)
+    weights = jnp.moveaxis(alphas, 1, -1).reshape(len(z), -1, 2)  # [B, P, K]
+    if not on_objects:
+      weights = jnp.stack([weights.sum(-1), jnp.zeros_like(weights[..., 0])], -1)
+    weights = jnp.concatenate([weights, jnp.maximum(1 - weights.sum(-1, keepdims=True), 0)], -1)
+    weights = weights / weights.sum(-1, keepdims=True)
+    return {"output": _true_decoder(z), "attention": weights[:, None, None]}
+  return decode
+
+
+def test_attention_on_the_objects_is_scored_from_the_images_alone(scenes):
+  z, images, _ = scenes
+  apart = health.scores_fn(_attending_decoder(True), images, 2)(None, z)
+  collapsed = health.scores_fn(_attending_decoder(False), images, 2)(None, z)
+  assert apart["attention_purity"] > 0.95 and 0.5 <= apart["top_slot_share"] < 0.8
+  assert collapsed["top_slot_share"] > 0.99 and abs(collapsed["attention_purity"] - 0.5) < 0.01
 
 
 def test_purity_on_image_components_matches_the_true_masks(scenes):
@@ -86,7 +113,7 @@ def test_purity_refuses_what_it_cannot_score():
   with pytest.raises(ValueError, match="every object with pixels"):
     health.purity_from_shares(np.ones((1, 4, 4, 2)) / 2, np.zeros((1, 2, 4, 4), bool))
   blank = np.full((3, 8, 8, 3), 0.1, np.float32)
-  assert health.purity_fn(lambda _, z: z, blank, 2) is None  # no objects to score
+  assert health.scores_fn(lambda _, z: {"output": z}, blank, 2) is None  # no objects
 
 
 @pytest.mark.parametrize("name, healthy", [("quickstart_objects", True),
@@ -94,14 +121,14 @@ def test_purity_refuses_what_it_cannot_score():
 def test_trained_quickstart_models_classified_as_the_labels_say(name, healthy):
   model = compgen.load(os.path.join(FIXTURES, name))
   x = model.data("train", 64)["image"]
-  purity = health.purity_fn(lambda p, z: model.autoencoder.decode(p, z)["output"], x, 2)(
-      model.params, model.encode(x))
+  purity = health.scores_fn(model.autoencoder.decode, x, 2)(
+      model.params, model.encode(x))["slot_purity"]
   assert health.is_healthy(purity) == healthy, purity
 
 
 def test_the_shipped_64px_model_has_object_slots():
   model = compgen.pretrained("sprites64")
   x = model.data("train", 16)["image"]
-  purity = health.purity_fn(lambda p, z: model.autoencoder.decode(p, z)["output"], x, 2)(
-      model.params, model.encode(x))
+  purity = health.scores_fn(model.autoencoder.decode, x, 2)(
+      model.params, model.encode(x))["slot_purity"]
   assert purity > 0.9

@@ -19,7 +19,7 @@ def _metrics(workdir):
 SMOKE_RUNS = [("sprites", "smoke"), ("sprites", "alpha,smoke"),
               ("sprites", "transformer,smoke"), ("sprites", "unconstrained,smoke"),
               ("sprites", "transformer_encoder,vae,smoke"), ("sprites", "slot_attention,smoke"),
-              ("sprites", "conv,conv_encoder,smoke"),
+              ("sprites", "conv,conv_encoder,smoke"), ("sprites", "smoke,transformer_vae_released"),
               ("synthetic", "smoke"),
               ("synthetic", "transformer,smoke"), ("synthetic", "unconstrained,vae,smoke")]
 
@@ -43,10 +43,15 @@ def test_smoke_variant_trains_logs_checkpoints_and_evaluates(tmp_path, name, arg
   if "vae" in arg:
     assert all("kl" in r for r in train_rows)
   if "transformer" in arg and "encoder" not in arg:
-    # α warms up linearly over 2 steps: half at the step from state.step = 1, full after.
-    assert [r["interaction_weight"] for r in train_rows] == pytest.approx([0.025, 0.05])
-    heads = config.model.decoders.transformer.num_heads  # at most H² (K − 1) / (2K), K = 2
-    assert all(0.0 <= r["interaction"] <= heads**2 / 4 for r in train_rows)
+    # α warms up linearly (over 2 steps in the smoke: half at the step from state.step = 1,
+    # full after; the released recipe's 5% of 4 steps is none)
+    warmup = config.loss.interaction_warmup_steps
+    assert [r["interaction_weight"] for r in train_rows] == pytest.approx(
+        [0.05 * min(1, s / max(warmup, 1)) for s in (1, 3)])
+    # at most H² (K − 1) / (2K), K = 2 slots (+ 1 background key, where there is one)
+    heads, k = (config.model.decoders.transformer.num_heads,
+                2 + config.model.decoders.transformer.background_token)
+    assert all(0.0 <= r["interaction"] <= heads**2 * (k - 1) / (2 * k) for r in train_rows)
 
 
 def test_finished_run_is_not_retrained(tmp_path, config_of):

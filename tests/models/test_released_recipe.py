@@ -1,0 +1,140 @@
+"""The parts of Brady et al.'s released Transformer VAE recipe (JackBrady/interaction-asymmetry)
+against its equations, transcribed here from the released code: the learning-rate schedule
+(`train_model.py`, `utilities/setup_utils.LrScheduler`), the attention temperature
+(`models/transformer.MultiHeadAttention`), the slot-query encoder (`models/encoders.SlotEncoder`
+with `Transformer(selfatt=True, crossatt=True)`, `sample_zh` of `models/autoencoder.py`) and
+the α warm-up, and the config variant that puts them together."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from compgen.models import encoders, layers
+from compgen.training import objectives, optimizers
+
+
+def _released_lr(it, lr=5e-4, warmup=10_000, hold=30_000, decay_steps=500_000):
+  """The learning rate of update `it` in the released sprites run (α, β > 0)."""
+  if it < warmup:
+    return lr * it / warmup
+  if it < hold:
+    return lr
+  return 1e-4 * 0.1 ** ((it - hold) / decay_steps)
+
+
+def test_warmup_hold_decay_is_the_released_schedule():
+  optim = ml_collections.ConfigDict(dict(
+      learning_rate=5e-4, decay="warmup_hold_decay", warmup_steps=10_000, hold_steps=30_000,
+      hold_drop=0.2, decay_rate=0.1, end_learning_rate_fraction=0.1))
+  schedule = optimizers.learning_rate_schedule(optim, 500_000)
+  # (at exactly 30,000 the released loop keeps its first scheduler's 0.91 × peak for one step)
+  for it in (0, 1, 2_500, 9_999, 10_000, 10_001, 20_000, 29_999, 30_001, 100_000, 499_999):
+    assert float(schedule(it)) == pytest.approx(_released_lr(it), rel=1e-5), it
+
+
+def _gelu(x):  # Flax's nn.gelu (tanh form)
+  return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def _norm(x, p=None, axes=(-1,), eps=1e-6):
+  mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
+  y = (x - mean) / np.sqrt(var + eps)
+  return y if p is None else y * np.asarray(p["scale"]) + np.asarray(p["bias"])
+
+
+def _dense(x, p):
+  return x @ np.asarray(p["kernel"], np.float64) + np.asarray(p["bias"], np.float64)
+
+
+def _mha(q, kv, p, heads):
+  """The released MultiHeadAttention: softmax(Q Kᵀ · d_q^−½) V per head, then fin_proj."""
+  split = lambda t: t.reshape(t.shape[:-1] + (heads, -1)).swapaxes(-2, -3)  # [B, h, n, c]
+  query, key, value = (split(_dense(t, p[n])) for t, n in ((q, "query"), (kv, "key"),
+                                                          (kv, "value")))
+  scores = query @ key.swapaxes(-1, -2) * q.shape[-1] ** -0.5
+  weights = np.exp(scores - scores.max(-1, keepdims=True))
+  weights /= weights.sum(-1, keepdims=True)
+  out = (weights @ value).swapaxes(-2, -3)
+  return _dense(out.reshape(out.shape[:-2] + (-1,)), p["out"]), weights
+
+
+def test_query_width_temperature_is_the_released_attention():
+  rng = np.random.default_rng(0)
+  q, kv = rng.normal(size=(2, 5, 12)), rng.normal(size=(2, 3, 24))
+  attention = layers.CrossAttention(num_heads=4, scale="query_width")
+  params = attention.init(jax.random.PRNGKey(0), q, kv)
+  out, weights = attention.apply(params, q, kv)
+  want_out, want_weights = _mha(q, kv, params["params"], heads=4)
+  np.testing.assert_allclose(np.asarray(weights), want_weights, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(out), want_out, atol=1e-4)
+  head = layers.CrossAttention(num_heads=4)  # the default 1/√(24 / 4) is sharper here
+  sharp = head.apply(params, q, kv)[1]
+  assert float(jnp.max(sharp)) > float(jnp.max(weights))
+  with pytest.raises(ValueError, match="Unknown softmax scale"):
+    layers.CrossAttention(num_heads=4, scale="dk").init(jax.random.PRNGKey(0), q, kv)
+
+
+def _released_encoder(p, x, depth, heads, slot_dim):
+  """The released SlotEncoder(enc_type="transformer") forward and VAE split on Flax params."""
+  x = jnp.asarray(x)
+  for i in range(len([k for k in p if k.startswith("Conv_")])):
+    c = p[f"Conv_{i}"]
+    x = jax.lax.conv_general_dilated(x, c["kernel"], (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + c["bias"]
+    x = jnp.asarray(_gelu(np.asarray(x, np.float64)), jnp.float32)
+  x = np.asarray(x, np.float64)
+  b, h, w, d = x.shape
+  ys, xs = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
+  grid = np.stack([ys, xs, 1 - ys, 1 - xs], -1)  # build_grid: [grid, 1 − grid]
+  x = (x + _dense(grid, p["position"])).reshape(b, h * w, d)
+  z = _norm(x, axes=(-2, -1), eps=1e-5)  # nn.LayerNorm(x.shape[1:]), fresh each call
+  z = _dense(_gelu(_dense(z, p["feature_mlp"]["Dense_0"])), p["feature_mlp"]["Dense_1"])
+  s = np.broadcast_to(np.asarray(p["slot_queries"], np.float64), (b,) + p["slot_queries"].shape)
+  for i in range(depth):  # TransformerLayer: cross, self, feed-forward, each pre-norm + residual
+    s = _mha(_norm(s, p[f"norm_q_{i}"]), _norm(z, p[f"norm_kv_{i}"]), p[f"cross_attention_{i}"],
+             heads)[0] + s
+    n = _norm(s, p[f"norm_self_{i}"])
+    s = _mha(n, n, p[f"self_attention_{i}"], heads)[0] + s
+    mlp = p[f"mlp_{i}"]
+    s = _dense(_gelu(_dense(_norm(s, p[f"norm_mlp_{i}"]), mlp["Dense_0"])), mlp["Dense_1"]) + s
+  s = _norm(s, p["norm_out"])  # fin_norm
+  mu, raw = s[..., :slot_dim], s[..., slot_dim:]
+  return mu, np.log((0.5 * np.exp(raw)) ** 2)  # sample_zh: σ = ½ exp(raw)
+
+
+def test_query_transformer_encoder_is_the_released_forward():
+  x = np.random.default_rng(1).uniform(size=(2, 8, 8, 3)).astype(np.float32)
+  enc = encoders.QueryTransformerEncoder(num_slots=3, slot_dim=4, variational=True,
+                                         channels=(6,), depth=2, num_heads=2)
+  params = enc.init(jax.random.PRNGKey(0), x)
+  p = params["params"]
+  assert float(p["slot_queries"].min()) >= 0 and float(p["slot_queries"].max()) < 1  # U[0, 1)
+  out = enc.apply(params, x)
+  mu, logvar = _released_encoder(p, x, depth=2, heads=2, slot_dim=4)
+  np.testing.assert_allclose(np.asarray(out["mean"]), mu, atol=2e-4)
+  np.testing.assert_allclose(np.asarray(out["logvar"]), logvar, atol=2e-4)
+  with pytest.raises(ValueError, match="reads images"):
+    enc.init(jax.random.PRNGKey(0), np.zeros((2, 12), np.float32))
+
+
+@pytest.mark.parametrize("size, steps", [("quickstart", 4000), ("long16", 30_000),
+                                         ("bench64", 16_000)])
+def test_the_released_variant_sets_the_recipe_as_shares_of_the_run(size, steps, config_of):
+  config = config_of("sprites", f"{size},transformer_vae_released")
+  m = config.model
+  assert (m.decoder, m.encoder, m.variational, m.slot_dim) == (
+      "transformer", "query_transformer", True, 32)
+  assert m.decoders.transformer.softmax_scale == "query_width"
+  assert m.encoders.query_transformer.softmax_scale == "query_width"
+  assert (m.encoders.query_transformer.depth, m.encoders.query_transformer.num_heads) == (5, 4)
+  assert config.train.num_steps == steps and config.train.batch_size == 64
+  schedule = optimizers.learning_rate_schedule(config.optim, steps)
+  released = lambda share: _released_lr(share * 500_000)  # the same point of the run
+  for share in (0.01, 0.03, 0.5, 0.99):  # warm-up, hold, decay
+    assert float(schedule(round(share * steps))) == pytest.approx(released(share), rel=1e-3)
+  alpha = lambda share: float(objectives._ramp(config.loss.interaction_weight,
+                                               config.loss.interaction_warmup_steps,
+                                               jnp.asarray(round(share * steps))))
+  for share in (0.01, 0.025, 0.05, 0.5):  # released: 0.05 · it / 25,000, then 0.05
+    assert alpha(share) == pytest.approx(0.05 * min(1, share * 500_000 / 25_000), rel=1e-3)
