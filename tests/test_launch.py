@@ -1,5 +1,7 @@
-"""launch/python.sh: which Python the launch scripts install into and run with (PEP 668)."""
+"""The launch scripts: launch/python.sh (which Python they install into and run with, PEP 668)
+and launch/gpu_bench.sh (one lent-GPU call of at most 8 minutes, and its CPU dry run)."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,3 +65,37 @@ def test_a_missing_venv_module_names_the_package_and_leaves_nothing(checkout):
   assert not (checkout / ".venv").exists()
   missing = _pick(checkout, "no-such-python")
   assert missing.returncode == 1 and "no Python 'no-such-python'" in missing.stderr
+
+
+def _step_budgets(script: str) -> dict[str, int]:
+  """{step name: its budget in s} of the `step NAME BUDGET ...` calls of a launch script."""
+  return {name: int(budget) for name, budget in re.findall(r"^\s*step (\w+) (\d+) ", script,
+                                                          re.MULTILINE)}
+
+
+def test_the_gpu_bench_fits_one_8_minute_call_by_its_own_accounting(repo_root):
+  script = open(os.path.join(repo_root, "launch", "gpu_bench.sh")).read()
+  budgets = _step_budgets(script)
+  assert set(budgets) == {"install", "devices", "tests", "search", "train", "tvae"}
+  assert sum(budgets.values()) <= 450  # of the call's 480 s, 30 to spare
+  header = dict((name, int(b)) for b, name in re.findall(r"^#\s+(\d+)\s+(\w+)\s", script,
+                                                         re.MULTILINE) if name in budgets)
+  assert header == budgets  # the budgets the header states are the ones the steps get
+
+
+@pytest.mark.slow
+def test_the_gpu_bench_dry_run_runs_every_step_on_the_cpu(tmp_path, repo_root):
+  env = {**os.environ, "PYTHON": sys.executable}
+  out = subprocess.run(["bash", os.path.join(repo_root, "launch", "gpu_bench.sh"), "--dry-run",
+                        str(tmp_path)], env=env, capture_output=True, text=True, timeout=480)
+  assert out.returncode == 0, out.stderr
+  steps = (tmp_path / "steps.txt").read_text().splitlines()
+  ran = {line.split()[0]: line for line in steps if "exit" in line}
+  assert set(ran) >= {"devices", "tests", "search", "train", "tvae"}, steps
+  assert all(line.endswith("exit 0") for line in ran.values()), steps
+  assert sorted(os.listdir(tmp_path)) == ["bench_search.json", "bench_train.json", "log.txt",
+                                          "steps.txt", "tvae.txt", "tvae_metrics.jsonl"]
+  tvae = (tmp_path / "tvae.txt").read_text().splitlines()
+  assert tvae[0].split()[:3] == ["step", "train/recon_mse", "train/jis"]
+  last = tvae[-2].split()  # the last evaluation: step, MSE, JIS, purity, top slot's share
+  assert last[0] == "4" and 0 <= float(last[2]) <= 1 and 0 <= float(last[4]) <= 1
