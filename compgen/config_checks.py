@@ -57,7 +57,7 @@ _RANGES = {
     "loss.interaction_warmup_steps": _AT_LEAST_0, "loss.jacobian_overlap_weight": _WEIGHT,
     "loss.jacobian_overlap_warmup_steps": _AT_LEAST_0, "loss.jacobian_overlap_examples": _COUNT,
     "loss.consistency_weight": _WEIGHT,
-    "loss.consistency_warmup_steps": _AT_LEAST_0,
+    "loss.consistency_warmup_steps": _AT_LEAST_0, "loss.consistency_start_step": _AT_LEAST_0,
     "train.batch_size": _COUNT, "train.num_steps": _COUNT, "train.log_every": _COUNT,
     "train.eval_every": _COUNT, "train.checkpoint_every": _COUNT,
     "train.keep_checkpoints": _COUNT, "train.eval_examples": _COUNT,

@@ -103,7 +103,8 @@ def training_config() -> ml_collections.ConfigDict:
                "jacobian_overlap_warmup_steps": 0,  # γ ramps linearly from 0
                "jacobian_overlap_examples": 8,     # of the batch, where Ω_J is computed
                "consistency_weight": 0.0,          # λ of the compositional-consistency loss
-               "consistency_warmup_steps": 1000,   # λ ramps linearly from 0
+               "consistency_start_step": 0,        # λ = 0 before this step
+               "consistency_warmup_steps": 1000,   # then ramps linearly from 0
                "consistency_matching": "permutation_invariant"},  # or "mse" (slots in order)
       "optim": {"name": "adam",                    # "adam" | "adamw"
                 "learning_rate": 5e-4, "warmup_steps": 200,

@@ -37,6 +37,10 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
            bench64 (the 64x64 benchmark: bench32 at the released generator's resolution
            and shapes, square and triangle, `BENCH64_STEPS` steps),
            smoke (16x16, 256/128/128 examples, 4 steps: the tests)
+  anchor:  consistency (Wiedemer et al.'s model: the compositional-consistency loss at weight 1,
+           Hungarian-matched, switched on at a third of training, as their released
+           SlotMLPAdditive run: brendel-group/objects-compositional-generalization, README
+           and src/train.py, --consistency_ignite_epoch 100 of --epochs 300)
   remedy:  population (3 inits side by side, the one whose slots are most clearly objects
            kept at an eighth of training: 1.25x one model's steps; measured at 64x64, where
            slot purity parts object slots from mixed ones by then, not at 16x16:
@@ -64,7 +68,7 @@ def get_config(arg=None):
   model_groups = config_lib.MODEL_VARIANT_GROUPS
   variants = config_lib.parse_variants(
       arg, ("smoke", "quickstart", "long16", "fast32", "bench32", "bench64", "held_out", "iid", "overlap",
-            "tfds", "transformer_vae", "transformer_vae_released", "population")
+            "tfds", "transformer_vae", "transformer_vae_released", "population", "consistency")
       + config_lib.MODEL_VARIANTS,
       exclusive={"the image size and training length": ("quickstart", "long16", "fast32",
                                                           "bench32", "bench64"),
@@ -131,6 +135,12 @@ def get_config(arg=None):
     # 0.05 for the mixed one, whose ID error is no higher (results/health/).
     config.model.update(candidates=3, keep_candidate_at=max(1, config.train.num_steps // 8),
                         candidate_score="slot_purity")
+  if "consistency" in variants:  # after the sizes: it starts at a third of their steps
+    # weight 1 (the released `total_loss += consistency_loss`), on at once at the third; the
+    # released standardises each latent tensor by one mean and std, compgen per latent dim
+    config.loss.update(consistency_weight=1.0, consistency_matching="permutation_invariant",
+                       consistency_start_step=config.train.num_steps // 3,
+                       consistency_warmup_steps=0)
   if variants & set(TRANSFORMER_VAES):
     config.model.update(decoder="transformer", encoder="slot_attention", variational=True)
     # Brady et al.'s β = 0.05 weighs the KL against a squared error summed over 64×64×3

@@ -104,3 +104,13 @@ def test_the_population_cuts_three_inits_by_slot_purity_at_an_eighth_in_any_orde
   config = config_of("sprites", variants)
   assert (config.model.candidates, config.model.keep_candidate_at,
           config.model.candidate_score) == (3, cut, "slot_purity")
+
+
+@pytest.mark.parametrize("size, steps", [("bench64", 16_000), ("quickstart", 4000)])
+def test_the_consistency_variant_switches_the_loss_on_at_a_third_of_training(size, steps,
+                                                                             config_of):
+  """Wiedemer et al.'s released autoencoder: consistency at weight 1, Hungarian-matched, from
+  epoch 100 of 300."""
+  loss = config_of("sprites", f"consistency,{size}").loss
+  assert (loss.consistency_weight, loss.consistency_matching) == (1.0, "permutation_invariant")
+  assert loss.consistency_start_step == steps // 3 and loss.consistency_warmup_steps == 0

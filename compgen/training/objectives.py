@@ -15,7 +15,8 @@ The last term is the compositional-consistency loss (Wiedemer et al., ICLR 2024)
 during training: ẑ recombines the batch's inferred slots (slot k of ẑ_i from a random example
 j_k, μ under stop-gradient), decoded without gradient (sg) and re-encoded; its squared error
 is standardised per latent dim by the batch's std (no gradient) and summed over slots and dims,
-with slots Hungarian-matched or in order; λ(t) ramps likewise.
+with slots Hungarian-matched or in order; λ(t) is 0 before t₀ = `consistency_start_step`,
+then ramps likewise from t₀ (Wiedemer et al. switch it on at a third of training).
 Off by default (λ = 0); it costs one more decode and encode per step.
 """
 from __future__ import annotations
@@ -91,8 +92,10 @@ def jacobian_overlap(decode_fn, z: jax.Array, rng: jax.Array) -> jax.Array:
 
 
 def _ramp(weight: float, warmup_steps: int, step: jax.Array) -> jax.Array:
-  """weight · min(1, t / warm-up): a loss weight that ramps linearly from 0."""
-  return weight * jnp.minimum(1.0, step / max(warmup_steps, 1))
+  """weight · min(1, t / warm-up): a loss weight that ramps linearly from 0 (none: weight)."""
+  if not warmup_steps:
+    return weight * jnp.ones_like(step, jnp.float32)
+  return weight * jnp.minimum(1.0, step / warmup_steps)
 
 
 def loss_fn(model: Autoencoder, loss_config: ml_collections.ConfigDict, params, batch: dict,
@@ -137,7 +140,9 @@ def loss_fn(model: Autoencoder, loss_config: ml_collections.ConfigDict, params, 
     per_example = z_hat.shape[1] * z_hat.shape[2]
     terms["consistency"] = per_example * latent_loss(z_back / scale, z_hat / scale,
                                                      loss_config.consistency_matching)
-    lam = _ramp(loss_config.consistency_weight, loss_config.consistency_warmup_steps, step)
+    start = loss_config.consistency_start_step
+    lam = jnp.where(step >= start, _ramp(loss_config.consistency_weight,
+                                         loss_config.consistency_warmup_steps, step - start), 0.0)
     terms["consistency_weight"] = lam
     loss = loss + lam * terms["consistency"]
   terms["loss"] = loss

@@ -78,6 +78,11 @@ def test_consistency_loss_trains_the_encoder_through_a_frozen_decoder(vector_mod
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
   assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(with_cons["encoder"]),
                                                    jax.tree.leaves(without["encoder"])))
+  late = loss_cfg.copy_and_resolve_references()
+  late.update(consistency_start_step=100, consistency_warmup_steps=0)  # on at step 100, at once
+  weight = lambda step: float(objectives.loss_fn(model, late, params, batch, jax.random.PRNGKey(2),
+                                                 jnp.asarray(step))[1]["consistency_weight"])
+  assert [weight(s) for s in (0, 99, 100, 5000)] == [0.0, 0.0, 0.5, 0.5]
   off = objectives.loss_fn(model, config_lib.training_config().loss, params, batch,
                            jax.random.PRNGKey(2), jnp.asarray(5))[1]
   assert "consistency" not in off  # off by default
