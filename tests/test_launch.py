@@ -87,7 +87,7 @@ def test_the_gpu_bench_fits_one_8_minute_call_by_its_own_accounting(repo_root):
 def test_the_gpu_bench_dry_run_runs_every_step_on_the_cpu(tmp_path, repo_root):
   env = {**os.environ, "PYTHON": sys.executable}
   out = subprocess.run(["bash", os.path.join(repo_root, "launch", "gpu_bench.sh"), "--dry-run",
-                        str(tmp_path)], env=env, capture_output=True, text=True, timeout=480)
+                        str(tmp_path)], env=env, capture_output=True, text=True, timeout=4 * 480)
   assert out.returncode == 0, out.stderr
   steps = (tmp_path / "steps.txt").read_text().splitlines()
   ran = {line.split()[0]: line for line in steps if "exit" in line}

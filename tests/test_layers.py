@@ -117,7 +117,8 @@ def test_evaluation_holds_the_scores_and_imports_nothing_above_the_models(repo_r
   graph = import_graph(repo_root)
   scores = [m for m in graph if m.startswith("compgen.evaluation")]
   assert sorted(scores) == ["compgen.evaluation", "compgen.evaluation.identifiability",
-                            "compgen.evaluation.interaction", "compgen.evaluation.probe"]
+                            "compgen.evaluation.interaction", "compgen.evaluation.probe",
+                            "compgen.evaluation.segmentation"]
   above = [f"{m} imports {d}" for m in scores for d in sorted(graph[m])
            if not d.startswith("compgen.evaluation") and layer(d) > layer("compgen.models")]
   assert not above, above
