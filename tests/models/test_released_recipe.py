@@ -1,7 +1,8 @@
 """The parts of Brady et al.'s released Transformer VAE recipe (JackBrady/interaction-asymmetry)
 against its equations, transcribed here from the released code: the learning-rate schedule
 (`train_model.py`, `utilities/setup_utils.LrScheduler`), the attention temperature
-(`models/transformer.MultiHeadAttention`), the slot-query encoder (`models/encoders.SlotEncoder`
+(`models/transformer.MultiHeadAttention`), the decoder and its interaction penalty
+(`models/decoders.TransformerDecoder`, `Transformer.cross_att_interaction`), the slot-query encoder (`models/encoders.SlotEncoder`
 with `Transformer(selfatt=True, crossatt=True)`, `sample_zh` of `models/autoencoder.py`) and
 the α warm-up, and the config variant that puts them together."""
 import jax
@@ -10,7 +11,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from compgen.models import encoders, layers
+from compgen import models
+from compgen.models import decoders, encoders, layers
 from compgen.training import objectives, optimizers
 
 
@@ -138,3 +140,55 @@ def test_the_released_variant_sets_the_recipe_as_shares_of_the_run(size, steps, 
                                                jnp.asarray(round(share * steps))))
   for share in (0.01, 0.025, 0.05, 0.5):  # released: 0.05 · it / 25,000, then 0.05
     assert alpha(share) == pytest.approx(0.05 * min(1, share * 500_000 / 25_000), rel=1e-3)
+
+
+def _released_interaction(weights):
+  """`Transformer.cross_att_interaction` of the released code, loop for loop: weights
+  [B, heads, P, K] summed over heads, Σ over pairs (i, j + 1) for j ≥ i of the products, mean
+  over pixels, then over the batch."""
+  w = weights.sum(1).transpose(0, 2, 1)  # [B, K, P]
+  interaction = 0
+  for i in range(w.shape[1]):
+    for j in range(i, w.shape[1] - 1):
+      interaction = interaction + w[:, i] * w[:, j + 1]
+  return interaction.mean(1).mean()
+
+
+def _released_decoder(p, z, features, heads, layers_):
+  """The released `TransformerDecoder.forward` (init_mlp, query_mlp, `Transformer` of
+  cross-attention layers with selfatt=False, fin_norm, output_mlp) and `compute_interaction`
+  (attention averaged over layers) on Flax params: -> (image [B, P, C], interaction)."""
+  mlp = lambda x, q: _dense(_gelu(_dense(x, q["Dense_0"])), q["Dense_1"])
+  kv = mlp(np.asarray(z, np.float64), p["MLP_1"])  # init_mlp: slots to the model width
+  x = np.broadcast_to(mlp(np.asarray(features, np.float64), p["MLP_0"]),
+                      (len(z),) + (len(features), p["MLP_0"]["Dense_1"]["bias"].shape[0]))
+  weights = 0
+  for i in range(layers_):  # TransformerLayer(crossatt=True): cross-attention, feed-forward
+    update, attn = _mha(_norm(x, p[f"norm_q_{i}"]), _norm(kv, p[f"norm_kv_{i}"]),
+                        p[f"cross_attention_{i}"], heads)
+    x = update + x
+    x = mlp(_norm(x, p[f"norm_mlp_{i}"]), p[f"mlp_{i}"]) + x
+    weights = weights + attn / layers_
+  return mlp(_norm(x, p["LayerNorm_0"]), p["readout"]), _released_interaction(weights)
+
+
+def test_transformer_decoder_and_penalty_are_the_released_forward():
+  """One forward pass of decoder and penalty on a hand-built input against the released
+  equations: the same function of the same parameters (the widths are compgen's)."""
+  z = np.random.default_rng(2).normal(size=(2, 3, 5)).astype(np.float32)
+  shape = (4, 4, 3)
+  dec = decoders.TransformerDecoder(output_shape=shape, width=12, num_layers=2, num_heads=3,
+                                    num_frequencies=2, softmax_scale="query_width")
+  params = dec.init(jax.random.PRNGKey(3), z)
+  out = dec.apply(params, z)
+  features = decoders._pixel_features(shape, 2)
+  image, interaction = _released_decoder(params["params"], z, features, heads=3, layers_=2)
+  np.testing.assert_allclose(np.asarray(out["output"]).reshape(2, 16, 3), image, atol=1e-4)
+  np.testing.assert_allclose(float(models.interaction_penalty(out["attention"])), interaction,
+                             rtol=1e-4)
+  # the penalty's two ends: one slot per pixel (0) and uniform attention (H²(K − 1) / (2K))
+  uniform = np.full((2, 2, 3, 16, 3), 1 / 3, np.float32)
+  onehot = np.eye(3, dtype=np.float32)[np.arange(16) % 3]
+  assert float(models.interaction_penalty(uniform)) == pytest.approx(
+      _released_interaction(uniform.mean(1)), rel=1e-6) == pytest.approx(9 * 2 / 6, rel=1e-6)
+  assert float(models.interaction_penalty(np.broadcast_to(onehot, uniform.shape))) == 0.0
