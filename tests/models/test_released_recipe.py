@@ -2,9 +2,10 @@
 against its equations, transcribed here from the released code: the learning-rate schedule
 (`train_model.py`, `utilities/setup_utils.LrScheduler`), the attention temperature
 (`models/transformer.MultiHeadAttention`), the decoder and its interaction penalty
-(`models/decoders.TransformerDecoder`, `Transformer.cross_att_interaction`), the slot-query encoder (`models/encoders.SlotEncoder`
-with `Transformer(selfatt=True, crossatt=True)`, `sample_zh` of `models/autoencoder.py`) and
-the α warm-up, and the config variant that puts them together."""
+(`models/decoders.TransformerDecoder`, `Transformer.cross_att_interaction`), the slot-query
+encoder (`models/encoders.SlotEncoder` with `Transformer(selfatt=True, crossatt=True)`,
+`sample_zh` of `models/autoencoder.py`) and the α warm-up, and the config variant that puts
+them together."""
 import jax
 import jax.numpy as jnp
 import ml_collections
