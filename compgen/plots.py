@@ -149,12 +149,13 @@ def samples(id_images: np.ndarray, ood_images: np.ndarray, path=None, n: int = 8
 
 
 def slot_decomposition(images: np.ndarray, decoded: dict[str, np.ndarray], path=None,
-                       n: int = 6):
+                       n: int = 6, num_slots: int | None = None):
   """Per example (columns): the input, the reconstruction, then each slot's share of it.
 
   decoded: a decoder's output dict for these images (`Model.decode`). A slot's share is its
   mask (alpha: the softmax masks, the background last; transformer: attention averaged over
-  layers and heads) times the reconstruction, or its additive term (additive decoders).
+  layers and heads, keys past `num_slots` — a background token — labelled background) times
+  the reconstruction, or its additive term (additive decoders).
   """
   images = _as_float_images(images)[:n]
   recon = np.asarray(decoded["output"])[:n]
@@ -168,7 +169,8 @@ def slot_decomposition(images: np.ndarray, decoded: dict[str, np.ndarray], path=
     attention = np.asarray(decoded["attention"])[:n].mean(axis=(1, 2))  # [n, P, K]
     masks = np.moveaxis(attention, -1, 1).reshape(len(recon), -1, h, w)
     parts = masks[..., None] * recon[:, None]
-    labels = [f"slot {k}" for k in range(parts.shape[1])]
+    labels = [f"slot {k}" if num_slots is None or k < num_slots else "background"
+              for k in range(parts.shape[1])]
   elif "slots" in decoded:
     parts = np.asarray(decoded["slots"])[:n]
     parts = parts - parts.min(axis=(2, 3, 4), keepdims=True)  # additive terms, shifted to >= 0

@@ -31,7 +31,12 @@ out by object:
   s_ok = mean over the pixels p of object o alone of ā_pk / Σ_l ā_pl
 
 is 1 when the pixels of each object attend to a slot of their own, 1/K when one slot takes
-every object or every slot the same share of each.
+every object or every slot the same share of each. With a background token (a learned key
+beside the slots):
+
+  background_share = mean over images of Σ_{p ∈ fg} ā_p,bg / Σ_{p ∈ fg} Σ_l ā_pl
+
+the share of the objects' attention that the token takes, though it carries no object.
 """
 from __future__ import annotations
 
@@ -126,6 +131,19 @@ def top_slot_share(attention, foreground) -> float:
     raise ValueError("top_slot_share needs foreground pixels in every image.")
   mass = (attention.mean(axis=(1, 2)) * foreground[..., None]).sum(axis=1)  # [N, K]
   return float((mass.max(-1) / mass.sum(-1)).mean())
+
+
+def background_share(attention, foreground) -> float:
+  """background_share above. attention: [N, L, heads, P, K + 1], the background token last;
+  foreground: [N, P] bool."""
+  attention, foreground = np.asarray(attention), np.asarray(foreground, bool)
+  if attention.ndim != 5 or foreground.shape != attention.shape[:1] + attention.shape[3:4]:
+    raise ValueError(f"attention must be [N, L, heads, P, K + 1] and foreground [N, P]; got "
+                     f"{attention.shape} and {foreground.shape}.")
+  if not foreground.any(axis=1).all():
+    raise ValueError("background_share needs foreground pixels in every image.")
+  mass = (attention.mean(axis=(1, 2)) * foreground[..., None]).sum(axis=1)  # [N, K + 1]
+  return float((mass[:, -1] / mass.sum(-1)).mean())
 
 
 def object_purity(attention, object_masks) -> float:

@@ -79,8 +79,9 @@ def scores_fn(decode_fn: Callable, x, num_slots: int) -> Callable | None:
   ĝ(x) [N, K, m]) -> {"slot_purity", "jis" (`interaction.jis_of_shares` on the objects'
   pixels)} and, for decoders that return "attention" [N, L, heads, P, K (+1)], where it
   goes on the objects: {"top_slot_share", "attention_purity"} (`interaction.top_slot_share`,
-  `object_purity`), with `decode_fn(params, z) -> {"output": images, ...}`; None when no
-  image of x has `num_slots` objects apart, where none is defined."""
+  `object_purity`) and, with a background token, "background_share"; with
+  `decode_fn(params, z) -> {"output": images, ...}`. None when no image of x has `num_slots`
+  objects apart, where none is defined."""
   masks, scored = image_objects(x, num_slots)
   if not scored.any():
     return None
@@ -95,9 +96,12 @@ def scores_fn(decode_fn: Callable, x, num_slots: int) -> Callable | None:
            "jis": interaction.jis_of_shares(s, masks.any(1))}
     weights = attention(params, z)
     if weights is not None:
-      on_slots, flat = np.asarray(weights)[..., :num_slots], masks.reshape(len(z), num_slots, -1)
+      weights, flat = np.asarray(weights), masks.reshape(len(z), num_slots, -1)
+      on_slots = weights[..., :num_slots]
       out.update(top_slot_share=interaction.top_slot_share(on_slots, flat.any(1)),
                  attention_purity=interaction.object_purity(on_slots, flat))
+      if weights.shape[-1] > num_slots:  # a background token, last
+        out["background_share"] = interaction.background_share(weights, flat.any(1))
     return out
   return scores
 

@@ -189,6 +189,20 @@ def test_top_slot_share_has_its_known_answers():
     interaction.top_slot_share(attention[:, 0], foreground)
 
 
+def test_background_share_has_its_known_answers():
+  """K = 2 slots and a background token, last; 3 foreground pixels of 4: image 0's objects on
+  the token entirely (1), image 1's on it at pixel 2 only (1/3), each averaged over heads."""
+  on_token = jax.nn.one_hot(jnp.array([2, 2, 2, 0]), 3)
+  one_pixel = jax.nn.one_hot(jnp.array([0, 1, 2, 2]), 3)
+  attention = np.stack([on_token, one_pixel])[:, None, None]  # [N, L, heads, P, K + 1]
+  foreground = np.array([[True, True, True, False]] * 2)
+  assert interaction.background_share(attention, foreground) == pytest.approx((1 + 1 / 3) / 2)
+  halves = np.stack([np.asarray(on_token), np.asarray(one_pixel)])[None, None]  # two heads
+  assert interaction.background_share(halves, foreground[:1]) == pytest.approx((1 + 1 / 3) / 2)
+  with pytest.raises(ValueError, match="foreground pixels in every image"):
+    interaction.background_share(attention, np.zeros((2, 4), bool))
+
+
 def test_object_purity_has_its_known_answers():
   """P = 5 pixels: object 0 alone on 0-1, object 1 alone on 3, both on 2, none on 4."""
   masks = np.array([[[1, 1, 1, 0, 0], [0, 0, 1, 1, 0]]], bool)  # [N=1, K, P]

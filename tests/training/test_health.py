@@ -75,14 +75,18 @@ def test_purity_is_one_for_object_slots_and_zero_for_mixed_ones(scenes):
   assert health.verdict(mixed).startswith("WARNING: this model's slots are not objects")
 
 
-def _attending_decoder(on_objects: bool):
+def _attending_decoder(kind: str):
   """The true renderer with attention [B, 1, 1, P, K + 1] on its slots and a background
-  column: each pixel on the slot whose object covers it, or every pixel on slot 0."""
+  column: each pixel on the slot whose object covers it ("apart"), every pixel on slot 0
+  ("collapsed"), or the objects' pixels a tenth on their slot and the rest on the background
+  column ("token")."""
   def decode(_, z):
     alphas = jax.vmap(lambda zi: sprites_lib.object_alphas(SPEC, zi, jnp.zeros(2, jnp.int32)))(z)
     weights = jnp.moveaxis(alphas, 1, -1).reshape(len(z), -1, 2)  # [B, P, K]
-    if not on_objects:
+    if kind == "collapsed":
       weights = jnp.stack([weights.sum(-1), jnp.zeros_like(weights[..., 0])], -1)
+    if kind == "token":
+      weights = 0.1 * weights
     weights = jnp.concatenate([weights, jnp.maximum(1 - weights.sum(-1, keepdims=True), 0)], -1)
     weights = weights / weights.sum(-1, keepdims=True)
     return {"output": _true_decoder(z), "attention": weights[:, None, None]}
@@ -91,10 +95,13 @@ def _attending_decoder(on_objects: bool):
 
 def test_attention_on_the_objects_is_scored_from_the_images_alone(scenes):
   z, images, _ = scenes
-  apart = health.scores_fn(_attending_decoder(True), images, 2)(None, z)
-  collapsed = health.scores_fn(_attending_decoder(False), images, 2)(None, z)
+  apart, collapsed, token = (health.scores_fn(_attending_decoder(kind), images, 2)(None, z)
+                             for kind in ("apart", "collapsed", "token"))
   assert apart["attention_purity"] > 0.95 and 0.5 <= apart["top_slot_share"] < 0.8
   assert collapsed["top_slot_share"] > 0.99 and abs(collapsed["attention_purity"] - 0.5) < 0.01
+  # the background column: off the objects' cores (their soft edges give it a little) or on them
+  assert apart["background_share"] < 0.3 and token["background_share"] > 0.85
+  assert token["attention_purity"] > 0.95  # what is left on the slots still splits by object
 
 
 def test_purity_on_image_components_matches_the_true_masks(scenes):
