@@ -1,5 +1,6 @@
 """Figures (matplotlib): sample grids, the ID/OOD latent split, reconstructions per method,
-per-slot decompositions, search trajectories, results bars and loss curves.
+per-slot decompositions, search trajectories, results bars, loss curves and metrics along
+training.
 
 Every function takes `path`: with a path (local or gs://) it saves a PNG there and returns the
 path; with `path=None` it returns the `matplotlib.figure.Figure`, which a notebook shows inline.
@@ -139,6 +140,29 @@ def loss_curves(curves: dict[str, np.ndarray], path=None, ylabel: str = "search 
   ax.set_xlabel("step")
   ax.set_ylabel(ylabel)
   ax.legend(fontsize=6)
+  fig.tight_layout()
+  return _finish(fig, path)
+
+
+def metrics_along_training(rows: list[dict], unit: tuple[str, ...], log: tuple[str, ...] = (),
+                           path=None):
+  """Metrics logged along training (`metrics.jsonl` rows: {"step", key: value, ...}) against
+  step: the keys `unit` (scores in [0, 1]) on the left panel, the keys `log` (errors, losses)
+  on a log scale on the right; rows without a key are skipped for that key -> PNG."""
+  if not any(k in row for row in rows for k in unit + log):
+    raise ValueError(f"No row has any of the keys {unit + log}.")
+  fig = Figure(figsize=(9.0 if log else 5.5, 3.4))
+  axes = fig.subplots(1, 2 if log else 1, squeeze=False)[0]
+  for ax, keys in zip(axes, (unit, log)):
+    for key in keys:
+      points = [(row["step"], row[key]) for row in rows if key in row]
+      if points:
+        ax.plot(*zip(*points), marker="o", ms=3, label=key)
+    ax.set_xlabel("step")
+    ax.legend(fontsize=6)
+  axes[0].set_ylim(-0.02, 1.02)
+  if log:
+    axes[1].set_yscale("log")
   fig.tight_layout()
   return _finish(fig, path)
 

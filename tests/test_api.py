@@ -150,6 +150,9 @@ def test_every_plot_writes_a_png_or_returns_a_figure(model, tmp_path):
       "bars": lambda p: compgen.plots.results_bars({"encoder": {"id": (0.9, 0.01),
                                                                "ood": (0.2, 0.1)}}, p),
       "curves": lambda p: compgen.plots.loss_curves({"search": np.linspace(1, 0.1, 9)}, p),
+      "training": lambda p: compgen.plots.metrics_along_training(
+          [{"step": s, "train/jis": s / 4, "test_id/recon_mse": 1 / (s + 1)} for s in range(4)]
+          + [{"step": 4, "loss": 0.1}], ("train/jis",), ("test_id/recon_mse",), p),
       "rows": lambda p: compgen.plots.labelled_rows({"input": ood["image"]}, p),
       "grid": lambda p: compgen.plots.image_grid(ood["image"], p),
       **{f"slots_{k}": (lambda d: lambda p: compgen.plots.slot_decomposition(
@@ -161,6 +164,8 @@ def test_every_plot_writes_a_png_or_returns_a_figure(model, tmp_path):
     assert isinstance(draw(None), Figure)
   with pytest.raises(ValueError, match="unconstrained"):
     compgen.plots.slot_decomposition(ood["image"], {"output": decoded["output"]})
+  with pytest.raises(ValueError, match="No row has any of the keys"):
+    compgen.plots.metrics_along_training([{"step": 0, "loss": 1.0}], ("train/jis",))
 
 
 def _runnable(source: str, workdir: str) -> str:
