@@ -120,29 +120,29 @@ def jis_of_shares(shares, foreground=None) -> float:
   return float((shares.max(-1)[mask].mean() - 1 / k) / (1 - 1 / k))
 
 
+def _foreground_mass(attention, foreground, what: str, keys: str) -> np.ndarray:
+  """Σ over foreground pixels of the attention averaged over layers and heads: attention
+  [N, L, heads, P, keys], foreground [N, P] bool -> [N, keys]."""
+  attention, foreground = np.asarray(attention), np.asarray(foreground, bool)
+  if attention.ndim != 5 or foreground.shape != attention.shape[:1] + attention.shape[3:4]:
+    raise ValueError(f"attention must be [N, L, heads, P, {keys}] and foreground [N, P]; got "
+                     f"{attention.shape} and {foreground.shape}.")
+  if not foreground.any(axis=1).all():
+    raise ValueError(f"{what} needs foreground pixels in every image.")
+  return (attention.mean(axis=(1, 2)) * foreground[..., None]).sum(axis=1)
+
+
 def top_slot_share(attention, foreground) -> float:
   """top_slot_share above. attention: [N, L, heads, P, K], the weights on the K slots (a
   background token's column left out); foreground: [N, P] bool."""
-  attention, foreground = np.asarray(attention), np.asarray(foreground, bool)
-  if attention.ndim != 5 or foreground.shape != attention.shape[:1] + attention.shape[3:4]:
-    raise ValueError(f"attention must be [N, L, heads, P, K] and foreground [N, P]; got "
-                     f"{attention.shape} and {foreground.shape}.")
-  if not foreground.any(axis=1).all():
-    raise ValueError("top_slot_share needs foreground pixels in every image.")
-  mass = (attention.mean(axis=(1, 2)) * foreground[..., None]).sum(axis=1)  # [N, K]
+  mass = _foreground_mass(attention, foreground, "top_slot_share", "K")
   return float((mass.max(-1) / mass.sum(-1)).mean())
 
 
 def background_share(attention, foreground) -> float:
   """background_share above. attention: [N, L, heads, P, K + 1], the background token last;
   foreground: [N, P] bool."""
-  attention, foreground = np.asarray(attention), np.asarray(foreground, bool)
-  if attention.ndim != 5 or foreground.shape != attention.shape[:1] + attention.shape[3:4]:
-    raise ValueError(f"attention must be [N, L, heads, P, K + 1] and foreground [N, P]; got "
-                     f"{attention.shape} and {foreground.shape}.")
-  if not foreground.any(axis=1).all():
-    raise ValueError("background_share needs foreground pixels in every image.")
-  mass = (attention.mean(axis=(1, 2)) * foreground[..., None]).sum(axis=1)  # [N, K + 1]
+  mass = _foreground_mass(attention, foreground, "background_share", "K + 1")
   return float((mass[:, -1] / mass.sum(-1)).mean())
 
 
