@@ -21,6 +21,7 @@ CHOICES = {
     "model.candidate_score": ("train_recon_mse", "slot_purity"),
     **{f"model.{part}.softmax_scale": ("head", "query_width")
        for part in ("decoders.transformer", "encoders.query_transformer")},
+    "model.encoders.query_transformer.query_init": ("uniform", "normal"),
     "experiment.readout_fit": ("encoder", "own"),
     **{f"{optim}.{key}": values for optim in ("optim", "replay.optim")
        for key, values in (("name", ("adam", "adamw")), ("decay", ("cosine", "constant", "warmup_hold_decay")))},
@@ -53,6 +54,7 @@ _RANGES = {
     "data.synthetic.output_dim": _COUNT, "data.synthetic.hidden_dim": _COUNT,
     "data.synthetic.feature_dim": _COUNT, "data.synthetic.degree": _AT_LEAST_0,
     "model.slot_dim": _COUNT, "model.candidates": _COUNT, "model.keep_candidate_at": _AT_LEAST_0,
+    "model.encoders.query_transformer.query_init_std": _AT_LEAST_0,
     "loss.beta": _WEIGHT, "loss.interaction_weight": _WEIGHT,
     "loss.interaction_warmup_steps": _AT_LEAST_0, "loss.jacobian_overlap_weight": _WEIGHT,
     "loss.jacobian_overlap_warmup_steps": _AT_LEAST_0, "loss.jacobian_overlap_examples": _COUNT,

@@ -87,8 +87,10 @@ def model_config(slot_dim: int) -> ml_collections.ConfigDict:
           "transformer": {"width": 64, "depth": 2, "num_heads": 4, "patch_size": 4},
           "slot_attention": {"channels": (32, 32, 32), "width": 64, "iterations": 3},
           # Brady et al.'s released encoder: width 2m (VAE) or m, 5 layers of 4 heads
+          # query_init: "uniform" (the released U[0, 1)) | "normal" (N(0, query_init_std²))
           "query_transformer": {"channels": (32, 32, 32), "depth": 5, "num_heads": 4,
-                                "softmax_scale": "query_width"},
+                                "softmax_scale": "query_width", "query_init": "uniform",
+                                "query_init_std": 3.0},
       },
   })
 

@@ -121,6 +121,23 @@ def test_query_transformer_encoder_is_the_released_forward():
     enc.init(jax.random.PRNGKey(0), np.zeros((2, 12), np.float32))
 
 
+def test_the_released_query_init_starts_with_near_identical_slots_and_normal_does_not():
+  """U[0, 1) queries share their mean, and the slots come out of the encoder nearly equal at
+  step 0 (cosine > 0.9); N(0, 3²) queries start them apart."""
+  x = np.random.default_rng(4).uniform(size=(8, 8, 8, 3)).astype(np.float32)
+  def slot_cosine(init):
+    enc = encoders.QueryTransformerEncoder(num_slots=2, slot_dim=16, variational=True,
+                                           channels=(8,), depth=2, query_init=init)
+    params = enc.init(jax.random.PRNGKey(5), x)
+    mu = np.asarray(enc.apply(params, x)["mean"])
+    mu = mu / np.linalg.norm(mu, axis=-1, keepdims=True)
+    return float((mu[:, 0] * mu[:, 1]).sum(-1).mean()), params["params"]["slot_queries"]
+  uniform, q_uniform = slot_cosine("uniform")
+  normal, q_normal = slot_cosine("normal")
+  assert uniform > 0.9 and normal < 0.6, (uniform, normal)  # here 0.95 and −0.02
+  assert float(q_uniform.min()) >= 0 and abs(float(jnp.std(q_normal)) - 3.0) < 0.6
+
+
 @pytest.mark.parametrize("size, steps", [("quickstart", 4000), ("long16", 30_000),
                                          ("bench64", 16_000)])
 def test_the_released_variant_sets_the_recipe_as_shares_of_the_run(size, steps, config_of):
