@@ -1,14 +1,17 @@
-"""Where a Transformer VAE's pixels look, along training. For every checkpoint of a workdir,
-the health check's numbers on the same ID training images (`compgen.training.health.
-scores_fn`: slot purity, JIS, the top slot's share of the objects' attention, its object
-purity and the background token's share) joined with the run's logged held-out ID error and
-interaction penalty -> `trajectory.json` and `trajectory.png`; for each step of --steps, the
-images, their reconstructions and each slot's share of them (attention averaged over layers
-and heads) -> `attention_step{S}.png`.
+"""Where a Transformer VAE's pixels look, along training. At the run's init (step 0, its own
+key) and every checkpoint of a workdir, on the same ID training images: the health check's
+numbers (`compgen.training.health.scores_fn`: slot purity, JIS, the top slot's share of the
+objects' attention, its object purity and the background token's share), how alike the two
+slots are (`slot_cosine`: mean cosine of the encoder's μ_0 and μ_1; `pixel_asymmetry`: mean
+over pixels, heads and layers of |a_0 − a_1| / (a_0 + a_1), 0 when every pixel attends to both
+slots alike), joined with the run's logged held-out ID error and interaction penalty ->
+`trajectory.json` and `trajectory.png`; for each step of --steps, the images, their
+reconstructions and each slot's share of them (attention averaged over layers and heads) ->
+`attention_step{S}.png`.
 
   python results/sprites_overlap/released/attention.py --workdir=W \
     --config=configs/sprites.py:long16,transformer_vae_released --steps=2500,15000,30000 \
-    --out=results/sprites_overlap/released
+    --out=results/sprites_overlap/released/diagonal [--set=KEY=VALUE ...]
 """
 import argparse
 import json
@@ -22,8 +25,26 @@ from compgen import files, models, parallel, plots
 from compgen.data import pipeline
 from compgen.training import checkpoints, health, trained
 
-HEALTH = ("slot_purity", "jis", "top_slot_share", "attention_purity", "background_share")
+HEALTH = ("slot_purity", "jis", "top_slot_share", "attention_purity", "background_share",
+          "slot_cosine", "pixel_asymmetry")
 LOGGED = ("test_id/recon_mse", "test_id/matched_r2", "interaction")
+
+
+def _value(text: str):
+  """A flag's value: JSON (numbers, true/false, lists) or else the string itself."""
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError:
+    return text
+
+
+def _symmetry(z, decoded) -> dict:
+  """slot_cosine and pixel_asymmetry above, of z [N, 2, m] and attention [N, L, H, P, ≥ 2]."""
+  mu = np.asarray(z) / np.linalg.norm(np.asarray(z), axis=-1, keepdims=True)
+  a = np.asarray(decoded["attention"])
+  a0, a1 = a[..., 0], a[..., 1]
+  return {"slot_cosine": float((mu[:, 0] * mu[:, 1]).sum(-1).mean()),
+          "pixel_asymmetry": float((np.abs(a0 - a1) / (a0 + a1 + 1e-12)).mean())}
 
 
 def main():
@@ -33,8 +54,10 @@ def main():
   parser.add_argument("--steps", default="", help="comma-separated checkpoint steps to draw")
   parser.add_argument("--out", required=True)
   parser.add_argument("--examples", type=int, default=64)
+  parser.add_argument("--set", action="append", default=[], help="KEY=VALUE (the run's flags)")
   args = parser.parse_args()
-  config = compgen.get_config(args.config)
+  overrides = {k: _value(v) for k, v in (a.split("=", 1) for a in args.set)}
+  config = compgen.get_config(args.config, overrides or None)
   ex = trained.first_examples(pipeline.load_split(config.data, "train"), args.examples)
   x = models.model_input(ex)
   k = ex["latents"].shape[1]
@@ -48,18 +71,19 @@ def main():
   logged = {}
   with open(os.path.join(args.workdir, "metrics.jsonl")) as f:
     metric_rows = [json.loads(line) for line in f if line.strip()]
-  for row in metric_rows:
+  for row in metric_rows:  # the run's own log: its held-out error and penalty at each step
     logged.setdefault(row["step"], {}).update({key: row[key] for key in LOGGED if key in row})
   draw = {int(s) for s in args.steps.split(",") if s}
   rows = []
-  for step in sorted(ckpt.manager.all_steps()):
-    params, _ = ckpt.restore_params(step, abstract)
+  init = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0), x[:1])
+  for step in [0] + sorted(ckpt.manager.all_steps()):
+    params = init if step == 0 else ckpt.restore_params(step, abstract)[0]
     z = model.encode(params, x)["mean"]
-    rows.append({"step": int(step), **scores(params, z), **logged.get(step, {})})
+    rows.append({"step": int(step), **scores(params, z), **_symmetry(z, decode(params)),
+                 **logged.get(step, {})})
     print(json.dumps(rows[-1]), flush=True)
     if step in draw:
-      decoded = jax.tree.map(np.asarray, decode(params))
-      plots.slot_decomposition(np.asarray(x), decoded,
+      plots.slot_decomposition(np.asarray(x), jax.tree.map(np.asarray, decode(params)),
                                os.path.join(args.out, f"attention_step{step}.png"), n=8,
                                num_slots=k)
   missing = draw - {r["step"] for r in rows}
@@ -67,7 +91,7 @@ def main():
     raise SystemExit(f"No checkpoint at steps {sorted(missing)} in {args.workdir}.")
   files.write_json(files.path(os.path.join(args.out, "trajectory.json")),
                    {"workdir": args.workdir, "config": args.config, "images": args.examples,
-                    "rows": rows})
+                    "overrides": overrides, "rows": rows})
   plots.metrics_along_training(rows, HEALTH, ("test_id/recon_mse", "interaction"),
                                os.path.join(args.out, "trajectory.png"))
 
