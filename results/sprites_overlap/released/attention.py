@@ -30,12 +30,23 @@ HEALTH = ("slot_purity", "jis", "top_slot_share", "attention_purity", "backgroun
 LOGGED = ("test_id/recon_mse", "test_id/matched_r2", "interaction")
 
 
-def _value(text: str):
+def flag_value(text: str):
   """A flag's value: JSON (numbers, true/false, lists) or else the string itself."""
   try:
     return json.loads(text)
   except json.JSONDecodeError:
     return text
+
+
+def checkpoint_params(config, workdir: str, example: dict):
+  """The workdir's model, its checkpointer and `restore(step) -> params` of any kept step."""
+  model = trained.build_model(config, example)
+  x = models.model_input(example)
+  shape = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x[:1]))
+  mesh = parallel.make_mesh(config.mesh)
+  abstract = checkpoints.abstract_state(shape, parallel.state_sharding(shape, mesh, 0))
+  ckpt = checkpoints.Checkpointer(workdir, config.train.checkpoint_every, create=False)
+  return model, ckpt, lambda step: ckpt.restore_params(step, abstract)[0]
 
 
 def _symmetry(z, decoded) -> dict:
@@ -56,18 +67,14 @@ def main():
   parser.add_argument("--examples", type=int, default=64)
   parser.add_argument("--set", action="append", default=[], help="KEY=VALUE (the run's flags)")
   args = parser.parse_args()
-  overrides = {k: _value(v) for k, v in (a.split("=", 1) for a in args.set)}
+  overrides = {k: flag_value(v) for k, v in (a.split("=", 1) for a in args.set)}
   config = compgen.get_config(args.config, overrides or None)
   ex = trained.first_examples(pipeline.load_split(config.data, "train"), args.examples)
   x = models.model_input(ex)
   k = ex["latents"].shape[1]
-  model = trained.build_model(config, ex)
+  model, ckpt, restore = checkpoint_params(config, args.workdir, ex)
   decode = jax.jit(lambda p: model.decode(p, model.encode(p, x)["mean"]))
   scores = health.scores_fn(model.decode, x, k)
-  shape = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x[:1]))
-  mesh = parallel.make_mesh(config.mesh)
-  abstract = checkpoints.abstract_state(shape, parallel.state_sharding(shape, mesh, 0))
-  ckpt = checkpoints.Checkpointer(args.workdir, config.train.checkpoint_every, create=False)
   logged = {}
   with open(os.path.join(args.workdir, "metrics.jsonl")) as f:
     metric_rows = [json.loads(line) for line in f if line.strip()]
@@ -77,7 +84,7 @@ def main():
   rows = []
   init = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0), x[:1])
   for step in [0] + sorted(ckpt.manager.all_steps()):
-    params = init if step == 0 else ckpt.restore_params(step, abstract)[0]
+    params = init if step == 0 else restore(step)
     z = model.encode(params, x)["mean"]
     rows.append({"step": int(step), **scores(params, z), **_symmetry(z, decode(params)),
                  **logged.get(step, {})})
