@@ -47,9 +47,8 @@ class MetricWriter:
   def flush(self) -> None:
     """Writes the rows kept for an object store (a no-op locally, where rows are appended)."""
     if self._pending and jax.process_index() == 0:
-      self.path.parent.mkdir(parents=True, exist_ok=True)
       old = self.path.read_text() if self.path.exists() else ""
-      self.path.write_text(old + "".join(line + "\n" for line in self._pending))  # whole
+      files.write_text(self.path, old + "".join(line + "\n" for line in self._pending))
     self._pending, self._flushed_at = [], time.monotonic()
 
   def rows(self) -> list[dict]:
