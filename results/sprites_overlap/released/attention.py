@@ -23,19 +23,38 @@ import numpy as np
 import compgen
 from compgen import files, models, parallel, plots
 from compgen.data import pipeline
-from compgen.training import checkpoints, health, trained
+from compgen.training import checkpoints, health, loop, trained
 
 HEALTH = ("slot_purity", "jis", "top_slot_share", "attention_purity", "background_share",
           "slot_cosine", "pixel_asymmetry")
 LOGGED = ("test_id/recon_mse", "test_id/matched_r2", "interaction")
 
 
-def flag_value(text: str):
+def run_parser(doc: str, examples: int) -> argparse.ArgumentParser:
+  """The flags that name a run: --workdir, --config, --set KEY=VALUE (its config overrides)
+  and --examples (how many ID training images)."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--config", required=True)
+  parser.add_argument("--examples", type=int, default=examples)
+  parser.add_argument("--set", action="append", default=[], help="KEY=VALUE (the run's flags)")
+  return parser
+
+
+def _value(text: str):
   """A flag's value: JSON (numbers, true/false, lists) or else the string itself."""
   try:
     return json.loads(text)
   except json.JSONDecodeError:
     return text
+
+
+def run_config(args):
+  """(the run's config, its overrides {key: value}, its first --examples ID training images)."""
+  overrides = {k: _value(v) for k, v in (a.split("=", 1) for a in args.set)}
+  config = compgen.get_config(args.config, overrides or None)
+  return config, overrides, trained.first_examples(pipeline.load_split(config.data, "train"),
+                                                   args.examples)
 
 
 def checkpoint_params(config, workdir: str, example: dict):
@@ -59,43 +78,38 @@ def _symmetry(z, decoded) -> dict:
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--workdir", required=True)
-  parser.add_argument("--config", required=True)
+  parser = run_parser(__doc__, examples=64)
   parser.add_argument("--steps", default="", help="comma-separated checkpoint steps to draw")
   parser.add_argument("--out", required=True)
-  parser.add_argument("--examples", type=int, default=64)
-  parser.add_argument("--set", action="append", default=[], help="KEY=VALUE (the run's flags)")
   args = parser.parse_args()
-  overrides = {k: flag_value(v) for k, v in (a.split("=", 1) for a in args.set)}
-  config = compgen.get_config(args.config, overrides or None)
-  ex = trained.first_examples(pipeline.load_split(config.data, "train"), args.examples)
+  config, overrides, ex = run_config(args)
   x = models.model_input(ex)
   k = ex["latents"].shape[1]
   model, ckpt, restore = checkpoint_params(config, args.workdir, ex)
-  decode = jax.jit(lambda p: model.decode(p, model.encode(p, x)["mean"]))
+  kept = sorted(ckpt.manager.all_steps())
+  draw = {int(s) for s in args.steps.split(",") if s}
+  if draw - {0, *kept}:
+    raise SystemExit(f"No checkpoint at steps {sorted(draw - {0, *kept})} in {args.workdir} "
+                     f"(kept: {kept}).")
+  encode = jax.jit(lambda p: model.encode(p, x)["mean"])
+  decode = jax.jit(model.decode)
   scores = health.scores_fn(model.decode, x, k)
   logged = {}
-  with open(os.path.join(args.workdir, "metrics.jsonl")) as f:
-    metric_rows = [json.loads(line) for line in f if line.strip()]
-  for row in metric_rows:  # the run's own log: its held-out error and penalty at each step
+  for row in loop.MetricWriter(args.workdir).rows():  # the run's held-out error and penalty
     logged.setdefault(row["step"], {}).update({key: row[key] for key in LOGGED if key in row})
-  draw = {int(s) for s in args.steps.split(",") if s}
   rows = []
   init = model.init(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0), x[:1])
-  for step in [0] + sorted(ckpt.manager.all_steps()):
+  for step in [0] + kept:
     params = init if step == 0 else restore(step)
-    z = model.encode(params, x)["mean"]
-    rows.append({"step": int(step), **scores(params, z), **_symmetry(z, decode(params)),
+    z = encode(params)
+    decoded = jax.tree.map(np.asarray, decode(params, z))
+    rows.append({"step": int(step), **scores(params, z), **_symmetry(z, decoded),
                  **logged.get(step, {})})
     print(json.dumps(rows[-1]), flush=True)
     if step in draw:
-      plots.slot_decomposition(np.asarray(x), jax.tree.map(np.asarray, decode(params)),
+      plots.slot_decomposition(np.asarray(x), decoded,
                                os.path.join(args.out, f"attention_step{step}.png"), n=8,
                                num_slots=k)
-  missing = draw - {r["step"] for r in rows}
-  if missing:
-    raise SystemExit(f"No checkpoint at steps {sorted(missing)} in {args.workdir}.")
   files.write_json(files.path(os.path.join(args.out, "trajectory.json")),
                    {"workdir": args.workdir, "config": args.config, "images": args.examples,
                     "overrides": overrides, "rows": rows})

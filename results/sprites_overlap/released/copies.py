@@ -6,33 +6,23 @@ and with one sample copied into both slots.
   python results/sprites_overlap/released/copies.py --workdir=W --step=7500 \
     --config=configs/sprites.py:long16,transformer_vae_released [--set=KEY=VALUE ...]
 """
-import argparse
 import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import compgen
 from compgen import models
-from compgen.data import pipeline
-from compgen.training import trained
 
-from attention import checkpoint_params, flag_value
+from attention import checkpoint_params, run_config, run_parser
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--workdir", required=True)
-  parser.add_argument("--config", required=True)
+  parser = run_parser(__doc__, examples=256)
   parser.add_argument("--step", type=int, required=True)
-  parser.add_argument("--examples", type=int, default=256)
   parser.add_argument("--draws", type=int, default=8)
-  parser.add_argument("--set", action="append", default=[], help="KEY=VALUE (the run's flags)")
   args = parser.parse_args()
-  overrides = {k: flag_value(v) for k, v in (a.split("=", 1) for a in args.set)}
-  config = compgen.get_config(args.config, overrides or None)
-  ex = trained.first_examples(pipeline.load_split(config.data, "train"), args.examples)
+  config, _, ex = run_config(args)
   x = models.model_input(ex)
   model, _, restore = checkpoint_params(config, args.workdir, ex)
   params = restore(args.step)
