@@ -153,12 +153,14 @@ def test_a_disk_that_fills_during_a_checkpoint_is_named_and_the_rerun_ends_as_un
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1, out[-3000:]
     # One line among orbax's own reports of its failed background writes. The disk is sized
-    # to fill in the last checkpoint; the pages of orbax's files vary from run to run, so a
-    # later write (the last metrics, the reconstructions) may be the one that finds it full.
+    # to fill in the last checkpoint; the pages of orbax's files and its temporary copies vary
+    # from run to run, so an earlier checkpoint (none complete yet) or a later write (the last
+    # metrics, the reconstructions) may be the one that finds it full.
     named = re.search(r"^compgen: DiskFullError: No space left on the device of "
                       + re.escape(workdir) + r"(?:/checkpoints while saving checkpoint step "
-                      r"(\d+)\. Free space and run the same command again: it resumes from "
-                      r"step (\d+), the newest complete checkpoint\."
+                      r"(\d+)\. Free space and run the same command again: it (?:resumes from "
+                      r"step (\d+), the newest complete checkpoint|starts from step 0 \(no "
+                      r"checkpoint is complete\))\."
                       r"| while (?:writing|appending to) \S+)",
                       out, re.MULTILINE)
     assert named, out[-3000:]
@@ -167,7 +169,11 @@ def test_a_disk_that_fills_during_a_checkpoint_is_named_and_the_rerun_ends_as_un
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, out[-3000:]
     if named.group(1):  # a checkpoint: the one named failed, the rerun resumes where it said
-      assert int(named.group(1)) in steps and f"(step {named.group(2)})" in out
+      assert int(named.group(1)) in steps
+      if named.group(2):
+        assert f"(step {named.group(2)})" in out
+      else:
+        assert "Resumed from" not in out
     config = vae_smoke([])
     for a, b in zip(_leaves(trained.restore_trained(config, reference)[1]),
                     _leaves(trained.restore_trained(config, workdir)[1]), strict=True):
