@@ -9,6 +9,7 @@ how much the error still fell over each run's last evaluations.
 import argparse
 import json
 
+from compgen import files
 from compgen.training import stopping
 
 WINDOWS = (2000, 3000, 4000)
@@ -27,8 +28,9 @@ def main():
   print(f"{'metrics':<{width}} {'last':>6} {'fell, last 2k':>14} {'last 4k':>8}  "
         + "  ".join(f"w{w // 1000}k/{i:.0%}" for w in WINDOWS for i in IMPROVEMENTS))
   for path in args.metrics:
-    curve = {row["step"]: row["test_id/recon_mse"] for row in map(json.loads, open(path))
-             if "test_id/recon_mse" in row}
+    with open(path) as f:
+      curve = {row["step"]: row["test_id/recon_mse"] for row in map(json.loads, f)
+               if "test_id/recon_mse" in row}
     steps = sorted(curve)
     last = steps[-1]
     fell = {f"last_{w}": 1 - curve[last] / curve[last - w] for w in (2000, 4000)
@@ -40,8 +42,7 @@ def main():
     print(f"{path:<{width}} {last:>6} {fell.get('last_2000', float('nan')):>14.1%} "
           f"{fell.get('last_4000', float('nan')):>8.1%}  "
           + "  ".join(f"{str(s or '-'):>7}" for s in stops.values()))
-  with open(args.out, "w") as f:
-    json.dump({"not_before": args.not_before, "runs": runs}, f, indent=1)
+  files.write_json(files.path(args.out), {"not_before": args.not_before, "runs": runs})
 
 
 if __name__ == "__main__":
