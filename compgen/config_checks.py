@@ -24,7 +24,8 @@ CHOICES = {
     "model.encoders.query_transformer.query_init": ("uniform", "normal"),
     "experiment.readout_fit": ("encoder", "own"),
     **{f"{optim}.{key}": values for optim in ("optim", "replay.optim")
-       for key, values in (("name", ("adam", "adamw")), ("decay", ("cosine", "constant", "warmup_hold_decay")))},
+       for key, values in (("name", ("adam", "adamw")), ("decay", ("cosine", "constant", "warmup_hold_decay",
+                                                         "warmup_stable_decay")))},
 }
 
 
@@ -81,7 +82,7 @@ for _optim in ("optim", "replay.optim"):
   _RANGES.update({f"{_optim}.learning_rate": _RATE, f"{_optim}.warmup_steps": _AT_LEAST_0,
                   f"{_optim}.end_learning_rate_fraction": _FRACTION,
                   f"{_optim}.hold_steps": _AT_LEAST_0, f"{_optim}.hold_drop": _FRACTION,
-                  f"{_optim}.decay_rate": _FRACTION,
+                  f"{_optim}.decay_rate": _FRACTION, f"{_optim}.cooldown_steps": _COUNT,
                   f"{_optim}.weight_decay": _WEIGHT, f"{_optim}.grad_clip_norm": _AT_LEAST_0})
 _SENTINELS = {"mesh.data": -1, "search.micro_batch": -1, "search.num_examples": -1,
               "replay.micro_batch": -1, "experiment.control_seeds": -1}

@@ -110,17 +110,22 @@ def training_config() -> ml_collections.ConfigDict:
                "consistency_matching": "permutation_invariant"},  # or "mse" (slots in order)
       "optim": {"name": "adam",                    # "adam" | "adamw"
                 "learning_rate": 5e-4, "warmup_steps": 200,
-                "decay": "cosine",                 # "cosine" | "constant" | "warmup_hold_decay"
-                "end_learning_rate_fraction": 0.1,  # cosine: the last rate, of the peak
+                # "cosine" | "constant" | "warmup_hold_decay" | "warmup_stable_decay"
+                "decay": "cosine",
+                "end_learning_rate_fraction": 0.1,  # cosine, cool-down: the last rate, of the peak
                 # warmup_hold_decay: the peak held to hold_steps, then times hold_drop, then
                 # times decay_rate per num_steps (training/optimizers.py)
                 "hold_steps": 0, "hold_drop": 0.2, "decay_rate": 0.1,
+                # warmup_stable_decay: the peak until the stopping rule fires (or num_steps −
+                # cooldown_steps), then a linear cool-down over cooldown_steps
+                "cooldown_steps": 1000,
                 "weight_decay": 1e-4, "grad_clip_norm": 1.0},
       "train": {"batch_size": 64, "num_steps": 5_000, "log_every": 50, "eval_every": 1_000,
                 "checkpoint_every": 1_000, "keep_checkpoints": 3, "eval_examples": 1000,
                 "health_examples": 64,     # ID training images of the slot health check
                 # stop once the held-out ID error fell by less than stop_improvement over the
-                # last stop_window steps (0: train to num_steps, the cap; training/stopping.py)
+                # last stop_window steps (0: train to num_steps, the cap; training/stopping.py);
+                # under optim.decay="warmup_stable_decay" the cool-down starts there instead
                 "stop_window": 0, "stop_improvement": 0.02, "min_steps": 0},
       "mesh": {"data": -1,                         # devices on the data axis; -1 = all
                "fsdp_min_size": 0},                # shard arrays this big over it; 0 = off
@@ -148,6 +153,7 @@ def inversion_config() -> ml_collections.ConfigDict:
                  "optim": {"name": "adam", "learning_rate": 3e-4, "warmup_steps": 100,
                            "decay": "cosine", "end_learning_rate_fraction": 0.1,
                            "hold_steps": 0, "hold_drop": 0.2, "decay_rate": 0.1,
+                           "cooldown_steps": 1000,
                            "weight_decay": 1e-4, "grad_clip_norm": 1.0}},
   })
 

@@ -45,9 +45,10 @@ _ADDED_LATER = {"model": {"candidates": 1, "keep_candidate_at": 0,
                 "data": {"sprites.strip_overlap": 0.0},
                 "loss": {"jacobian_overlap_weight": 0.0, "jacobian_overlap_warmup_steps": 0,
                          "jacobian_overlap_examples": 8, "consistency_start_step": 0},
-                "optim": {"hold_steps": 0, "hold_drop": 0.2, "decay_rate": 0.1},
+                "optim": {"hold_steps": 0, "hold_drop": 0.2, "decay_rate": 0.1,
+                          "cooldown_steps": 1000},
                 "replay": {"optim.hold_steps": 0, "optim.hold_drop": 0.2,
-                           "optim.decay_rate": 0.1}}
+                           "optim.decay_rate": 0.1, "optim.cooldown_steps": 1000}}
 
 
 def _without(value: dict, dotted: str, old) -> dict:

@@ -7,9 +7,16 @@ training stops once t ≥ `train.min_steps` and
   e(t) > (1 − `train.stop_improvement`) · min_{s ≤ t − `train.stop_window`} e(s),
 
 i.e. the error fell by less than that fraction over the last `stop_window` steps;
-`train.num_steps` is the cap (and the length of the learning-rate schedule).
-`train.stop_window` = 0 trains to the cap. The step it stopped at is kept in
-`{workdir}/stopped.json`, which later runs of the same training read instead of going on.
+`train.num_steps` is the cap. `train.stop_window` = 0 trains to the cap.
+
+Under a schedule tied to the cap (a cosine decay to `num_steps`) the error's late fall is partly
+the schedule's annealing, and training ends where the rule fires. Under
+`optim.decay="warmup_stable_decay"` the rate is constant while the rule watches, and where it
+fires the cool-down starts: training ends `optim.cooldown_steps` later (the cap's own
+cool-down, which starts at num_steps − cooldown_steps, ends the rule's watch).
+
+Where it fired and where training ends are kept in `{workdir}/stopped.json`, which later runs
+of the same training read instead of watching again.
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ import ml_collections
 from compgen import errors
 from compgen import files
 
-FILE = "stopped.json"  # in a workdir: {"step", "test_id/recon_mse", "reason"}
+FILE = "stopped.json"  # in a workdir: {"step" it fired at, "end", "test_id/recon_mse", "reason"}
 
 
 def check(train: ml_collections.ConfigDict) -> None:
@@ -52,9 +59,20 @@ def read(workdir: str) -> dict | None:
   return files.read_json(path) if path.exists() else None
 
 
-def record(workdir: str, step: int, error: float, window: int, improvement: float) -> dict:
-  value = {"step": int(step), "test_id/recon_mse": float(error),
-           "reason": f"held-out ID error fell by less than {improvement:.0%} over the last "
-                     f"{window} steps"}
+def end_step(workdir: str, num_steps: int) -> int:
+  """The step the training of `workdir` ends at: the cap, or where the rule ended it."""
+  stopped = read(workdir)
+  return num_steps if stopped is None else min(stopped.get("end", stopped["step"]), num_steps)
+
+
+def record(workdir: str, step: int, error: float, window: int, improvement: float,
+           cooldown: int = 0) -> dict:
+  """Keeps that the rule fired at `step`; training ends `cooldown` steps later."""
+  reason = (f"held-out ID error fell by less than {improvement:.0%} over the last {window} "
+            "steps")
+  if cooldown:
+    reason += f"; the learning rate cools down until step {step + cooldown}"
+  value = {"step": int(step), "end": int(step + cooldown), "test_id/recon_mse": float(error),
+           "reason": reason}
   files.write_json(files.path(workdir, FILE), value)
   return value

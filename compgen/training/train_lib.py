@@ -113,7 +113,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """Trains the configured autoencoder on ID data, resuming from `workdir` if it holds a run.
 
   `stop_at_step` ends this call early, with a checkpoint, at that step (the learning-rate
-  schedule still follows `train.num_steps`); calling again continues the same run.
+  schedule still follows `train.num_steps`); calling again continues the same run. With
+  `train.stop_window` > 0 the stopping rule may end it sooner (`stopping`).
   """
   config_checks.check_values(config)
   num, keep_at = candidates.count(config), candidates.keep_step(config)  # checked first
@@ -132,7 +133,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                  for split, source in sources.items()}
 
   model = trained.build_model(config, eval_arrays["train"])
-  optimizer = optimizers.make_optimizer(config.optim, tc.num_steps)
+  stopped = stopping.read(workdir)
+  cooldown = (optimizers.cooldown_steps(config.optim, tc.num_steps)
+              if config.optim.decay == "warmup_stable_decay" else 0)
+  optimizer = optimizers.make_optimizer(
+      config.optim, tc.num_steps, stopped["step"] if cooldown and stopped else None)
   root = jax.random.PRNGKey(config.seed)
   init_state = state_initializer(config, model, optimizer, eval_arrays["train"])
   repl = parallel.replicated(mesh)
@@ -164,10 +169,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   step_key = jax.random.fold_in(root, 1)
   scorer = trained.candidate_scorer(config, model, infer, eval_arrays["train"], mesh)
   score_by = candidates.score_name(config)
-  stop = tc.num_steps if stop_at_step is None else min(stop_at_step, tc.num_steps)
-  stopped = stopping.read(workdir)
-  if stopped is not None and stopped["step"] == latest:  # converged before: finished
-    stop = latest
+  end = stopping.end_step(workdir, tc.num_steps)
+  stop = end if stop_at_step is None else min(stop_at_step, end)
   history = {row["step"]: row[HELD_OUT] for row in writer.rows() if HELD_OUT in row}
   levelled_off = stopping.rule(tc, not_before=keep_at + 1 if cut else 0)
 
@@ -187,10 +190,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
               if k in metrics}
 
     def converged(step):
-      if not levelled_off(history, step):
-        return False
-      print(f"\nConverged at step {step}: " + stopping.record(
-          workdir, step, history[step], tc.stop_window, tc.stop_improvement)["reason"] + ".")
+      nonlocal stopped
+      if stopped is not None or step >= tc.num_steps - cooldown or not levelled_off(history, step):
+        return False  # (the rule watches until the cap's own cool-down starts)
+      stopped = stopping.record(workdir, step, history[step], tc.stop_window,
+                                tc.stop_improvement, cooldown)
+      print(f"\nConverged at step {step}: {stopped['reason']}.")
       return True
     return resumed_run.run(
         step_fn, state, stop=until, num_steps=tc.num_steps, batch_size=tc.batch_size,
@@ -207,9 +212,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       size = 1
       _, _, sharding, train_step = phase(size)
       state = jax.device_put(state, sharding)
-  if step < stop:
+  while step < stop:
     state, step = run(state, stop)
-  if step < tc.num_steps and stopping.read(workdir) is None:
+    if step < stop:  # the rule fired: training ends there, or after the cool-down from there
+      stop = min(stop, stopping.end_step(workdir, tc.num_steps))
+      if step < stop:
+        optimizer = optimizers.make_optimizer(config.optim, tc.num_steps, stopped["step"])
+        train_step = phase(size)[3]
+  if step < stopping.end_step(workdir, tc.num_steps):
     print(f"Stopped at step {step} of {tc.num_steps}; run again to continue.")
     return state
   params, record = state.params, None

@@ -1,14 +1,19 @@
 """The stopping rule (`training/stopping.py`) on known error curves, and in a training run:
-it stops there, records the step, and a rerun neither trains on nor logs again."""
+it stops there, records the step, and a rerun neither trains on nor logs again; under
+warmup_stable_decay it starts the cool-down there instead."""
 import json
 import os
+import shutil
+import tempfile
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
 from compgen import errors
-from compgen.training import stopping, train_lib, trained
+from compgen.training import optimizers, stopping, train_lib, trained
 
 
 def _first_stop(curve, every, window, improvement, min_steps=0):
@@ -69,3 +74,73 @@ def test_training_stops_when_levelled_records_it_and_a_rerun_changes_nothing(tmp
   again = train_lib.train_and_evaluate(config, str(tmp_path))
   assert int(again.step) == 30
   assert (tmp_path / "metrics.jsonl").read_text().splitlines() == rows
+
+
+def _wsd(**kwargs):
+  return ml_collections.ConfigDict(dict(
+      learning_rate=1e-3, decay="warmup_stable_decay", warmup_steps=100, cooldown_steps=400,
+      end_learning_rate_fraction=0.1, **kwargs))
+
+
+@pytest.mark.parametrize("start", [None, 2000])
+def test_warmup_stable_decay_holds_the_peak_until_its_start_then_cools_down_linearly(start):
+  schedule = optimizers.learning_rate_schedule(_wsd(), 10_000, cooldown_start=start)
+  s = 10_000 - 400 if start is None else start  # the cap's own cool-down by default
+  expected = {0: 0.0, 50: 5e-4, 100: 1e-3, s - 1: 1e-3, s: 1e-3, s + 100: 1e-3 - 0.25 * 9e-4,
+              s + 200: 5.5e-4, s + 400: 1e-4, s + 401: 1e-4}
+  for t, lr in expected.items():
+    assert float(schedule(t)) == pytest.approx(lr, rel=1e-5), t
+
+
+def test_an_optimizer_made_again_with_a_start_goes_on_from_the_same_state():
+  params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+  before = optimizers.make_optimizer(_wsd(name="adam", grad_clip_norm=1.0), 1000)
+  after = optimizers.make_optimizer(_wsd(name="adam", grad_clip_norm=1.0), 1000, 300)
+  state = before.init(params)
+  assert jax.tree.structure(state) == jax.tree.structure(after.init(params))
+  grads = jax.tree.map(jnp.ones_like, params)
+  for _ in range(3):
+    _, state = before.update(grads, state, params)
+  update, _ = after.update(grads, state, params)  # step 3, in the warm-up: rate 3e-5
+  np.testing.assert_allclose(update["w"], -3e-5 * np.ones((3, 2)), rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def cooled_down(tmp_path_factory, config_of):
+  """Under warmup_stable_decay a rule that fires at step 30 (as above) with a cool-down of 10
+  steps: (config, workdir, final state) of the uninterrupted run."""
+  config = config_of("sprites", "smoke")
+  config.optim.update(decay="warmup_stable_decay", cooldown_steps=10)
+  config.train.update(num_steps=80, eval_every=10, checkpoint_every=20, stop_window=20,
+                      stop_improvement=0.95)
+  workdir = str(tmp_path_factory.mktemp("cooled_down"))
+  return config, workdir, train_lib.train_and_evaluate(config, workdir)
+
+
+def test_the_rule_starts_the_cool_down_and_training_ends_after_it(cooled_down):
+  config, workdir, state = cooled_down
+  record = stopping.read(workdir)
+  assert (record["step"], record["end"], int(state.step)) == (30, 40, 40)
+  assert "cools down until step 40" in record["reason"]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["20", "30", "40"]
+  assert trained.training_record(workdir)["step"] == 40
+  # the same as a run whose cap puts its own cool-down there: 40 steps, cool-down from 30
+  fixed = config.copy_and_resolve_references()
+  fixed.train.update(num_steps=40, stop_window=0)
+  other = tempfile.mkdtemp()
+  try:
+    capped = train_lib.train_and_evaluate(fixed, other)
+  finally:
+    shutil.rmtree(other)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               state.params, capped.params)
+
+
+def test_a_run_stopped_in_the_cool_down_resumes_into_it(cooled_down, tmp_path):
+  config, _, state = cooled_down
+  first = train_lib.train_and_evaluate(config, str(tmp_path), stop_at_step=35)
+  assert int(first.step) == 35 and stopping.read(str(tmp_path))["end"] == 40
+  resumed = train_lib.train_and_evaluate(config, str(tmp_path))
+  assert int(resumed.step) == 40
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               state.params, resumed.params)
