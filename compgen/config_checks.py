@@ -24,8 +24,9 @@ CHOICES = {
     "model.encoders.query_transformer.query_init": ("uniform", "normal"),
     "experiment.readout_fit": ("encoder", "own"),
     **{f"{optim}.{key}": values for optim in ("optim", "replay.optim")
-       for key, values in (("name", ("adam", "adamw")), ("decay", ("cosine", "constant", "warmup_hold_decay",
-                                                         "warmup_stable_decay")))},
+       for key, values in (("name", ("adam", "adamw")),
+                           ("decay", ("cosine", "constant", "warmup_hold_decay",
+                                      "warmup_stable_decay")))},
 }
 
 

@@ -59,10 +59,16 @@ def read(workdir: str) -> dict | None:
   return files.read_json(path) if path.exists() else None
 
 
-def end_step(workdir: str, num_steps: int) -> int:
-  """The step the training of `workdir` ends at: the cap, or where the rule ended it."""
-  stopped = read(workdir)
+def end_step(stopped: dict | None, num_steps: int) -> int:
+  """The step a training ends at, from its `read` record: the cap, or where the rule ended it."""
   return num_steps if stopped is None else min(stopped.get("end", stopped["step"]), num_steps)
+
+
+def fell_over(history: dict[int, float], step: int, window: int) -> float | None:
+  """1 − e(step) / e(step − window): how much the error fell over the last `window` steps
+  (None without an evaluation there)."""
+  earlier = history.get(step - window)
+  return None if earlier is None else 1 - history[step] / earlier
 
 
 def record(workdir: str, step: int, error: float, window: int, improvement: float,

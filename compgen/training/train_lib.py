@@ -169,7 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   step_key = jax.random.fold_in(root, 1)
   scorer = trained.candidate_scorer(config, model, infer, eval_arrays["train"], mesh)
   score_by = candidates.score_name(config)
-  end = stopping.end_step(workdir, tc.num_steps)
+  end = stopping.end_step(stopped, tc.num_steps)
   stop = end if stop_at_step is None else min(stop_at_step, end)
   history = {row["step"]: row[HELD_OUT] for row in writer.rows() if HELD_OUT in row}
   levelled_off = stopping.rule(tc, not_before=keep_at + 1 if cut else 0)
@@ -191,8 +191,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     def converged(step):
       nonlocal stopped
-      if stopped is not None or step >= tc.num_steps - cooldown or not levelled_off(history, step):
-        return False  # (the rule watches until the cap's own cool-down starts)
+      watching = stopped is None and step < tc.num_steps - cooldown  # (until the cap's cool-down)
+      if not (watching and levelled_off(history, step)):
+        return False
       stopped = stopping.record(workdir, step, history[step], tc.stop_window,
                                 tc.stop_improvement, cooldown)
       print(f"\nConverged at step {step}: {stopped['reason']}.")
@@ -215,11 +216,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   while step < stop:
     state, step = run(state, stop)
     if step < stop:  # the rule fired: training ends there, or after the cool-down from there
-      stop = min(stop, stopping.end_step(workdir, tc.num_steps))
+      stop = min(stop, stopping.end_step(stopped, tc.num_steps))
       if step < stop:
         optimizer = optimizers.make_optimizer(config.optim, tc.num_steps, stopped["step"])
         train_step = phase(size)[3]
-  if step < stopping.end_step(workdir, tc.num_steps):
+  if step < stopping.end_step(stopped, tc.num_steps):
     print(f"Stopped at step {step} of {tc.num_steps}; run again to continue.")
     return state
   params, record = state.params, None

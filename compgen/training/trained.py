@@ -56,7 +56,7 @@ def restore_trained(config: ml_collections.ConfigDict, workdir: str, mesh=None):
   """
   mesh = mesh or parallel.make_mesh(config.mesh)
   model, params, step = restore_candidates(config, workdir, mesh)
-  if step < stopping.end_step(workdir, config.train.num_steps) and jax.process_index() == 0:
+  if step < stopping.end_step(stopping.read(workdir), config.train.num_steps) and jax.process_index() == 0:
     print(f"NOTE: the model in {workdir} is unfinished: its training stopped at step {step} of "
           f"{config.train.num_steps} (interrupted, or run with a stop step). Run the training "
           "again to finish it; until then this is the model used.")

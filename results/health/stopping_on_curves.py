@@ -33,7 +33,7 @@ def main():
                if "test_id/recon_mse" in row}
     steps = sorted(curve)
     last = steps[-1]
-    fell = {f"last_{w}": 1 - curve[last] / curve[last - w] for w in (2000, 4000)
+    fell = {f"last_{w}": stopping.fell_over(curve, last, w) for w in (2000, 4000)
             if last - w in curve}
     stops = {f"{w}/{i}": next((t for t in steps if stopping.levelled_off(
         curve, t, w, i, args.not_before)), None) for w in WINDOWS for i in IMPROVEMENTS}

@@ -3,8 +3,6 @@ it stops there, records the step, and a rerun neither trains on nor logs again; 
 warmup_stable_decay it starts the cool-down there instead."""
 import json
 import os
-import shutil
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -117,7 +115,7 @@ def cooled_down(tmp_path_factory, config_of):
   return config, workdir, train_lib.train_and_evaluate(config, workdir)
 
 
-def test_the_rule_starts_the_cool_down_and_training_ends_after_it(cooled_down):
+def test_the_rule_starts_the_cool_down_and_training_ends_after_it(cooled_down, tmp_path):
   config, workdir, state = cooled_down
   record = stopping.read(workdir)
   assert (record["step"], record["end"], int(state.step)) == (30, 40, 40)
@@ -127,11 +125,7 @@ def test_the_rule_starts_the_cool_down_and_training_ends_after_it(cooled_down):
   # the same as a run whose cap puts its own cool-down there: 40 steps, cool-down from 30
   fixed = config.copy_and_resolve_references()
   fixed.train.update(num_steps=40, stop_window=0)
-  other = tempfile.mkdtemp()
-  try:
-    capped = train_lib.train_and_evaluate(fixed, other)
-  finally:
-    shutil.rmtree(other)
+  capped = train_lib.train_and_evaluate(fixed, str(tmp_path))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                state.params, capped.params)
 

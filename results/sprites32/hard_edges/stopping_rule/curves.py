@@ -15,6 +15,7 @@ import json
 
 from compgen import files
 from compgen import plots
+from compgen.training import stopping
 
 ERROR, R2 = "test_id/recon_mse", "test_id/matched_r2"
 
@@ -34,9 +35,10 @@ def main():
     curve = {r["step"]: (r[ERROR], r[R2]) for r in evaluated}  # the last row of a step wins
     steps = sorted(curve)
     end = steps[-1]
+    errors = {s: error for s, (error, _) in curve.items()}
     out[label] = {"metrics": path, "last_step": end,
                   "curve": [[s, *curve[s]] for s in steps],
-                  "fell_over": {f"last_{w}": 1 - curve[end][0] / curve[end - w][0]
+                  "fell_over": {f"last_{w}": stopping.fell_over(errors, end, w)
                                 for w in (2000, 4000) if end - w in curve}}
     rows += [{"step": s, f"{label}: ID matched R²": curve[s][1],
               f"{label}: held-out ID error": curve[s][0]} for s in steps]
