@@ -8,9 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+from compgen import config_lib
 from compgen.data import pipeline, report, scenes
+from compgen.training import optimizers
 
-VARIANTS = {"sprites": ["", "smoke", "held_out,smoke", "iid,smoke"],
+VARIANTS = {"sprites": ["", "smoke", "held_out,smoke", "iid,smoke", "rule,smoke"],
             "synthetic": ["", "smoke", "n1,smoke", "n2,smoke", "mlp,smoke", "iid,smoke",
                           "diagonal,smoke"]}
 
@@ -114,3 +116,29 @@ def test_the_consistency_variant_switches_the_loss_on_at_a_third_of_training(siz
   loss = config_of("sprites", f"consistency,{size}").loss
   assert (loss.consistency_weight, loss.consistency_matching) == (1.0, "permutation_invariant")
   assert loss.consistency_start_step == steps // 3 and loss.consistency_warmup_steps == 0
+
+
+@pytest.mark.parametrize("size, cap, cooldown", [("quickstart", 8000, 1000),
+                                                 ("bench32", 36_000, 2000),
+                                                 ("bench64", 24_000, 2000)])
+def test_the_rule_variant_holds_the_rate_to_its_cap_and_cools_down_once_it_fires(
+    size, cap, cooldown, config_of):
+  config = config_of("sprites", f"rule,{size}")
+  assert (config.train.num_steps, config.train.stop_window,
+          config.train.stop_improvement) == (cap, 2000, 0.02)
+  peak, warmup = config.optim.learning_rate, config.optim.warmup_steps
+  held = optimizers.learning_rate_schedule(config.optim, cap)
+  assert float(held(warmup)) == pytest.approx(peak)  # the peak from the warm-up on,
+  assert float(held(cap - cooldown)) == pytest.approx(peak)  # to the cap's cool-down
+  assert float(held(cap)) == pytest.approx(peak * config.optim.end_learning_rate_fraction)
+  fired = optimizers.learning_rate_schedule(config.optim, cap, cooldown_start=5000)
+  fraction = config.optim.end_learning_rate_fraction
+  assert float(fired(5000 + cooldown // 2)) == pytest.approx(peak * (1 + fraction) / 2, rel=1e-3)
+
+
+def test_the_rule_variant_without_a_cap_of_its_size_is_refused_with_the_fix(config_of):
+  with pytest.raises(config_lib.ConfigError, match=r"rule variant needs a size with a cap.*"
+                     r"--config.train.stop_window=2000"):
+    config_of("sprites", "rule,fast32")
+  with pytest.raises(config_lib.ConfigError, match="both set the learning-rate schedule"):
+    config_of("sprites", "rule,quickstart,transformer_vae_released")
