@@ -2,7 +2,7 @@ r"""The whole experiment in one job: ID training → encoder, search, replay, re
 for the configured decoder and the unconstrained control; scores ID vs OOD, writes
 results.json, results.md and figures to the workdir, and prints the table.
 
-  python -m compgen.experiment --config=configs/sprites.py:quickstart --workdir=/tmp/compgen/exp
+  python -m compgen.experiment --config=configs/sprites.py:quickstart,rule --workdir=/tmp/compgen/exp
 
 Rerunning reuses the checkpoints and cached latents already in the workdir.
 """
