@@ -74,6 +74,7 @@ RELEASED_SHARES = {"warmup": 10_000 / RELEASED_STEPS, "hold": 30_000 / RELEASED_
 # still falls by > 2% per 2,000 steps at 16,000, so the cap sets the quickstart's length.
 RULE_CAPS = {"quickstart": (8000, 1000), "bench32": (36_000, 2000), "bench64": (24_000, 2000)}
 
+
 def get_config(arg=None):
   model_groups = config_lib.MODEL_VARIANT_GROUPS
   variants = config_lib.parse_variants(
