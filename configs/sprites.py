@@ -44,7 +44,8 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
            and src/train.py, --consistency_ignite_epoch 100 of --epochs 300)
   length:  rule (the length from the ID data: the learning rate held at its peak after the
            warm-up until the held-out ID error fell by < 2% over 2,000 steps, then cooled down
-           to a tenth and stopped; the size's step count becomes `RULE_CAPS`' cap;
+           to a tenth and stopped; the size's step count becomes `RULE_CAPS`' cap, or is the cap
+           for a size without one;
            results/sprites32/stopping_rule/, results/health/)
   remedy:  population (3 inits side by side, the one whose slots are most clearly objects
            kept at an eighth of training: 1.25x one model's steps; measured at 64x64, where
@@ -57,7 +58,6 @@ so no variant undoes another and their order never matters.
 Measured results and commands: results/README.md.
 """
 from compgen import config_lib
-from compgen import errors
 
 # Training steps of the 64×64 benchmark (results/sprites64/README.md says how they were chosen).
 BENCH64_STEPS = 16_000
@@ -143,12 +143,7 @@ def get_config(arg=None):
                         keep_checkpoints=13)
   if "rule" in variants:  # after the sizes, before smoke and the shares of their steps below
     size = next((size for size in RULE_CAPS if size in variants), None)
-    if size is None and "smoke" not in variants:
-      raise errors.ConfigError(
-          f"The rule variant needs a size with a cap ({', '.join(RULE_CAPS)}), e.g. "
-          "--config=configs/sprites.py:bench32,rule; for another size set "
-          "--config.optim.decay=warmup_stable_decay --config.train.stop_window=2000 and the "
-          "cap as --config.train.num_steps.")
+    # a size without a cap here keeps its own step count as the cap
     cap, cooldown = RULE_CAPS.get(size, (config.train.num_steps, 1000))
     config.optim.update(decay="warmup_stable_decay", cooldown_steps=cooldown)
     config.train.update(num_steps=cap, stop_window=2000, stop_improvement=0.02)

@@ -136,9 +136,8 @@ def test_the_rule_variant_holds_the_rate_to_its_cap_and_cools_down_once_it_fires
   assert float(fired(5000 + cooldown // 2)) == pytest.approx(peak * (1 + fraction) / 2, rel=1e-3)
 
 
-def test_the_rule_variant_without_a_cap_of_its_size_is_refused_with_the_fix(config_of):
-  with pytest.raises(config_lib.ConfigError, match=r"rule variant needs a size with a cap.*"
-                     r"--config.train.stop_window=2000"):
-    config_of("sprites", "rule,fast32")
+def test_the_rule_variant_keeps_the_step_count_of_a_size_without_a_cap_and_not_the_released_schedule(
+    config_of):
+  assert config_of("sprites", "rule,fast32").train.num_steps == config_of("sprites", "fast32").train.num_steps
   with pytest.raises(config_lib.ConfigError, match="both set the learning-rate schedule"):
     config_of("sprites", "rule,quickstart,transformer_vae_released")
