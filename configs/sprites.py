@@ -129,7 +129,7 @@ def get_config(arg=None):
   if "bench64" in variants:  # the anchor's resolution and shapes (square and triangle)
     data.sprites.update(resolution=64, shapes=("square", "triangle"))
     config.train.num_steps = BENCH64_STEPS
-  if "quickstart" in variants or "long16" in variants:  # with rule: launch/quickstart.sh's
+  if "quickstart" in variants or "long16" in variants:  # with rule, launch/quickstart.sh's job
     data.sprites.resolution = 16
     # One model per seed. Under this cosine to 4,000 steps 2 of 5 seeds learn object slots
     # (also with two inits: results/health/); under rule's constant rate 5 of 5 do, their
@@ -143,8 +143,8 @@ def get_config(arg=None):
                         keep_checkpoints=13)
   if "rule" in variants:  # after the sizes, before smoke and the shares of their steps below
     size = next((size for size in RULE_CAPS if size in variants), None)
-    # a size without a cap here keeps its own step count as the cap
-    cap, cooldown = RULE_CAPS.get(size, (config.train.num_steps, 1000))
+    # a size without a cap here keeps its own step count as the cap and the default cool-down
+    cap, cooldown = RULE_CAPS.get(size, (config.train.num_steps, config.optim.cooldown_steps))
     config.optim.update(decay="warmup_stable_decay", cooldown_steps=cooldown)
     config.train.update(num_steps=cap, stop_window=2000, stop_improvement=0.02)
   if "smoke" in variants:

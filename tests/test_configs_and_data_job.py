@@ -136,8 +136,9 @@ def test_the_rule_variant_holds_the_rate_to_its_cap_and_cools_down_once_it_fires
   assert float(fired(5000 + cooldown // 2)) == pytest.approx(peak * (1 + fraction) / 2, rel=1e-3)
 
 
-def test_the_rule_variant_keeps_the_step_count_of_a_size_without_a_cap_and_not_the_released_schedule(
+def test_the_rule_variant_keeps_a_capless_size_s_steps_and_refuses_the_released_schedule(
     config_of):
-  assert config_of("sprites", "rule,fast32").train.num_steps == config_of("sprites", "fast32").train.num_steps
+  steps = config_of("sprites", "fast32").train.num_steps
+  assert config_of("sprites", "rule,fast32").train.num_steps == steps
   with pytest.raises(config_lib.ConfigError, match="both set the learning-rate schedule"):
     config_of("sprites", "rule,quickstart,transformer_vae_released")
