@@ -123,8 +123,9 @@ def training_config() -> ml_collections.ConfigDict:
       "train": {"batch_size": 64, "num_steps": 5_000, "log_every": 50, "eval_every": 1_000,
                 "checkpoint_every": 1_000, "keep_checkpoints": 3, "eval_examples": 1000,
                 "health_examples": 64,     # ID training images of the slot health check
-                # stop once the held-out ID error fell by less than stop_improvement over the
-                # last stop_window steps (0: train to num_steps, the cap; training/stopping.py);
+                # stop once the best held-out ID error of the last stop_window steps is less
+                # than stop_improvement better than the best before (0: train to num_steps,
+                # the cap; training/stopping.py);
                 # under optim.decay="warmup_stable_decay" the cool-down starts there instead
                 "stop_window": 0, "stop_improvement": 0.02, "min_steps": 0},
       "mesh": {"data": -1,                         # devices on the data axis; -1 = all

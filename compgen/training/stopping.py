@@ -2,12 +2,13 @@
 
 At each evaluation step t (every `train.eval_every` steps) with the errors e(s) of the
 held-out ID images (`test_id`, the first `train.eval_examples`) at the evaluations so far,
-training stops once t ≥ `train.min_steps` and
+training stops once t ≥ `train.min_steps` and, with w = `train.stop_window`,
 
-  e(t) > (1 − `train.stop_improvement`) · min_{s ≤ t − `train.stop_window`} e(s),
+  min_{t − w < s ≤ t} e(s) > (1 − `train.stop_improvement`) · min_{s ≤ t − w} e(s),
 
-i.e. the error fell by less than that fraction over the last `stop_window` steps;
-`train.num_steps` is the cap. `train.stop_window` = 0 trains to the cap.
+i.e. the best error of the last w steps is less than that fraction better than the best
+before them. The window's best, not e(t) alone: one noisy evaluation above a still-falling
+curve does not end training. `train.num_steps` is the cap. `train.stop_window` = 0 trains to the cap.
 
 Under a schedule tied to the cap (a cosine decay to `num_steps`) the error's late fall is partly
 the schedule's annealing, and training ends where the rule fires. Under
@@ -43,7 +44,8 @@ def levelled_off(history: dict[int, float], step: int, window: int, improvement:
   if not window or step < max(min_steps, window) or step not in history:
     return False
   earlier = [e for s, e in history.items() if s <= step - window]
-  return bool(earlier) and history[step] > (1 - improvement) * min(earlier)
+  recent = [e for s, e in history.items() if step - window < s <= step]
+  return bool(earlier) and min(recent) > (1 - improvement) * min(earlier)
 
 
 def rule(train: ml_collections.ConfigDict, not_before: int = 0):
@@ -74,8 +76,8 @@ def fell_over(history: dict[int, float], step: int, window: int) -> float | None
 def record(workdir: str, step: int, error: float, window: int, improvement: float,
            cooldown: int = 0) -> dict:
   """Keeps that the rule fired at `step`; training ends `cooldown` steps later."""
-  reason = (f"held-out ID error fell by less than {improvement:.0%} over the last {window} "
-            "steps")
+  reason = (f"the best held-out ID error of the last {window} steps is less than "
+            f"{improvement:.0%} below the best before them")
   if cooldown:
     reason += f"; the learning rate cools down until step {step + cooldown}"
   value = {"step": int(step), "end": int(step + cooldown), "test_id/recon_mse": float(error),

@@ -52,6 +52,34 @@ def test_noise_below_the_best_earlier_error_is_progress():
   assert not stopping.levelled_off(history, 4000, 1000, 0.02)
 
 
+def test_one_noisy_evaluation_above_a_falling_curve_does_not_stop_it():
+  # the held-out errors of bench32,rule seed 1 at 10k-12k (results/sprites32/stopping_rule/seed1/):
+  # 12k is 45% above 11k, but 11k is 6% below 10k, so the window's best still improved
+  history = {8000: 0.000720, 9000: 0.000690, 10_000: 0.000668, 11_000: 0.000626,
+             12_000: 0.000908}
+  assert not stopping.levelled_off(history, 12_000, 2000, 0.02)
+  for step in (13_000, 14_000, 15_000):  # then a plateau 4% below 11k's error
+    history[step] = 0.000600
+  assert not stopping.levelled_off(history, 13_000, 2000, 0.02)
+  assert not stopping.levelled_off(history, 14_000, 2000, 0.02)  # still 4% below 12k's best
+  assert stopping.levelled_off(history, 15_000, 2000, 0.02)  # the window (13k, 15k] is level
+
+
+def test_on_the_committed_curves_only_a_level_error_stops():
+  # the hard-edged 32x32 run's error had levelled off where the rule fired (22,000); the soft
+  # seeds' was still falling through the noisy evaluation each fired on
+  root = os.path.join(os.path.dirname(__file__), "..", "..", "results", "sprites32")
+
+  def curve(folder):
+    with open(os.path.join(root, folder, "train_metrics.jsonl")) as f:
+      rows = [json.loads(line) for line in f]
+    return [r["test_id/recon_mse"] for r in rows if "test_id/recon_mse" in r]
+
+  assert _first_stop(curve("hard_edges/stopping_rule"), 1000, 2000, 0.02) == 22_000
+  assert _first_stop(curve("stopping_rule"), 1000, 2000, 0.02) is None
+  assert _first_stop(curve("stopping_rule/seed1"), 1000, 2000, 0.02) is None
+
+
 def test_a_window_the_evaluations_cannot_measure_is_refused():
   train = ml_collections.ConfigDict({"eval_every": 500, "stop_window": 750})
   with pytest.raises(errors.ConfigError, match="multiple of train.eval_every"):
