@@ -44,8 +44,8 @@ Variants (`--config=configs/sprites.py:VARIANT[,VARIANT]`):
            and src/train.py, --consistency_ignite_epoch 100 of --epochs 300)
   length:  rule (the length from the ID data: the learning rate held at its peak after the
            warm-up until the best held-out ID error of the last 2,000 steps is < 2% below the
-           best before them, then cooled down to a tenth and stopped; the size's step count becomes `RULE_CAPS`' cap, or is the cap
-           for a size without one;
+           best before them, then cooled down to a tenth and stopped; the size's step count
+           becomes `RULE_CAPS`' cap, or is the cap for a size without one;
            results/sprites32/stopping_rule/, results/health/)
   remedy:  population (3 inits side by side, the one whose slots are most clearly objects
            kept at an eighth of training: 1.25x one model's steps; measured at 64x64, where

@@ -8,7 +8,8 @@ training stops once t ≥ `train.min_steps` and, with w = `train.stop_window`,
 
 i.e. the best error of the last w steps is less than that fraction better than the best
 before them. The window's best, not e(t) alone: one noisy evaluation above a still-falling
-curve does not end training. `train.num_steps` is the cap. `train.stop_window` = 0 trains to the cap.
+curve does not end training. `train.num_steps` is the cap; `train.stop_window` = 0 trains
+to it.
 
 Under a schedule tied to the cap (a cosine decay to `num_steps`) the error's late fall is partly
 the schedule's annealing, and training ends where the rule fires. Under

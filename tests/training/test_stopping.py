@@ -61,13 +61,14 @@ def test_one_noisy_evaluation_above_a_falling_curve_does_not_stop_it():
   for step in (13_000, 14_000, 15_000):  # then a plateau 4% below 11k's error
     history[step] = 0.000600
   assert not stopping.levelled_off(history, 13_000, 2000, 0.02)
-  assert not stopping.levelled_off(history, 14_000, 2000, 0.02)  # still 4% below 12k's best
+  assert not stopping.levelled_off(history, 14_000, 2000, 0.02)  # 4% below the best to 12k
   assert stopping.levelled_off(history, 15_000, 2000, 0.02)  # the window (13k, 15k] is level
 
 
 def test_on_the_committed_curves_only_a_level_error_stops():
   # the hard-edged 32x32 run's error had levelled off where the rule fired (22,000); the soft
-  # seeds' was still falling through the noisy evaluation each fired on
+  # seeds' runs, which fired on e(t) alone at an evaluation above the window's best (seed 0
+  # at 19,000, seed 1 at 12,000), do not fire on these curves
   root = os.path.join(os.path.dirname(__file__), "..", "..", "results", "sprites32")
 
   def curve(folder):
